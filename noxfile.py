@@ -1,0 +1,76 @@
+"""Test sessions, one per backend, plus lint. ``nox`` runs every session; ``nox -l`` lists them.
+
+Each ``tests-<backend>`` session installs the package with that backend and runs the whole suite
+with ``SOFTMAX_XP_TEST_BACKENDS=<backend>``, so every numeric test (and the equivalence tests
+against NumPy) runs on that backend.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = False
+
+TEST_EXTRAS = "test,plot,progress"
+# The CPU wheel of torch 2.13.0 is what these machines carry; a bare "torch" pulls a CUDA build.
+TORCH = "torch==2.13.0"
+BACKENDS = ("numpy", "array_api_strict", "torch", "cupy")
+
+
+def _cupy_extra() -> str:
+    """``cuda12`` or ``cuda13``, by the CUDA version the driver reports; the reason to skip if none.
+
+    Checked before installing, so a machine without a GPU never downloads ~130 MB of CuPy.
+    """
+    if shutil.which("nvidia-smi") is None:
+        raise LookupError("no NVIDIA driver (nvidia-smi not found)")
+    result = subprocess.run(["nvidia-smi"], capture_output=True, text=True, check=False)
+    found = re.search(r"CUDA Version:\s*(\d+)", result.stdout)
+    if result.returncode != 0 or found is None:
+        raise LookupError(f"nvidia-smi found no usable GPU ({result.stderr.strip() or 'no CUDA'})")
+    return "cuda13" if int(found.group(1)) >= 13 else "cuda12"
+
+
+def _install_for(session: nox.Session, backend: str) -> None:
+    extras = TEST_EXTRAS
+    if backend == "cupy":
+        try:
+            extras += "," + _cupy_extra()
+        except LookupError as exc:
+            session.skip(f"{exc}; the CuPy tests need a machine with an NVIDIA GPU.")
+    session.install("-e", f".[{extras}]", *([TORCH] if backend == "torch" else []))
+
+
+def _tests_session(backend: str) -> None:
+    @nox.session(name=f"tests-{backend}")
+    def run_tests(session: nox.Session) -> None:
+        _install_for(session, backend)
+        env = {"SOFTMAX_XP_TEST_BACKENDS": backend, "MPLBACKEND": "Agg"}
+        session.run("pytest", *(session.posargs or ["-q"]), env=env)
+
+    run_tests.__doc__ = f"Run the whole test suite with the {backend} backend."
+
+
+for _backend in BACKENDS:
+    _tests_session(_backend)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """The benchmarks (not part of the default run): ``nox -s bench -- --quick``."""
+    session.install("-e", ".[plot,progress]", TORCH, "scikit-learn")
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,0 +1,46 @@
+"""softmax_xp: the softmax linear classifier, written once against the Python array API.
+
+The same code trains and predicts on NumPy (CPU), CuPy (CUDA GPU), PyTorch and array-api-strict.
+"""
+
+from ._backend import (
+    BackendFallbackWarning,
+    BackendUnavailableError,
+    backend_info,
+    resolve_backend,
+    to_numpy,
+)
+from ._io import ModelFileError
+from .functional import (
+    cross_entropy,
+    log_softmax,
+    logsumexp,
+    loss_and_grads,
+    one_hot,
+    sigmoid,
+    softmax,
+    softmax_jacobian,
+)
+from .model import History, SoftmaxXP
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendFallbackWarning",
+    "BackendUnavailableError",
+    "History",
+    "ModelFileError",
+    "SoftmaxXP",
+    "__version__",
+    "backend_info",
+    "cross_entropy",
+    "log_softmax",
+    "logsumexp",
+    "loss_and_grads",
+    "one_hot",
+    "resolve_backend",
+    "sigmoid",
+    "softmax",
+    "softmax_jacobian",
+    "to_numpy",
+]

@@ -1,0 +1,61 @@
+"""One fixture, ``backend``, runs every numeric test on every backend available here.
+
+``$SOFTMAX_XP_TEST_BACKENDS`` (comma-separated, e.g. ``numpy`` or ``cupy``) narrows the set; the nox
+sessions use it to test one backend each. A backend that cannot run here is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+
+from softmax_xp._backend import Backend, _problem, resolve_backend, to_numpy
+
+ALL_BACKENDS = ("numpy", "array_api_strict", "array_api_strict:device1", "torch", "cupy")
+
+
+def _selected() -> tuple[str, ...]:
+    env = os.environ.get("SOFTMAX_XP_TEST_BACKENDS", "").strip()
+    if not env:
+        return ALL_BACKENDS
+    wanted = {item.strip() for item in env.split(",") if item.strip()}
+    unknown = wanted - {param.split(":")[0] for param in ALL_BACKENDS} - set(ALL_BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"SOFTMAX_XP_TEST_BACKENDS: unknown {sorted(unknown)}")
+    return tuple(p for p in ALL_BACKENDS if p in wanted or p.split(":")[0] in wanted)
+
+
+@pytest.fixture(params=_selected())
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """A resolved :class:`Backend`; ``array_api_strict:device1`` catches a forgotten device=."""
+    name, _, device = request.param.partition(":")
+    problem = _problem(name)
+    if problem is not None:
+        reason = "no CUDA device available" if name == "cupy" else f"{name} unavailable"
+        pytest.skip(f"{reason}: {problem}")
+    return resolve_backend(name, device=device or None, fallback=False)
+
+
+class Arrays:
+    """Helpers that move host data onto a backend and back, for the tests."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.xp = backend.xp
+        self.device = backend.device
+
+    def __call__(self, data: Any, dtype: str | None = "float64") -> Any:
+        dtype = getattr(self.xp, dtype) if isinstance(dtype, str) else dtype
+        return self.xp.asarray(np.asarray(data), dtype=dtype, device=self.device)
+
+    def host(self, x: Any) -> np.ndarray:
+        return to_numpy(x)
+
+
+@pytest.fixture
+def arrays(backend: Backend) -> Arrays:
+    """``arrays(data, dtype)`` puts host data on the backend's device; ``arrays.host(x)`` reads it."""
+    return Arrays(backend)
