@@ -10,6 +10,7 @@ from typing import Any
 from . import _random
 from ._backend import asarray_on, resolve_backend, to_numpy
 from ._io import ModelFileError, read_npz, write_npz_atomic
+from ._sgd import sgd_epoch
 from .functional import loss_and_grads, softmax
 
 __all__ = ["History", "SoftmaxXP"]
@@ -49,8 +50,9 @@ class SoftmaxXP:
     ----------
     input_dim, num_classes
         Number of features ``d`` and classes ``K``; ``W`` is ``d x K``, ``b`` is ``1 x K``.
-    lr, reg, momentum
-        SGD step size, L2 strength (loss term ``0.5 * reg * ||W||^2``) and heavy-ball momentum.
+    lr, reg, momentum, lr_decay
+        SGD step size, L2 strength (loss term ``0.5 * reg * ||W||^2``), heavy-ball momentum, and the
+        factor the step size is multiplied by after each epoch (1.0, the chapter's, keeps it fixed).
     backend, device, fallback
         Where the parameters live; see :func:`softmax_xp.backend_info`.
     dtype
@@ -72,6 +74,7 @@ class SoftmaxXP:
         momentum: float = 0.0,
         device: Any = None,
         fallback: bool = True,
+        lr_decay: float = 1.0,
     ):
         if dtype not in _DTYPES:
             raise ValueError(f"Unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}.")
@@ -80,6 +83,7 @@ class SoftmaxXP:
         self.lr = float(lr)
         self.reg = float(reg)
         self.momentum = float(momentum)
+        self.lr_decay = float(lr_decay)
         self.seed = seed
         self.dtype_name = dtype
         self._backend = resolve_backend(backend, device=device, fallback=fallback)
@@ -144,19 +148,6 @@ class SoftmaxXP:
         X = self._features(X)
         return loss_and_grads(X, self._labels(y, X.shape[0]), self.W, self.b, self.reg)
 
-    def _step(self, X: Array, y: Array) -> Array:
-        """One SGD (or heavy-ball) update on a batch; returns the batch loss as a 0-d array."""
-        loss, dW, db = loss_and_grads(X, y, self.W, self.b, self.reg, xp=self.xp)
-        if self._velocity is None:
-            self.W = self.W - self._lr * dW
-            self.b = self.b - self._lr * db
-        else:
-            vW, vb = self._velocity
-            vW = self._mu * vW - self._lr * dW
-            vb = self._mu * vb - self._lr * db
-            self.W, self.b, self._velocity = self.W + vW, self.b + vb, (vW, vb)
-        return loss
-
     def train(
         self,
         X: Any,
@@ -180,20 +171,27 @@ class SoftmaxXP:
             X_val = self._features(X_val)
             y_val = self._labels(y_val, X_val.shape[0])
         n = X.shape[0]
-        self._lr = xp.asarray(self.lr, dtype=self.dtype, device=self.device)
-        self._mu = xp.asarray(self.momentum, dtype=self.dtype, device=self.device)
         if self.momentum > 0 and self._velocity is None:
             self._velocity = (xp.zeros_like(self.W), xp.zeros_like(self.b))
+        sizes = xp.asarray(_batch_sizes(n, batch_size), dtype=self.dtype, device=self.device)
         history = History()
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             order = asarray_on(self._backend, _random.permutation(self._rng, n), xp.int64)
-            total = xp.zeros((), dtype=self.dtype, device=self.device)
-            for lo in range(0, n, batch_size):
-                idx = order[lo : min(lo + batch_size, n)]
-                batch_loss = self._step(xp.take(X, idx, axis=0), xp.take(y, idx, axis=0))
-                total = total + batch_loss * idx.shape[0]
-            history.loss.append(float(total) / n)
+            self.W, self.b, self._velocity, batch_losses = sgd_epoch(
+                X,
+                y,
+                order,
+                self.W,
+                self.b,
+                self._velocity,
+                lr=self.lr * self.lr_decay ** (epoch - 1),
+                momentum=self.momentum,
+                reg=self.reg,
+                batch_size=batch_size,
+                xp=xp,
+            )
+            history.loss.append(float(xp.sum(batch_losses * sizes)) / n)
             if validate:
                 history.val_accuracy.append(self._accuracy(X_val, y_val))
             history.epoch_time.append(time.perf_counter() - start)
@@ -238,6 +236,7 @@ class SoftmaxXP:
             "lr": self.lr,
             "reg": self.reg,
             "momentum": self.momentum,
+            "lr_decay": self.lr_decay,
             "dtype": self.dtype_name,
             "seed": self.seed,
         }
@@ -272,7 +271,11 @@ class SoftmaxXP:
 
     @staticmethod
     def _header_keys() -> tuple[str, ...]:
-        return ("input_dim", "num_classes", "lr", "reg", "momentum", "dtype", "seed")
+        return ("input_dim", "num_classes", "lr", "reg", "momentum", "lr_decay", "dtype", "seed")
+
+
+def _batch_sizes(n: int, batch_size: int) -> list[int]:
+    return [min(batch_size, n - lo) for lo in range(0, n, batch_size)]
 
 
 def _all_finite(a: Any) -> bool:
