@@ -1,0 +1,285 @@
+"""MNIST: find the four IDX files, verify them, download them on request, and load them.
+
+Where ``load_mnist`` looks:
+
+- ``data_dir`` given: only there; with ``download=True`` missing files are downloaded into it.
+- otherwise, in order: ``$SOFTMAX_XP_DATA``, the copy bundled with this package, the user cache
+  (``$XDG_CACHE_HOME/softmax_xp/mnist``, default ``~/.cache/softmax_xp/mnist``); with
+  ``download=True`` the files are downloaded into the cache when none of those has all four.
+
+The first directory that holds all four files (each raw or ``.gz``) is used. The network is never
+touched unless ``download=True``.
+
+Verification: every file's *decompressed* content is checked against the official SHA-256
+(:data:`MNIST_SHA256`). ``verify=None`` (the default) checks the bundled copy, the cache and
+downloads, but not a directory you name (``data_dir`` or ``$SOFTMAX_XP_DATA``), so the same loader
+reads Fashion-MNIST or any other data set in the MNIST layout. ``verify=True`` checks every source,
+``verify=False`` none (downloads are always checked before they are kept).
+
+Errors, all subclasses of :class:`DatasetError`:
+
+- :class:`DatasetNotFoundError` (also a FileNotFoundError): files missing; lists where it looked.
+- :class:`ChecksumError`: a file's SHA-256 differs; names the file, expected and actual hash.
+- :class:`DownloadError`: every mirror failed for a file; lists each URL and why it failed.
+- :class:`~softmax_xp.datasets.idx.IDXFormatError` (also a ValueError): a file is not valid IDX.
+- :class:`DatasetError` itself: the files are valid IDX but do not form an MNIST-style set.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import urllib.request
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from softmax_xp.datasets.idx import DatasetError, decompressed_bytes, parse_idx
+
+__all__ = [
+    "MNIST_FILES",
+    "MNIST_MIRRORS",
+    "MNIST_SHA256",
+    "ChecksumError",
+    "DatasetNotFoundError",
+    "DownloadError",
+    "bundled_dir",
+    "default_cache_dir",
+    "download_mnist",
+    "load_mnist",
+    "split_validation",
+]
+
+log = logging.getLogger(__name__)
+
+#: The four files, in load order: train images, train labels, test images, test labels.
+MNIST_FILES: tuple[str, ...] = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+#: SHA-256 of each file's decompressed content (the official uncompressed files).
+MNIST_SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+#: Download mirrors, tried in order; each serves ``<mirror><name>.gz``.
+MNIST_MIRRORS: tuple[str, ...] = (
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+)
+
+_CHUNK = 1 << 20
+
+#: One split: images (N, 784) float32 and labels (N,) int64.
+XY = tuple[np.ndarray, np.ndarray]
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """The data set's files are not where we looked; the message lists each place."""
+
+
+class ChecksumError(DatasetError):
+    """A file's SHA-256 (of its decompressed content) is not the expected one."""
+
+
+class DownloadError(DatasetError):
+    """Every mirror failed for a file; the message lists each URL tried and why it failed."""
+
+
+def bundled_dir() -> Path:
+    """The directory of the MNIST copy shipped inside this package."""
+    return Path(__file__).resolve().parent / "data" / "mnist"
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/softmax_xp/mnist``, or ``~/.cache/softmax_xp/mnist``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "softmax_xp" / "mnist"
+
+
+def _find(directory: Path, name: str) -> Path | None:
+    """The raw or ``.gz`` file ``name`` in ``directory``, or None."""
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _missing(directory: Path) -> list[str]:
+    return [name for name in MNIST_FILES if _find(directory, name) is None]
+
+
+def _check_sha256(source: str | Path, actual: str, name: str) -> None:
+    expected = MNIST_SHA256[name]
+    if actual != expected:
+        raise ChecksumError(
+            f"{source}: SHA-256 of the decompressed content is {actual}, expected {expected} "
+            "(corrupt file, or not the official MNIST file; verify=False loads other data sets)"
+        )
+
+
+def _read_checked(path: Path, name: str, verify: bool) -> np.ndarray:
+    data = decompressed_bytes(path)
+    if verify:
+        _check_sha256(path, hashlib.sha256(data).hexdigest(), name)
+    return parse_idx(data, path)
+
+
+def _to_xy(images: np.ndarray, labels: np.ndarray, where: str) -> XY:
+    """Check an images/labels pair and convert it to float32 (N, 784) in [0, 1] and int64."""
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DatasetError(
+            f"{where}: images must be uint8 N x 28 x 28, got {images.dtype} {images.shape}"
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise DatasetError(f"{where}: labels must be uint8 N, got {labels.dtype} {labels.shape}")
+    if len(images) != len(labels):
+        raise DatasetError(f"{where}: {len(images)} images but {len(labels)} labels")
+    if labels.size and int(labels.max()) > 9:
+        raise DatasetError(f"{where}: labels must be in 0..9, found {int(labels.max())}")
+    X = images.reshape(len(images), 28 * 28).astype(np.float32)
+    X /= np.float32(255.0)
+    return X, labels.astype(np.int64)
+
+
+def _load_dir(directory: Path, verify: bool) -> tuple[XY, XY]:
+    paths = [_find(directory, name) for name in MNIST_FILES]
+    if any(p is None for p in paths):
+        raise DatasetNotFoundError(f"{directory}: missing {', '.join(_missing(directory))}")
+    arrays = [
+        _read_checked(path, name, verify)
+        for path, name in zip(paths, MNIST_FILES, strict=True)
+        if path is not None
+    ]
+    train = _to_xy(arrays[0], arrays[1], f"{directory} (train)")
+    test = _to_xy(arrays[2], arrays[3], f"{directory} (t10k)")
+    return train, test
+
+
+def _not_found(tried: list[tuple[str, Path]], hint: str) -> DatasetNotFoundError:
+    lines = [f"  - {path} ({label}): missing {', '.join(_missing(path))}" for label, path in tried]
+    return DatasetNotFoundError("MNIST files not found. Looked in:\n" + "\n".join(lines) + hint)
+
+
+def load_mnist(
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    *,
+    verify: bool | None = None,
+) -> tuple[XY, XY]:
+    """Load MNIST (or any data set in its layout) as ``(X_train, y_train), (X_test, y_test)``.
+
+    X is float32 in [0, 1] with shape (N, 784), C-contiguous; y is int64 in 0..9. See the module
+    docstring for where it looks, what ``verify`` checks, and the errors it raises.
+    """
+    if data_dir is not None:
+        directory = Path(data_dir)
+        if _missing(directory):
+            if not download:
+                hint = "\nPass download=True to download MNIST into it."
+                raise _not_found([("data_dir", directory)], hint)
+            download_mnist(directory)
+        return _load_dir(directory, bool(verify))
+
+    tried: list[tuple[str, Path]] = []
+    env = os.environ.get("SOFTMAX_XP_DATA")
+    sources = [("$SOFTMAX_XP_DATA", Path(env), bool(verify))] if env else []
+    sources += [
+        ("bundled", bundled_dir(), verify is not False),
+        ("cache", default_cache_dir(), verify is not False),
+    ]
+    for label, directory, check in sources:
+        if not _missing(directory):
+            return _load_dir(directory, check)
+        tried.append((label, directory))
+    cache = default_cache_dir()
+    if not download:
+        raise _not_found(tried, f"\nPass download=True to download MNIST into {cache}.")
+    download_mnist(cache)
+    return _load_dir(cache, verify is not False)
+
+
+def _fetch(url: str, tmp: Path, timeout: float) -> None:
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+        shutil.copyfileobj(response, out, _CHUNK)
+
+
+def _sha256_decompressed(path: Path) -> str:
+    digest = hashlib.sha256()
+    with gzip.open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download_one(name: str, dest: Path, mirrors: Sequence[str], timeout: float) -> Path:
+    """Download ``name``.gz from the first mirror that serves a verified copy; atomic."""
+    final = dest / f"{name}.gz"
+    failures: list[str] = []
+    for mirror in mirrors:
+        url = f"{mirror.rstrip('/')}/{name}.gz"
+        fd, tmp_name = tempfile.mkstemp(dir=dest, prefix=f".{name}.gz.", suffix=".part")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            log.info("downloading %s", url)
+            _fetch(url, tmp, timeout)
+            _check_sha256(url, _sha256_decompressed(tmp), name)
+            os.replace(tmp, final)
+            return final
+        except (OSError, ValueError, EOFError, zlib.error, ChecksumError) as exc:
+            # OSError covers URLError, HTTPError, timeouts and gzip.BadGzipFile.
+            failures.append(f"  - {url}: {type(exc).__name__}: {exc}")
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise DownloadError(f"could not download {name}.gz; tried:\n" + "\n".join(failures))
+
+
+def download_mnist(
+    dest_dir: str | os.PathLike[str],
+    mirrors: Sequence[str] | None = None,
+    timeout: float = 60.0,
+) -> Path:
+    """Download the MNIST files missing from ``dest_dir`` (created if needed); return it.
+
+    Each file is fetched into a temporary file in ``dest_dir``, its decompressed SHA-256 checked,
+    then renamed into place, so no partial file is ever left. Mirrors (default
+    :data:`MNIST_MIRRORS`) are tried in order; if all fail, :class:`DownloadError` lists them.
+    """
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    mirror_list = list(MNIST_MIRRORS if mirrors is None else mirrors)
+    if not mirror_list:
+        raise ValueError("mirrors must name at least one URL")
+    for name in _missing(dest):
+        _download_one(name, dest, mirror_list, timeout)
+    return dest
+
+
+def split_validation(
+    X: Any, y: Any, n_val: int = 10_000
+) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+    """Split off the last ``n_val`` samples: ``(X[:-n_val], y[:-n_val]), (X[-n_val:], y[-n_val:])``.
+
+    On MNIST's 60,000 training images this is the chapter's 50,000 / 10,000 split. Views, no copy.
+    """
+    n = len(X)
+    if len(y) != n:
+        raise ValueError(f"X has {n} samples but y has {len(y)}")
+    if not 0 < n_val < n:
+        raise ValueError(f"n_val must be between 1 and {n - 1}, got {n_val}")
+    cut = n - n_val
+    return (X[:cut], y[:cut]), (X[cut:], y[cut:])
