@@ -10,6 +10,7 @@ from ._backend import (
     resolve_backend,
     to_numpy,
 )
+from ._errors import DeviceMemoryError, TrainingDivergedError
 from ._io import ModelFileError
 from .functional import (
     cross_entropy,
@@ -28,9 +29,11 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendFallbackWarning",
     "BackendUnavailableError",
+    "DeviceMemoryError",
     "History",
     "ModelFileError",
     "SoftmaxXP",
+    "TrainingDivergedError",
     "__version__",
     "backend_info",
     "cross_entropy",

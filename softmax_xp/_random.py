@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-__all__ = ["initial_weights", "make_rng", "permutation"]
+__all__ = ["clone", "get_state", "initial_weights", "make_rng", "permutation", "rng_from_state"]
 
 
 def make_rng(seed: int | None) -> np.random.Generator:
@@ -23,3 +25,33 @@ def initial_weights(
 def permutation(rng: np.random.Generator, n: int) -> np.ndarray:
     """A random permutation of ``range(n)`` as int64."""
     return rng.permutation(n).astype(np.int64, copy=False)
+
+
+def get_state(rng: np.random.Generator) -> dict[str, Any]:
+    """The generator's state as a JSON-serialisable dict of strings and ints (for checkpoints)."""
+    return rng.bit_generator.state
+
+
+def rng_from_state(state: Any) -> np.random.Generator:
+    """A PCG64 generator in ``state`` (from :func:`get_state`); ValueError if it is malformed."""
+    if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
+        raise ValueError("the RNG state is not a PCG64 state")
+    inner = state.get("state")
+    numbers = (
+        [*inner.values(), state.get("has_uint32"), state.get("uinteger")]
+        if isinstance(inner, dict)
+        else []
+    )
+    if len(numbers) != 4 or not all(type(v) is int for v in numbers):
+        raise ValueError("the RNG state is malformed")
+    bit_generator = np.random.PCG64()
+    try:
+        bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ValueError(f"the RNG state is malformed ({exc})") from None
+    return np.random.Generator(bit_generator)
+
+
+def clone(rng: np.random.Generator) -> np.random.Generator:
+    """An independent copy of ``rng`` that draws the same numbers."""
+    return rng_from_state(get_state(rng))

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import _random
 from ._backend import asarray_on, resolve_backend, to_numpy
-from ._io import ModelFileError, read_npz, write_npz_atomic
+from ._errors import TrainingDivergedError, out_of_memory_hint, quiet_float_warnings
+from ._modelfile import Checkpoint, read_checkpoint, read_model, write_checkpoint, write_model
 from ._sgd import sgd_epoch
+from ._validation import (
+    as_features,
+    as_labels,
+    check_device_dtype,
+    check_hyperparameters,
+    check_int,
+    features_on_host_or_device,
+)
 from .functional import loss_and_grads, softmax
 
 __all__ = ["History", "SoftmaxXP"]
 
 Array = Any
-_DTYPES = ("float32", "float64")
+PathLike = str | os.PathLike
+_MAX_CHUNK_ROWS = 65536
+_CHUNK_BYTES = 256 * 2**20  # default inference chunk: its features and logits stay under this
 
 
 @dataclass
@@ -38,6 +50,11 @@ class History:
     def to_dict(self) -> dict[str, list[float]]:
         return {"loss": self.loss, "val_accuracy": self.val_accuracy, "epoch_time": self.epoch_time}
 
+    def extended(self, loss: float, val_accuracy: float | None, epoch_time: float) -> History:
+        """A new History with one more epoch (this one is left as it is)."""
+        accuracy = self.val_accuracy if val_accuracy is None else [*self.val_accuracy, val_accuracy]
+        return History([*self.loss, loss], accuracy, [*self.epoch_time, epoch_time])
+
 
 class SoftmaxXP:
     """Softmax linear classifier ``p(y | x) = softmax(x W + b)`` trained by mini-batch SGD.
@@ -49,17 +66,29 @@ class SoftmaxXP:
     Parameters
     ----------
     input_dim, num_classes
-        Number of features ``d`` and classes ``K``; ``W`` is ``d x K``, ``b`` is ``1 x K``.
+        Number of features ``d >= 1`` and classes ``K >= 2``; ``W`` is ``d x K``, ``b`` is ``1 x K``.
     lr, reg, momentum, lr_decay
-        SGD step size, L2 strength (loss term ``0.5 * reg * ||W||^2``), heavy-ball momentum, and the
-        factor the step size is multiplied by after each epoch (1.0, the chapter's, keeps it fixed).
+        SGD step size (finite, > 0), L2 strength (>= 0; loss term ``0.5 * reg * ||W||^2``),
+        heavy-ball momentum (in [0, 1)) and the factor in (0, 1] the step size is multiplied by
+        after each epoch (1.0, the chapter's, keeps it fixed).
     backend, device, fallback
         Where the parameters live; see :func:`softmax_xp.backend_info`.
     dtype
         ``"float32"`` or ``"float64"``: the dtype of the parameters and of the data in training.
+        A device without float64 (Apple's MPS, array-api-strict's ``"no_float64"``) needs float32.
     seed
         Seeds the initial weights ``0.001 * N(0, 1)`` and the per-epoch shuffles: one seed gives one
         trajectory on every backend.
+
+    Bad arguments raise ValueError (TypeError for a wrong type), as do bad inputs to every method.
+
+    Attributes
+    ----------
+    history_
+        The :class:`History` of the current (or last) training run, updated after every epoch.
+    epoch_
+        The number of epochs the current run has completed; the step size of epoch ``e`` is
+        ``lr * lr_decay ** (e - 1)``.
     """
 
     def __init__(
@@ -76,23 +105,27 @@ class SoftmaxXP:
         fallback: bool = True,
         lr_decay: float = 1.0,
     ):
-        if dtype not in _DTYPES:
-            raise ValueError(f"Unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}.")
-        self.input_dim = int(input_dim)
-        self.num_classes = int(num_classes)
-        self.lr = float(lr)
-        self.reg = float(reg)
-        self.momentum = float(momentum)
-        self.lr_decay = float(lr_decay)
-        self.seed = seed
-        self.dtype_name = dtype
+        hyper = check_hyperparameters(
+            input_dim, num_classes, lr, reg, momentum, lr_decay, dtype, seed
+        )
+        self.input_dim: int = hyper["input_dim"]
+        self.num_classes: int = hyper["num_classes"]
+        self.lr: float = hyper["lr"]
+        self.reg: float = hyper["reg"]
+        self.momentum: float = hyper["momentum"]
+        self.lr_decay: float = hyper["lr_decay"]
+        self.seed: int | None = hyper["seed"]
+        self.dtype_name: str = hyper["dtype"]
         self._backend = resolve_backend(backend, device=device, fallback=fallback)
-        self.dtype = getattr(self.xp, dtype)
-        self._rng = _random.make_rng(seed)
+        check_device_dtype(self._backend, self.dtype_name)
+        self.dtype = getattr(self.xp, self.dtype_name)
+        self._rng = _random.make_rng(self.seed)
         W0 = _random.initial_weights(self._rng, (self.input_dim, self.num_classes))
         self.W = self._asarray(W0)
         self.b = self.xp.zeros((1, self.num_classes), dtype=self.dtype, device=self.device)
         self._velocity: tuple[Array, Array] | None = None
+        self.history_ = History()
+        self.epoch_ = 0
 
     # -- backend -------------------------------------------------------------------------------
     @property
@@ -120,23 +153,11 @@ class SoftmaxXP:
     def _asarray(self, x: Any, dtype: Any = None) -> Array:
         return asarray_on(self._backend, x, self.dtype if dtype is None else dtype)
 
-    def _features(self, X: Any) -> Array:
-        X = self._asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.input_dim:
-            raise ValueError(
-                f"X has shape {tuple(X.shape)}, but SoftmaxXP is expecting "
-                f"{self.input_dim} features as input (shape (n_samples, {self.input_dim}))."
-            )
-        return X
+    def _features(self, X: Any, name: str = "X") -> Array:
+        return as_features(X, self._backend, self.dtype, self.input_dim, name)
 
-    def _labels(self, y: Any, n: int) -> Array:
-        y = self._asarray(y, dtype=self.xp.int64)
-        if y.ndim != 1 or y.shape[0] != n:
-            raise ValueError(
-                "Found input variables with inconsistent numbers of samples: "
-                f"[{n}, {y.shape[0] if y.ndim else 0}]"
-            )
-        return y
+    def _labels(self, y: Any, n: int, name: str = "y") -> Array:
+        return as_labels(y, self._backend, n, self.num_classes, name)
 
     # -- the chapter's methods -----------------------------------------------------------------
     def softmax(self, z: Any) -> Array:
@@ -145,8 +166,11 @@ class SoftmaxXP:
 
     def compute_loss_and_grads(self, X: Any, y: Any) -> tuple[Array, Array, Array]:
         """``(loss, dW, db)`` of the regularised cross-entropy on ``(X, y)`` at the current weights."""
-        X = self._features(X)
-        return loss_and_grads(X, self._labels(y, X.shape[0]), self.W, self.b, self.reg)
+        with out_of_memory_hint(
+            lambda: self._memory_advice("compute_loss_and_grads", "pass fewer rows")
+        ):
+            X = self._features(X)
+            return loss_and_grads(X, self._labels(y, X.shape[0]), self.W, self.b, self.reg)
 
     def train(
         self,
@@ -157,76 +181,284 @@ class SoftmaxXP:
         epochs: int = 100,
         batch_size: int = 256,
         verbose: int = 1,
+        *,
+        checkpoint: PathLike | None = None,
+        resume_from: PathLike | None = None,
+        callback: Callable[[int, History], None] | None = None,
     ) -> History:
-        """Mini-batch SGD over ``epochs`` shuffled passes of ``(X, y)``.
+        """Mini-batch SGD over shuffled passes of ``(X, y)``, up to epoch ``epochs``.
 
         Data is moved to the model's backend once. Within an epoch nothing is read back to the
-        host: the running loss stays on the device and is read once per epoch.
+        host: the loss is read once per epoch. Each call starts a new run from the current weights
+        (epoch 1, step size ``lr``) unless ``resume_from`` is given.
+
+        Parameters
+        ----------
+        epochs
+            The total number of epochs of the run, counting those done before a resume: resuming a
+            checkpoint of epoch ``k`` trains epochs ``k + 1 .. epochs``, so ``epochs=100`` finishes
+            the 100-epoch run (and returns at once if the checkpoint already has 100).
+        checkpoint
+            A path (``.npz`` is appended if missing). After every epoch the weights, momentum
+            buffers, RNG state, epoch number, History and hyperparameters are written there
+            atomically: a crash leaves the previous checkpoint or the new one, never half of one.
+        resume_from
+            A checkpoint written by ``train(checkpoint=...)``. The run continues from it as if it
+            had never stopped (the same weights, bit for bit on NumPy); the model must have the
+            checkpoint's hyperparameters, and ``batch_size`` and the number of samples must match.
+            A model file is refused with a ModelFileError.
+        callback
+            Called as ``callback(epoch, history)`` after every completed epoch (and its
+            checkpoint), e.g. to drive a progress bar.
+
+        Returns
+        -------
+        The :class:`History` of every epoch of the run (including those before a resume); the
+        same object as ``self.history_``.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            Re-raised as it comes; the model keeps the weights of its last complete epoch,
+            ``self.history_`` and ``self.epoch_`` describe the epochs completed, and the checkpoint
+            (if any) holds the last of them.
+        TrainingDivergedError
+            The loss became NaN or infinite; the model keeps its last finite epoch.
+        DeviceMemoryError
+            The device ran out of memory; the message says what to lower.
         """
-        xp = self.xp
-        X = self._features(X)
-        y = self._labels(y, X.shape[0])
-        validate = X_val is not None
-        if validate:
-            X_val = self._features(X_val)
-            y_val = self._labels(y_val, X_val.shape[0])
-        n = X.shape[0]
-        if self.momentum > 0 and self._velocity is None:
-            self._velocity = (xp.zeros_like(self.W), xp.zeros_like(self.b))
-        sizes = xp.asarray(_batch_sizes(n, batch_size), dtype=self.dtype, device=self.device)
-        history = History()
-        for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            order = asarray_on(self._backend, _random.permutation(self._rng, n), xp.int64)
-            self.W, self.b, self._velocity, batch_losses = sgd_epoch(
-                X,
-                y,
-                order,
-                self.W,
-                self.b,
-                self._velocity,
-                lr=self.lr * self.lr_decay ** (epoch - 1),
-                momentum=self.momentum,
-                reg=self.reg,
-                batch_size=batch_size,
-                xp=xp,
-            )
-            history.loss.append(float(xp.sum(batch_losses * sizes)) / n)
-            if validate:
-                history.val_accuracy.append(self._accuracy(X_val, y_val))
-            history.epoch_time.append(time.perf_counter() - start)
-            if verbose:
-                self._report(epoch, epochs, history)
-        return history
+        epochs = check_int(epochs, "epochs", 0)
+        batch_size = check_int(batch_size, "batch_size", 1)
+        if (X_val is None) != (y_val is None):
+            raise ValueError("X_val and y_val must be given together.")
+        advice = f"lower batch_size (now {batch_size}) or train on fewer samples"
+        with out_of_memory_hint(lambda: self._memory_advice("train", advice)):
+            X = self._features(X)
+            n = X.shape[0]
+            y = self._labels(y, n)
+            val = None
+            if X_val is not None:
+                X_val = self._features(X_val, "X_val")
+                val = (X_val, self._labels(y_val, X_val.shape[0], "y_val"))
+            self._start_run(resume_from, epochs, batch_size, n)
+            sizes = self._asarray(_batch_sizes(n, batch_size))
+            for epoch in range(self.epoch_ + 1, epochs + 1):
+                with quiet_float_warnings():
+                    self._epoch(X, y, val, sizes, epoch, batch_size)
+                if checkpoint is not None:
+                    self._write_checkpoint(checkpoint, batch_size, n)
+                if verbose:
+                    self._report(epochs)
+                if callback is not None:
+                    callback(self.epoch_, self.history_)
+        return self.history_
 
     fit = train
 
-    def _report(self, epoch: int, epochs: int, history: History) -> None:
-        line = f"epoch {epoch:>{len(str(epochs))}}/{epochs}  loss {history.loss[-1]:.4f}"
+    def _start_run(
+        self, resume_from: PathLike | None, epochs: int, batch_size: int, n: int
+    ) -> None:
+        """Set up a fresh run, or restore the state of ``resume_from``."""
+        if resume_from is None:
+            if self.momentum > 0 and self._velocity is None:
+                self._velocity = (self.xp.zeros_like(self.W), self.xp.zeros_like(self.b))
+            self.history_, self.epoch_ = History(), 0
+            return
+        ckpt = read_checkpoint(resume_from)
+        self._check_resumable(resume_from, ckpt, epochs, batch_size, n)
+        velocity = None if ckpt.velocity is None else tuple(map(self._asarray, ckpt.velocity))
+        W, b, rng = (
+            self._asarray(ckpt.W),
+            self._asarray(ckpt.b),
+            _random.rng_from_state(ckpt.rng_state),
+        )
+        self.W, self.b, self._velocity, self._rng = W, b, velocity, rng
+        self.history_, self.epoch_ = History(**ckpt.history), ckpt.epoch
+
+    def _check_resumable(
+        self, path: PathLike, ckpt: Checkpoint, epochs: int, batch_size: int, n: int
+    ) -> None:
+        ours = {**self._hyperparameters(), "batch_size": batch_size, "n_samples": n}
+        theirs = {
+            **ckpt.hyperparameters,
+            "batch_size": ckpt.batch_size,
+            "n_samples": ckpt.n_samples,
+        }
+        differ = [
+            f"{key}={theirs[key]!r} (here {ours[key]!r})"
+            for key in ours
+            if key != "seed" and ours[key] != theirs[key]
+        ]
+        if differ:
+            raise ValueError(
+                f"resume_from={str(path)!r}: the checkpoint was written with {', '.join(differ)}; "
+                "resume with the same model settings, batch_size and training data."
+            )
+        if ckpt.epoch > epochs:
+            raise ValueError(
+                f"resume_from={str(path)!r}: the checkpoint has {ckpt.epoch} completed epochs, "
+                f"more than epochs={epochs} (epochs counts every epoch of the run)."
+            )
+
+    def _epoch(
+        self,
+        X: Array,
+        y: Array,
+        val: tuple[Array, Array] | None,
+        sizes: Array,
+        epoch: int,
+        batch_size: int,
+    ) -> None:
+        """Train epoch ``epoch`` and commit it, or raise leaving the model as it was."""
+        xp = self.xp
+        start = time.perf_counter()
+        rng = _random.clone(self._rng)  # advanced only when the epoch is committed
+        order = asarray_on(self._backend, _random.permutation(rng, X.shape[0]), xp.int64)
+        lr = self.lr * self.lr_decay ** (epoch - 1)
+        W, b, velocity, batch_losses = sgd_epoch(
+            X,
+            y,
+            order,
+            self.W,
+            self.b,
+            self._velocity,
+            lr=lr,
+            momentum=self.momentum,
+            reg=self.reg,
+            batch_size=batch_size,
+            xp=xp,
+        )
+        # One host read: the summed loss and whether every parameter is finite.
+        finite = xp.all(xp.isfinite(W)) & xp.all(xp.isfinite(b))
+        for v in velocity or ():
+            finite = finite & xp.all(xp.isfinite(v))
+        total, ok = to_numpy(xp.stack([xp.sum(batch_losses * sizes), xp.astype(finite, W.dtype)]))
+        loss = float(total) / X.shape[0]
+        if not (ok and abs(loss) < float("inf")):
+            raise self._diverged(epoch, lr, batch_losses, weights_finite=bool(ok))
+        accuracy = None if val is None else self._accuracy(*val, W, b)
+        history = self.history_.extended(loss, accuracy, time.perf_counter() - start)
+        # Commit with plain attribute stores only, so a Ctrl-C cannot split the epoch's state.
+        self.W, self.b, self._velocity, self._rng = W, b, velocity, rng
+        self.epoch_, self.history_ = epoch, history
+
+    def _diverged(
+        self, epoch: int, lr: float, batch_losses: Array, weights_finite: bool
+    ) -> TrainingDivergedError:
+        xp = self.xp
+        bad = ~xp.isfinite(batch_losses)
+        batch = None
+        what = "the summed loss overflowed" if weights_finite else "the weights overflowed"
+        if bool(xp.any(bad)):
+            index = int(xp.argmax(xp.astype(bad, xp.int32)))
+            batch = index + 1
+            value = float(batch_losses[index])
+            what = f"the loss of batch {batch} of {batch_losses.shape[0]} is {value}"
+        kept = f"epoch {epoch - 1}" if epoch > 1 else "the start of the run"
+        return TrainingDivergedError(
+            f"Training diverged in epoch {epoch}: {what} (step size {lr:g}). The model keeps "
+            f"the weights of {kept}. Try a smaller lr, e.g. lr={self.lr / 10:g}.",
+            epoch=epoch,
+            batch=batch,
+            history=self.history_,
+        )
+
+    def _write_checkpoint(self, path: PathLike, batch_size: int, n: int) -> None:
+        velocity = None if self._velocity is None else tuple(map(to_numpy, self._velocity))
+        state = Checkpoint(
+            hyperparameters=self._hyperparameters(),
+            W=to_numpy(self.W),
+            b=to_numpy(self.b),
+            velocity=velocity,
+            epoch=self.epoch_,
+            history=self.history_.to_dict(),
+            rng_state=_random.get_state(self._rng),
+            batch_size=batch_size,
+            n_samples=n,
+        )
+        write_checkpoint(path, state, trained_on=self.backend)
+
+    def _report(self, epochs: int) -> None:
+        history = self.history_
+        line = f"epoch {self.epoch_:>{len(str(epochs))}}/{epochs}  loss {history.loss[-1]:.4f}"
         if history.val_accuracy:
             line += f"  val_acc {history.val_accuracy[-1]:.4f}"
         print(f"{line}  {history.epoch_time[-1]:.3f}s", flush=True)
 
+    def _memory_advice(self, where: str, advice: str) -> str:
+        return f"Out of device memory in {where} on {self.backend} ({self.device}): {advice}."
+
     # -- inference -----------------------------------------------------------------------------
-    def _logits(self, X: Array) -> Array:
-        return X @ self.W + self.b
+    def _logits(self, X: Array, W: Array | None = None, b: Array | None = None) -> Array:
+        return X @ (self.W if W is None else W) + (self.b if b is None else b)
 
-    def predict_proba(self, X: Any) -> Array:
-        """Class probabilities ``softmax(X W + b)``, shape ``(n_samples, num_classes)``."""
-        return softmax(self._logits(self._features(X)), axis=-1, xp=self.xp)
+    def _chunk_rows(self, chunk_size: int | None) -> int:
+        if chunk_size is not None:
+            return check_int(chunk_size, "chunk_size", 1)
+        row_bytes = (self.input_dim + 2 * self.num_classes) * (
+            4 if self.dtype_name == "float32" else 8
+        )
+        return max(1, min(_MAX_CHUNK_ROWS, _CHUNK_BYTES // row_bytes))
 
-    def predict(self, X: Any) -> Array:
-        """Most probable class of each row of ``X`` (int64, on the model's device)."""
-        return self.xp.argmax(self._logits(self._features(X)), axis=1)
+    def _chunks(self, X: Any, rows: int) -> Iterator[Array]:
+        """``X`` checked, then moved to the device ``rows`` rows at a time."""
+        X = features_on_host_or_device(X, self.input_dim)
+        for rows_ in _row_slices(X.shape[0], rows):
+            yield self._features(X[rows_, ...])
 
-    def _accuracy(self, X: Array, y: Array) -> float:
-        hits = self.xp.argmax(self._logits(X), axis=1) == y
-        return int(self.xp.sum(self.xp.astype(hits, self.xp.int64))) / X.shape[0]
+    def _concat(self, parts: list[Array]) -> Array:
+        return parts[0] if len(parts) == 1 else self.xp.concat(parts, axis=0)
 
-    def score(self, X: Any, y: Any) -> float:
-        """Accuracy of :meth:`predict` on ``(X, y)``."""
-        X = self._features(X)
-        return self._accuracy(X, self._labels(y, X.shape[0]))
+    def _predict_advice(self, where: str, rows: int) -> str:
+        return self._memory_advice(
+            where,
+            f"pass a smaller chunk_size (now {rows} rows), e.g. chunk_size={max(1, rows // 4)}",
+        )
+
+    def predict_proba(self, X: Any, *, chunk_size: int | None = None) -> Array:
+        """Class probabilities ``softmax(X W + b)``, shape ``(n_samples, num_classes)``.
+
+        ``X`` is processed ``chunk_size`` rows at a time (default: up to 65536 rows, fewer when
+        the features and logits of a chunk would exceed 256 MiB).
+        """
+        rows = self._chunk_rows(chunk_size)
+        with out_of_memory_hint(lambda: self._predict_advice("predict_proba", rows)):
+            return self._concat(
+                [softmax(self._logits(Xc), axis=-1, xp=self.xp) for Xc in self._chunks(X, rows)]
+            )
+
+    def predict(self, X: Any, *, chunk_size: int | None = None) -> Array:
+        """Most probable class of each row of ``X`` (int64, on the model's device); chunked as in
+        :meth:`predict_proba`."""
+        rows = self._chunk_rows(chunk_size)
+        with out_of_memory_hint(lambda: self._predict_advice("predict", rows)):
+            return self._concat(
+                [self.xp.argmax(self._logits(Xc), axis=1) for Xc in self._chunks(X, rows)]
+            )
+
+    def score(self, X: Any, y: Any, *, chunk_size: int | None = None) -> float:
+        """Accuracy of :meth:`predict` on ``(X, y)``; chunked as in :meth:`predict_proba`."""
+        rows = self._chunk_rows(chunk_size)
+        with out_of_memory_hint(lambda: self._predict_advice("score", rows)):
+            X = features_on_host_or_device(X, self.input_dim)
+            n = X.shape[0]
+            y = self._labels(y, n)
+            hits = [
+                self._hits(Xc, y[rows_])
+                for rows_, Xc in zip(_row_slices(n, rows), self._chunks(X, rows), strict=True)
+            ]
+            return int(self.xp.sum(self.xp.stack(hits))) / n
+
+    def _hits(self, X: Array, y: Array, W: Array | None = None, b: Array | None = None) -> Array:
+        """How many rows of ``X`` are classified as ``y`` (a 0-d int64 device array)."""
+        hits = self.xp.argmax(self._logits(X, W, b), axis=1) == y
+        return self.xp.sum(self.xp.astype(hits, self.xp.int64))
+
+    def _accuracy(self, X: Array, y: Array, W: Array, b: Array) -> float:
+        """Accuracy on ``(X, y)``, already on the device, in chunks; one host read."""
+        n, rows = X.shape[0], self._chunk_rows(None)
+        hits = [self._hits(X[r, ...], y[r], W, b) for r in _row_slices(n, rows)]
+        return int(self.xp.sum(self.xp.stack(hits))) / n
 
     # -- files ---------------------------------------------------------------------------------
     def _hyperparameters(self) -> dict[str, Any]:
@@ -241,42 +473,30 @@ class SoftmaxXP:
             "seed": self.seed,
         }
 
-    def save(self, path: str | os.PathLike) -> os.PathLike:
+    def save(self, path: PathLike) -> os.PathLike:
         """Save the weights and hyperparameters to a .npz file (atomically, no pickle)."""
-        arrays = {"W": to_numpy(self.W), "b": to_numpy(self.b)}
-        header = {"kind": "model", "trained_on": self.backend, **self._hyperparameters()}
-        return write_npz_atomic(path, arrays, header)
+        W, b = to_numpy(self.W), to_numpy(self.b)
+        return write_model(path, self._hyperparameters(), W, b, trained_on=self.backend)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, backend: str = "auto", device: Any = None) -> SoftmaxXP:
-        """Load a model saved by :meth:`save` onto ``backend`` (any backend, whichever saved it)."""
-        arrays, header = read_npz(path)
-        try:
-            hyper = {key: header[key] for key in cls._header_keys()}
-            W, b = arrays["W"], arrays["b"]
-        except KeyError as exc:
-            raise ModelFileError(f"{path}: the model file has no {exc.args[0]!r} entry.") from None
-        d, k = int(hyper["input_dim"]), int(hyper["num_classes"])
-        if W.shape != (d, k) or b.shape != (1, k):
-            raise ModelFileError(
-                f"{path}: W has shape {W.shape} and b {b.shape}; expected {(d, k)} and {(1, k)}."
-            )
-        if W.dtype.kind != "f" or b.dtype.kind != "f":
-            raise ModelFileError(f"{path}: W and b must be floating-point arrays.")
-        if not (_all_finite(W) and _all_finite(b)):
-            raise ModelFileError(f"{path}: the weights contain NaN or infinity.")
+    def load(cls, path: PathLike, backend: str = "auto", device: Any = None) -> SoftmaxXP:
+        """Load a model saved by :meth:`save` (or the weights of a training checkpoint) onto
+        ``backend``, whichever backend saved it.
+
+        The file is read without pickle and checked (format version, keys, shapes, dtypes, finite
+        values); anything else raises :class:`~softmax_xp.ModelFileError`.
+        """
+        hyper, W, b = read_model(path)
         model = cls(**hyper, backend=backend, device=device)
         model.W, model.b = model._asarray(W), model._asarray(b)
         return model
 
-    @staticmethod
-    def _header_keys() -> tuple[str, ...]:
-        return ("input_dim", "num_classes", "lr", "reg", "momentum", "lr_decay", "dtype", "seed")
+
+def _row_slices(n: int, rows: int) -> list[slice]:
+    """``rows``-row slices covering ``range(n)``, none running past ``n`` (array-api-strict
+    refuses out-of-bounds stops)."""
+    return [slice(lo, min(lo + rows, n)) for lo in range(0, n, rows)]
 
 
 def _batch_sizes(n: int, batch_size: int) -> list[int]:
     return [min(batch_size, n - lo) for lo in range(0, n, batch_size)]
-
-
-def _all_finite(a: Any) -> bool:
-    return bool(a.size == 0 or (abs(a) < float("inf")).all())

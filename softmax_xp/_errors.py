@@ -1,0 +1,67 @@
+"""Runtime faults of training and inference: divergence and device out-of-memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DeviceMemoryError",
+    "TrainingDivergedError",
+    "is_out_of_memory",
+    "out_of_memory_hint",
+    "quiet_float_warnings",
+]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite.
+
+    The model keeps the weights (and momentum buffers) of the last finite epoch. ``epoch`` is the
+    epoch that diverged, ``batch`` its first batch (1-based) whose loss was not finite, or None when
+    only the weights or the epoch's mean overflowed, and ``history`` the History of the completed
+    epochs.
+    """
+
+    def __init__(self, message: str, *, epoch: int, batch: int | None, history: Any):
+        super().__init__(message)
+        self.epoch = epoch
+        self.batch = batch
+        self.history = history
+
+
+class DeviceMemoryError(MemoryError):
+    """The accelerator ran out of memory; the message says which size to lower."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a device out-of-memory error: CuPy's
+    ``cupy.cuda.memory.OutOfMemoryError`` or PyTorch's ``torch.OutOfMemoryError`` (recognised by
+    class name, so neither library is imported), or an older PyTorch's "CUDA out of memory"."""
+    if any(cls.__name__ == "OutOfMemoryError" for cls in type(exc).__mro__):
+        return True
+    return isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
+
+
+@contextmanager
+def out_of_memory_hint(advice: Callable[[], str]) -> Iterator[None]:
+    """Turn a device out-of-memory error raised inside into :class:`DeviceMemoryError` whose
+    message is ``advice()`` followed by the original error."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        original = f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"
+        raise DeviceMemoryError(f"{advice()} ({original})") from exc
+
+
+@contextmanager
+def quiet_float_warnings() -> Iterator[None]:
+    """Silence NumPy's overflow/invalid warnings (NumPy and array-api-strict backends): training
+    checks every epoch for a non-finite loss itself and raises :class:`TrainingDivergedError`."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        yield

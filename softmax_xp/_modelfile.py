@@ -1,0 +1,177 @@
+"""What model files and checkpoints hold, and the checks made when one is read.
+
+A model file holds ``W``, ``b`` and the hyperparameters. A checkpoint holds the same (so it loads as
+a model) plus the momentum buffers ``vW``/``vb``, the RNG state, the number of completed epochs,
+the History, the batch size and the number of training samples: everything a resumed run needs to
+continue exactly where the interrupted one stopped. Arrays are host NumPy arrays here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _random
+from ._io import ModelFileError, read_npz, write_npz_atomic
+from ._validation import check_hyperparameters
+
+__all__ = [
+    "HYPERPARAMETERS",
+    "Checkpoint",
+    "read_checkpoint",
+    "read_model",
+    "write_checkpoint",
+    "write_model",
+]
+
+HYPERPARAMETERS = ("input_dim", "num_classes", "lr", "reg", "momentum", "lr_decay", "dtype", "seed")
+_HISTORY_KEYS = ("loss", "val_accuracy", "epoch_time")
+
+
+@dataclass
+class Checkpoint:
+    """The state of a training run after ``epoch`` complete epochs."""
+
+    hyperparameters: dict[str, Any]
+    W: np.ndarray
+    b: np.ndarray
+    velocity: tuple[np.ndarray, np.ndarray] | None
+    epoch: int
+    history: dict[str, list[float]]
+    rng_state: dict[str, Any]
+    batch_size: int
+    n_samples: int
+
+
+def write_model(
+    path: str | os.PathLike, hyperparameters: dict[str, Any], W: np.ndarray, b: np.ndarray, **extra
+) -> Path:
+    """Write a model file atomically; ``extra`` goes into the header."""
+    header = {"kind": "model", **extra, **hyperparameters}
+    return write_npz_atomic(path, {"W": W, "b": b}, header)
+
+
+def write_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint, **extra) -> Path:
+    """Write a checkpoint atomically (temporary file, fsync, rename); ``extra`` goes into the header."""
+    arrays = {"W": checkpoint.W, "b": checkpoint.b}
+    if checkpoint.velocity is not None:
+        arrays["vW"], arrays["vb"] = checkpoint.velocity
+    header = {
+        "kind": "checkpoint",
+        **extra,
+        **checkpoint.hyperparameters,
+        "epoch": checkpoint.epoch,
+        "history": checkpoint.history,
+        "rng_state": checkpoint.rng_state,
+        "batch_size": checkpoint.batch_size,
+        "n_samples": checkpoint.n_samples,
+    }
+    return write_npz_atomic(path, arrays, header)
+
+
+def read_model(path: str | os.PathLike) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """``(hyperparameters, W, b)`` of a model file or a checkpoint, all checked."""
+    arrays, header = read_npz(path)
+    return _parse_model(path, arrays, header)
+
+
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """A checkpoint written by :func:`write_checkpoint`, all checked."""
+    arrays, header = read_npz(path)
+    if header.get("kind") == "model":
+        raise ModelFileError(
+            f"{path}: is a model file, not a checkpoint: it has no momentum or RNG state to resume "
+            "from. Load it with SoftmaxXP.load() and call train() to start a new run from its "
+            "weights."
+        )
+    if header.get("kind") != "checkpoint":
+        raise ModelFileError(
+            f"{path}: is not a softmax_xp checkpoint (kind {header.get('kind')!r})."
+        )
+    hyper, W, b = _parse_model(path, arrays, header)
+    velocity = None
+    if hyper["momentum"] > 0:
+        velocity = (
+            _array(path, arrays, "vW", W.shape, W.dtype),
+            _array(path, arrays, "vb", b.shape, b.dtype),
+        )
+    epoch = header.get("epoch")
+    batch_size, n_samples = header.get("batch_size"), header.get("n_samples")
+    for name, value, low in (
+        ("epoch", epoch, 0),
+        ("batch_size", batch_size, 1),
+        ("n_samples", n_samples, 1),
+    ):
+        if type(value) is not int or value < low:
+            raise ModelFileError(f"{path}: {name} is {value!r}, not an integer >= {low}.")
+    try:
+        rng_state = header.get("rng_state")
+        _random.rng_from_state(rng_state)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: {exc}.") from None
+    history = _history(path, header.get("history"), epoch)
+    return Checkpoint(hyper, W, b, velocity, epoch, history, rng_state, batch_size, n_samples)
+
+
+def _parse_model(
+    path: str | os.PathLike, arrays: dict[str, np.ndarray], header: dict[str, Any]
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    if header.get("kind") not in ("model", "checkpoint"):
+        raise ModelFileError(f"{path}: is not a softmax_xp model (kind {header.get('kind')!r}).")
+    missing = [key for key in HYPERPARAMETERS if key not in header]
+    if missing:
+        raise ModelFileError(f"{path}: the header has no {', '.join(map(repr, missing))} entry.")
+    try:
+        hyper = check_hyperparameters(**{key: header[key] for key in HYPERPARAMETERS})
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: invalid hyperparameters in the header: {exc}") from None
+    d, k, dtype = hyper["input_dim"], hyper["num_classes"], np.dtype(hyper["dtype"])
+    W = _array(path, arrays, "W", (d, k), dtype)
+    b = _array(path, arrays, "b", (1, k), dtype)
+    return hyper, W, b
+
+
+def _array(
+    path: str | os.PathLike,
+    arrays: dict[str, np.ndarray],
+    key: str,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+) -> np.ndarray:
+    """``arrays[key]``, checked to exist and to have ``shape``, ``dtype`` and finite values."""
+    if key not in arrays:
+        raise ModelFileError(f"{path}: the file has no {key!r} entry.")
+    a = arrays[key]
+    if a.shape != shape or a.dtype != dtype:
+        raise ModelFileError(
+            f"{path}: {key} is {a.dtype} of shape {a.shape}; expected {dtype} of shape {shape}."
+        )
+    if not np.isfinite(a).all():
+        raise ModelFileError(f"{path}: {key} contains NaN or infinity.")
+    return a
+
+
+def _history(path: str | os.PathLike, history: Any, epoch: int) -> dict[str, list[float]]:
+    """The checkpoint's History: lists of finite numbers, one per epoch (val_accuracy may be empty)."""
+    if not isinstance(history, dict) or set(history) != set(_HISTORY_KEYS):
+        raise ModelFileError(f"{path}: the History in the header is malformed.")
+    for key in _HISTORY_KEYS:
+        values = history[key]
+        sizes = (epoch, 0) if key == "val_accuracy" else (epoch,)
+        if (
+            not isinstance(values, list)
+            or len(values) not in sizes
+            or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in values
+            )
+        ):
+            raise ModelFileError(
+                f"{path}: the History entry {key!r} does not hold one number per epoch ({epoch})."
+            )
+    return {key: [float(v) for v in history[key]] for key in _HISTORY_KEYS}

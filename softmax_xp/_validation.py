@@ -1,0 +1,242 @@
+"""Input checks in one place, with scikit-learn-style messages.
+
+``ValueError`` for a bad value or shape, ``TypeError`` for a wrong type. Array checks look at
+shapes and dtypes without touching the data. The NaN/infinity check of features runs on the model's
+backend after the move (so values that overflow the model's dtype are caught too); label checks
+run where the labels are, before the move. Each costs one host read.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from ._backend import Backend, asarray_on, to_numpy
+
+__all__ = [
+    "DTYPES",
+    "as_features",
+    "as_labels",
+    "check_device_dtype",
+    "check_dtype",
+    "check_finite",
+    "check_hyperparameters",
+    "check_int",
+    "check_real",
+    "features_on_host_or_device",
+]
+
+Array = Any
+DTYPES = ("float32", "float64")
+_MODEL = "SoftmaxXP"
+
+
+# -- scalars -------------------------------------------------------------------------------------
+def check_int(value: Any, name: str, minimum: int) -> int:
+    """``value`` as an int ``>= minimum``; bools and floats (even 3.0) are a TypeError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return value
+
+
+def check_real(value: Any, name: str, low: float, high: float, *, closed: str = "both") -> float:
+    """``value`` as a finite float in the interval ``low..high``; ``closed`` is "both", "left",
+    "right" or "neither" and says which ends belong to it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__}).")
+    value = float(value)
+    above = value >= low if closed in ("both", "left") else value > low
+    below = value <= high if closed in ("both", "right") else value < high
+    if not (above and below):  # NaN fails both comparisons
+        left = "[" if closed in ("both", "left") else "("
+        right = "]" if closed in ("both", "right") else ")"
+        raise ValueError(
+            f"{name} must be a finite number in {left}{low:g}, {high:g}{right}, got {value!r}."
+        )
+    return value
+
+
+def check_dtype(dtype: Any) -> str:
+    """The name of a supported floating dtype: "float32" or "float64" (numpy dtypes work too)."""
+    name = dtype
+    if dtype is not None and not isinstance(dtype, str):  # np.dtype(None) would be float64
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            name = None
+    if name not in DTYPES:
+        raise ValueError(f"Unknown dtype {dtype!r}; use one of {', '.join(map(repr, DTYPES))}.")
+    return name
+
+
+def check_hyperparameters(
+    input_dim: Any,
+    num_classes: Any,
+    lr: Any,
+    reg: Any,
+    momentum: Any,
+    lr_decay: Any,
+    dtype: Any,
+    seed: Any,
+) -> dict[str, Any]:
+    """The constructor's arguments, checked and normalised to plain Python values."""
+    if seed is not None:
+        seed = check_int(seed, "seed", 0)
+    return {
+        "input_dim": check_int(input_dim, "input_dim", 1),
+        "num_classes": check_int(num_classes, "num_classes", 2),
+        "lr": check_real(lr, "lr", 0.0, math.inf, closed="neither"),
+        "reg": check_real(reg, "reg", 0.0, math.inf, closed="left"),
+        "momentum": check_real(momentum, "momentum", 0.0, 1.0, closed="left"),
+        "lr_decay": check_real(lr_decay, "lr_decay", 0.0, 1.0, closed="right"),
+        "dtype": check_dtype(dtype),
+        "seed": seed,
+    }
+
+
+def check_device_dtype(backend: Backend, dtype: str) -> None:
+    """Refuse a dtype (or the int64 labels) that the backend's device cannot hold."""
+    try:
+        supported = backend.xp.__array_namespace_info__().dtypes(device=backend.device)
+    except Exception:  # a namespace without the inspection API: the first array op will tell
+        return
+    where = f"The {backend.name} device {backend.device!r}"
+    if dtype not in supported:
+        raise ValueError(f"{where} does not support {dtype}; use dtype='float32'.")
+    if "int64" not in supported:
+        raise ValueError(f"{where} does not support int64, which {_MODEL} needs for labels.")
+
+
+# -- arrays --------------------------------------------------------------------------------------
+def _native(x: Any, name: str) -> Any:
+    """``x`` as an array of its own library (lists become NumPy arrays); no copy of arrays."""
+    if isinstance(x, np.ndarray):
+        return x
+    if not isinstance(x, np.generic) and array_api_compat.is_array_api_obj(x):
+        return x
+    if x is None or isinstance(x, str | bytes | Mapping | set):
+        raise TypeError(f"Expected an array-like {name}, got {type(x).__name__}.")
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+
+
+def _kind(x: Any) -> str:
+    """The array API dtype kind of ``x``: "bool", "integral", "real floating", "complex floating"
+    or "other" (strings, objects, dates)."""
+    if isinstance(x, np.ndarray):
+        kinds = {"b": "bool", "i": "integral", "u": "integral", "f": "real floating"}
+        return kinds.get(x.dtype.kind, "complex floating" if x.dtype.kind == "c" else "other")
+    xp = array_api_compat.array_namespace(x)
+    for kind in ("bool", "integral", "real floating", "complex floating"):
+        if xp.isdtype(x.dtype, kind):
+            return kind
+    return "other"
+
+
+def _dtype_text(x: Any) -> str:
+    """``x``'s dtype as a bare name ("float32", not "torch.float32")."""
+    return str(getattr(x.dtype, "name", x.dtype)).rsplit(".", 1)[-1]
+
+
+def features_on_host_or_device(X: Any, input_dim: int, name: str = "X") -> Array:
+    """``X`` checked for type and shape, as a 2-D array of its own library (no move, no copy).
+
+    An ``(n, 28, 28)`` stack whose trailing sizes multiply to ``input_dim`` is flattened.
+    """
+    X = _native(X, name)
+    kind = _kind(X)
+    if kind == "complex floating":
+        raise TypeError(f"{name} has complex dtype {_dtype_text(X)}; {_MODEL} needs real features.")
+    if kind == "other":
+        raise TypeError(f"{name} has dtype {_dtype_text(X)}; {_MODEL} needs numeric features.")
+    shape = tuple(X.shape)
+    if len(shape) < 2:
+        raise ValueError(
+            f"Expected a 2-D array {name} of shape (n_samples, {input_dim}), got a "
+            f"{len(shape)}-D array of shape {shape}."
+        )
+    if shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is required "
+            f"by {_MODEL}."
+        )
+    features = math.prod(shape[1:])
+    if features != input_dim:
+        detail = f" (shape {shape})" if len(shape) > 2 else ""
+        raise ValueError(
+            f"{name} has {features} features{detail}, but {_MODEL} is expecting "
+            f"{input_dim} features as input."
+        )
+    if len(shape) > 2:
+        xp = array_api_compat.array_namespace(X)
+        X = xp.reshape(X, (shape[0], input_dim))
+    return X
+
+
+def check_finite(X: Array, xp: Any, name: str = "X") -> None:
+    """Refuse NaN or infinity in ``X`` (a floating array on the model's backend): one host read."""
+    if bool(xp.all(xp.isfinite(X))):
+        return
+    if bool(xp.any(xp.isnan(X))):
+        raise ValueError(f"Input {name} contains NaN.")
+    raise ValueError(f"Input {name} contains infinity or a value too large for {_dtype_text(X)}.")
+
+
+def as_features(X: Any, backend: Backend, dtype: Any, input_dim: int, name: str = "X") -> Array:
+    """``X`` checked (type, shape, finiteness) and moved to ``backend`` as ``dtype``."""
+    X = features_on_host_or_device(X, input_dim, name)
+    with np.errstate(over="ignore"):  # 1e300 cast to float32 is inf: check_finite reports it
+        X = asarray_on(backend, X, dtype)
+    check_finite(X, backend.xp, name)
+    return X
+
+
+def as_labels(y: Any, backend: Backend, n_samples: int, num_classes: int, name: str = "y") -> Array:
+    """``y`` checked (integer-valued, 1-D, ``n_samples`` long, in ``[0, num_classes)``) and moved
+    to ``backend`` as int64. Integer-valued floats such as 1.0 are accepted."""
+    y = _native(y, name)
+    kind = _kind(y)
+    valid = f"class labels must be integers in [0, {num_classes})"
+    if kind == "bool":
+        raise TypeError(f"{name} has dtype bool; {valid} (for 0/1 labels pass y.astype(int)).")
+    if kind not in ("integral", "real floating"):
+        raise TypeError(f"{name} has dtype {_dtype_text(y)}; {valid}.")
+    shape = tuple(y.shape)
+    if len(shape) != 1:
+        raise ValueError(f"{name} should be a 1-D array of shape (n_samples,), got shape {shape}.")
+    if shape[0] != n_samples:
+        raise ValueError(
+            f"Found input variables with inconsistent numbers of samples: [{n_samples}, {shape[0]}]"
+        )
+    xp = array_api_compat.array_namespace(y)
+    if kind == "real floating":
+        _check_whole(y, xp, name, valid)
+    low, high = (int(v) for v in to_numpy(xp.stack([xp.min(y), xp.max(y)])))
+    if low < 0:
+        raise ValueError(f"{name} contains the negative label {low}; {valid}.")
+    if high >= num_classes:
+        raise ValueError(
+            f"{name} contains the label {high}, but {_MODEL} has num_classes={num_classes}; {valid}."
+        )
+    if kind == "real floating":
+        y = xp.astype(y, xp.int64)
+    return asarray_on(backend, y, backend.xp.int64)
+
+
+def _check_whole(y: Array, xp: Any, name: str, valid: str) -> None:
+    """Refuse floating labels that are not whole numbers (1.5, NaN, inf): one host read."""
+    whole = xp.isfinite(y) & (y == xp.floor(y))
+    if not bool(xp.all(whole)):
+        bad = float(to_numpy(y)[~to_numpy(whole)][0])
+        what = "NaN" if math.isnan(bad) else f"the non-integer label {bad!r}"
+        raise ValueError(f"{name} contains {what}; {valid}.")
