@@ -12,6 +12,7 @@ from ._backend import (
 )
 from ._errors import DeviceMemoryError, TrainingDivergedError
 from ._io import ModelFileError
+from .datasets import load_mnist
 from .functional import (
     cross_entropy,
     log_softmax,
@@ -22,6 +23,7 @@ from .functional import (
     softmax,
     softmax_jacobian,
 )
+from .metrics import accuracy, classification_report, confusion_matrix
 from .model import History, SoftmaxXP
 
 __version__ = "0.1.0"
@@ -35,8 +37,12 @@ __all__ = [
     "SoftmaxXP",
     "TrainingDivergedError",
     "__version__",
+    "accuracy",
     "backend_info",
+    "classification_report",
+    "confusion_matrix",
     "cross_entropy",
+    "load_mnist",
     "log_softmax",
     "logsumexp",
     "loss_and_grads",
