@@ -1,0 +1,119 @@
+"""``python -m benchmarks [--quick] [--gpu] [--sections 1,2,3] [--out PATH]`` from the repo root."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from . import _machine, accuracy, epoch, gpu, scaling
+from ._data import Mnist, mnist
+from ._report import Section, render, write_json, x
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="small sizes, < 1 minute")
+    p.add_argument("--gpu", action="store_true", help="only the GPU section (section 4)")
+    p.add_argument("--sections", default=None, help="comma-separated subset of 1,2,3,4")
+    p.add_argument("--repeats", type=int, default=None, help="repeats per row (at least 5)")
+    p.add_argument("--out", type=Path, default=None, help="where to write the JSON record")
+    p.add_argument("--gpu-backend", default="cupy", help=argparse.SUPPRESS)  # dry runs
+    return p.parse_args(argv)
+
+
+def targets(sections: dict[str, Section], data: Mnist) -> Section:
+    """The issue's CPU targets, checked against this run's ratios."""
+    s = Section("Targets (this run)", ["target", "measured", "goal", "holds"])
+
+    def add(name: str, value: float | None, goal: str, ok: bool | None, fmt=x) -> None:
+        verdict = "-" if ok is None else ("yes" if ok else "no")
+        s.rows.append([name, "-" if value is None else fmt(value), goal, verdict])
+
+    if "1" in sections:
+        r = epoch.targets(sections["1"].data["rows"])
+        for key, goal, bound in (
+            ("numpy float32 / floor", "<= 1.15x", 1.15),
+            ("numpy float32 / chapter loop", "<= 0.55x", 0.55),
+            ("numpy float32 / PyTorch idiom float32", "< 1.00x", 1.0),
+        ):
+            value = r[key]
+            add(f"SoftmaxXP {key}", value, goal, None if value is None else value <= bound)
+        for key in ("numpy float64 / floor", "numpy float64 / chapter loop"):
+            add(f"SoftmaxXP {key} (no target)", r[key], "-", None)
+        s.data["ratios"] = r
+    if "2" in sections:
+        fast = accuracy.fast_seconds(sections["2"])
+        add(
+            "FAST preset: seconds to test acc 0.9227",
+            fast,
+            "<= 1.5 s",
+            fast is not None and fast <= 1.5,
+            lambda v: f"{v:.2f} s",
+        )
+    if "3" in sections:
+        rss = sections["3"].data.get("mnist_train_rss_mb")
+        add(
+            "peak RSS, training on MNIST",
+            rss,
+            "<= 600 MB",
+            None if rss is None else rss <= 600,
+            lambda v: f"{v:.0f} MB",
+        )
+        peak = sections["3"].data["mnist_epoch_peak_bytes"]
+        add(
+            "allocated by one MNIST epoch / training set",
+            peak / data.X.nbytes,
+            "no per-epoch copy (< 0.10)",
+            peak / data.X.nbytes < 0.10,
+            lambda v: f"{v:.3f}",
+        )
+    return s
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    start = time.perf_counter()
+    wanted = {"4"} if args.gpu else {"1", "2", "3", "4"}
+    if args.sections:
+        wanted = {part.strip() for part in args.sections.split(",")}
+    repeats = max(5, args.repeats or (5 if args.quick or args.gpu else 7))
+    started = _machine.now()
+    data = mnist()
+    small = data.head(10_000) if args.quick else data
+    sections: dict[str, Section] = {}
+    if "1" in wanted:
+        sections["1"] = epoch.run(small, repeats)
+    if "2" in wanted:
+        sections["2"] = accuracy.run(
+            data, repeats, chapter=not args.quick, sklearn_repeats=0 if args.quick else 5
+        )
+    if "3" in wanted:
+        sections["3"] = scaling.run(small, repeats, quick=args.quick)
+    if "4" in wanted:
+        why = gpu.problem(args.gpu_backend)
+        if why is None:
+            sections["4"] = gpu.run(data, repeats, backend=args.gpu_backend, quick=args.quick)
+        else:
+            sections["4"] = Section("4. GPU", [], notes=[f"skipped: {why}"])
+    ordered = [sections[k] for k in sorted(sections)]
+    if {"1", "2", "3"} & set(sections):
+        ordered.append(targets(sections, data))
+    elapsed = time.perf_counter() - start
+    machine = _machine.describe()  # at the end, so that every BLAS the rows loaded is listed
+    machine["date"], machine["elapsed_s"] = started, round(elapsed, 1)
+    print(render(machine, ordered))
+    print(f"({elapsed:.0f} s)")
+    default = (
+        "gpu-latest.json" if args.gpu else ("cpu-quick.json" if args.quick else "cpu-latest.json")
+    )
+    out = args.out or RESULTS / default
+    write_json(out, machine, ordered)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

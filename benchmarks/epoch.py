@@ -1,0 +1,151 @@
+"""Section 1: time of one MNIST epoch (50,000 x 784, K = 10, batch 256) on every backend, against
+the chapter-style loop, the PyTorch idiom and the floor, all interleaved in one run."""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from typing import Any
+
+import numpy as np
+
+from softmax_xp import SoftmaxXP
+from softmax_xp._backend import asarray_on
+
+from . import references
+from ._data import Mnist
+from ._report import Section, ms, x
+from ._timing import Case, Timing, interleave, ratio
+
+BATCH = 256
+LR, REG = 0.1, 1e-4
+
+
+def have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def softmax_case(backend: str, dtype: str, data: Mnist, seed: int = 0) -> Case:
+    """One epoch of ``SoftmaxXP.train`` with the data already on the backend in ``dtype``."""
+    model = SoftmaxXP(784, 10, lr=LR, reg=REG, backend=backend, dtype=dtype, seed=seed)
+    X = asarray_on(model._backend, data.X, model.dtype)
+    y = asarray_on(model._backend, data.y, model.xp.int64)
+
+    def case() -> float:
+        history = model.train(X, y, epochs=1, batch_size=BATCH, verbose=0)
+        return sum(history.epoch_time)
+
+    return case
+
+
+def floor_case(dtype: str, data: Mnist, seed: int = 0) -> Case:
+    """The floor on NumPy: gather each batch and the two matrix products, nothing else."""
+    import array_api_compat.numpy as xp
+
+    X = np.asarray(data.X, dtype=dtype)
+    W = np.zeros((X.shape[1], 10), dtype=dtype)
+    rng = np.random.default_rng(seed)
+
+    def case() -> None:
+        references.floor_epoch(X, rng.permutation(X.shape[0]), W, BATCH, xp)
+
+    return case
+
+
+def chapter_case(data: Mnist, seed: int = 0) -> Case:
+    W, b = references.chapter_model(784, 10, seed)
+    rng = np.random.default_rng(seed)
+
+    def case() -> None:
+        references.chapter_epoch(data.X, data.y, W, b, rng, LR, REG, BATCH)
+
+    return case
+
+
+def torch_idiom_case(dtype: str, data: Mnist, seed: int = 0) -> Case:
+    import torch
+
+    idiom = references.TorchIdiom(784, 10, LR, REG, dtype, seed)
+    X = torch.asarray(np.asarray(data.X, dtype=dtype))
+    y = torch.asarray(data.y)
+
+    def case() -> None:
+        idiom.epoch(X, y, BATCH)
+
+    return case
+
+
+def cases(data: Mnist, strict: bool = True) -> dict[str, Case]:
+    """Every row available here, in the order of the table."""
+    out: dict[str, Case] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for dtype in ("float32", "float64"):
+            out[f"floor numpy {dtype}"] = floor_case(dtype, data)
+            out[f"SoftmaxXP numpy {dtype}"] = softmax_case("numpy", dtype, data)
+            if have("torch"):
+                out[f"SoftmaxXP torch {dtype}"] = softmax_case("torch", dtype, data)
+                out[f"PyTorch idiom {dtype}"] = torch_idiom_case(dtype, data)
+        if strict and have("array_api_strict"):
+            out["SoftmaxXP array_api_strict float32"] = softmax_case(
+                "array_api_strict", "float32", data
+            )
+        out["chapter loop (NumPy, float64 W)"] = chapter_case(data)
+    return out
+
+
+def _dtype_of(name: str) -> str:
+    return "float64" if "float64" in name else "float32"
+
+
+def run(data: Mnist, repeats: int) -> Section:
+    """Time every row, interleaved, and compare each with the floor, the chapter loop and torch."""
+    timings = interleave(cases(data), repeats=repeats, warmup=1)
+    chapter = "chapter loop (NumPy, float64 W)"
+    section = Section(
+        f"1. Epoch time, MNIST {data.X.shape[0]:,} x {data.X.shape[1]}, K=10, batch {BATCH}",
+        ["row", "median ms", "vs floor (same dtype)", "vs chapter loop", "vs PyTorch idiom"],
+    )
+    for name, t in timings.items():
+        dtype = _dtype_of(name)
+        idiom = f"PyTorch idiom {dtype}"
+        section.rows.append(
+            [
+                name,
+                ms(t.median),
+                x(ratio(timings, name, f"floor numpy {dtype}")),
+                x(ratio(timings, name, chapter)),
+                x(ratio(timings, name, idiom)) if not name.startswith("PyTorch") else "-",
+            ]
+        )
+    section.notes += [
+        f"median of {repeats} interleaved repeats after one warm-up round; every SoftmaxXP row "
+        "runs one epoch through the public API, SoftmaxXP.train(X, y, epochs=1), with the data "
+        "already on its backend, and reports History.epoch_time (the epoch: shuffle, SGD steps, "
+        "loss read-back; not train()'s one-off input checks)",
+        "floor: the same epoch's unavoidable work alone (gather each batch, X_b @ W and "
+        "X_b.T @ dz), NumPy, same dtype",
+        "chapter loop: NumPy with float64 weights, a shuffled copy of the data each epoch and "
+        "`probs[np.arange(n), y] -= 1` (benchmarks/references.py)",
+        "PyTorch idiom: nn.Linear, F.cross_entropy, optim.SGD(weight_decay=reg)",
+    ]
+    section.data = {"rows": {k: v.to_dict() for k, v in timings.items()}}
+    return section
+
+
+def targets(timings: dict[str, Any]) -> dict[str, float | None]:
+    """The section's ratios that the issue sets targets on."""
+    t = {k: Timing(k, v["times_s"]) for k, v in timings.items()}
+    ours = "SoftmaxXP numpy float32"
+    return {
+        "numpy float32 / floor": ratio(t, ours, "floor numpy float32"),
+        "numpy float64 / floor": ratio(t, "SoftmaxXP numpy float64", "floor numpy float64"),
+        "numpy float32 / chapter loop": ratio(t, ours, "chapter loop (NumPy, float64 W)"),
+        "numpy float64 / chapter loop": ratio(
+            t, "SoftmaxXP numpy float64", "chapter loop (NumPy, float64 W)"
+        ),
+        "numpy float32 / PyTorch idiom float32": ratio(t, ours, "PyTorch idiom float32"),
+        "numpy float64 / PyTorch idiom float64": ratio(
+            t, "SoftmaxXP numpy float64", "PyTorch idiom float64"
+        ),
+    }
