@@ -350,3 +350,10 @@ def test_epochs_zero_returns_an_empty_history():
     W = model.W
     history = model.train(X, Y, epochs=0, verbose=0)
     assert len(history) == 0 and history.loss == [] and model.W is W
+
+
+def test_large_finite_values_whose_sum_overflows_are_accepted(backend):
+    """The finiteness check sums X first; an overflowing sum must not be taken for an inf."""
+    X = np.full((4, 3), 3e38, dtype=np.float32)
+    model = SoftmaxXP(3, 2, backend=backend.name, device=backend.device, seed=0)
+    assert tuple(model.predict(X).shape) == (4,)
