@@ -146,6 +146,14 @@ def test_env_dir_comes_first(isolated: Path, tmp_path: Path, monkeypatch) -> Non
     assert load_mnist()[0][0].shape == (7, 784)  # not verified: a user-named directory
 
 
+def test_incomplete_env_dir_warns_then_falls_back(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "env").mkdir()
+    monkeypatch.setenv("SOFTMAX_XP_DATA", str(tmp_path / "env"))
+    with pytest.warns(UserWarning, match=r"SOFTMAX_XP_DATA=.*lacks train-images-idx3-ubyte"):
+        (X, _), _ = load_mnist()
+    assert X.shape == (60_000, 784)  # the bundled copy
+
+
 def test_bundled_before_cache_and_cache_verified(isolated: Path, tmp_path, monkeypatch) -> None:
     _write_set(isolated, seed=2, n_train=9)
     with pytest.raises(ChecksumError, match="train-images-idx3-ubyte"):
@@ -206,7 +214,7 @@ def test_missing_file_in_data_dir(tiny: Path) -> None:
 def test_missing_everywhere_lists_places(isolated: Path, tmp_path, monkeypatch, only_localhost):
     (tmp_path / "env").mkdir()
     monkeypatch.setenv("SOFTMAX_XP_DATA", str(tmp_path / "env"))
-    with pytest.raises(DatasetNotFoundError) as info:
+    with pytest.raises(DatasetNotFoundError) as info, pytest.warns(UserWarning, match="lacks"):
         load_mnist()
     message = str(info.value)
     for place in (tmp_path / "env", tmp_path / "no-bundle", isolated):

@@ -3,7 +3,8 @@
 Where ``load_mnist`` looks:
 
 - ``data_dir`` given: only there; with ``download=True`` missing files are downloaded into it.
-- otherwise, in order: ``$SOFTMAX_XP_DATA``, the copy bundled with this package, the user cache
+- otherwise, in order: ``$SOFTMAX_XP_DATA`` (a UserWarning when it lacks files, so a mistyped
+  path does not silently load MNIST), the copy bundled with this package, the user cache
   (``$XDG_CACHE_HOME/softmax_xp/mnist``, default ``~/.cache/softmax_xp/mnist``); with
   ``download=True`` the files are downloaded into the cache when none of those has all four.
 
@@ -34,6 +35,7 @@ import os
 import shutil
 import tempfile
 import urllib.request
+import warnings
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -205,6 +207,13 @@ def load_mnist(
         if not _missing(directory):
             return _load_dir(directory, check)
         tried.append((label, directory))
+        if label == "$SOFTMAX_XP_DATA":
+            warnings.warn(
+                f"$SOFTMAX_XP_DATA={directory} lacks {', '.join(_missing(directory))}; "
+                "looking in the bundled copy and the cache instead.",
+                UserWarning,
+                stacklevel=2,
+            )
     cache = default_cache_dir()
     if not download:
         raise _not_found(tried, f"\nPass download=True to download MNIST into {cache}.")
