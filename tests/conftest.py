@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from softmax_xp._backend import Backend, _problem, resolve_backend, to_numpy
+from softmax_xp._backend import Backend, _problem, asarray_on, resolve_backend, to_numpy
 
 ALL_BACKENDS = ("numpy", "array_api_strict", "array_api_strict:device1", "torch", "cupy")
 
@@ -49,7 +49,7 @@ class Arrays:
 
     def __call__(self, data: Any, dtype: str | None = "float64") -> Any:
         dtype = getattr(self.xp, dtype) if isinstance(dtype, str) else dtype
-        return self.xp.asarray(np.asarray(data), dtype=dtype, device=self.device)
+        return asarray_on(self.backend, np.asarray(data), dtype)
 
     def host(self, x: Any) -> np.ndarray:
         return to_numpy(x)
