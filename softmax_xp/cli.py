@@ -180,7 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     train_seconds = time.perf_counter() - start
-    report = _evaluate(model, X_test, y_test)
+    report, y_pred = _evaluate(model, X_test, y_test)
     report.update(
         backend=model.backend,
         device=str(model.device),
@@ -194,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         chapter_test_accuracy=CHAPTER_TEST_ACCURACY,
         **recipe,
     )
-    _write_outputs(out, model, report, history, X_test, y_test, plots=not args.no_plots)
+    _write_outputs(out, model, report, history, X_test, y_test, y_pred, plots=not args.no_plots)
     _print_report(report)
     _say(
         f"wrote {out}/model.npz, report.json, report.md" + ("" if args.no_plots else " and figures")
@@ -205,7 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     model = _load_model(args.model, args.backend)
     _, (X_test, y_test) = _load_data(args.data_dir)
-    report = _evaluate(model, X_test, y_test)
+    report, _ = _evaluate(model, X_test, y_test)
     report.update(model=str(args.model), backend=model.backend)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -256,10 +256,11 @@ def _load_model(path: Path, backend: str) -> SoftmaxXP:
         raise CLIError(str(exc)) from None
 
 
-def _evaluate(model: SoftmaxXP, X_test: Any, y_test: Any) -> dict[str, Any]:
+def _evaluate(model: SoftmaxXP, X_test: Any, y_test: Any) -> tuple[dict[str, Any], Any]:
+    """The test-set report, and the predictions it was made from."""
     y_pred = to_numpy(model.predict(X_test))
     report = classification_report(y_test, y_pred, NUM_CLASSES, output="dict")
-    return {
+    summary = {
         "test_accuracy": report["accuracy"],
         "per_class": {str(k): report[str(k)] for k in range(NUM_CLASSES)},
         "macro_avg": report["macro avg"],
@@ -270,6 +271,7 @@ def _evaluate(model: SoftmaxXP, X_test: Any, y_test: Any) -> dict[str, Any]:
             y_test, y_pred, NUM_CLASSES, output="markdown"
         ),
     }
+    return summary, y_pred
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -291,6 +293,7 @@ def _write_outputs(
     history: History,
     X_test: Any,
     y_test: Any,
+    y_pred: Any,
     plots: bool,
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
@@ -298,7 +301,7 @@ def _write_outputs(
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(_markdown(report))
     if plots:
-        _write_figures(out, model, report, history, X_test, y_test)
+        _write_figures(out, model, report, history, X_test, y_test, y_pred)
 
 
 def _markdown(report: dict[str, Any]) -> str:
@@ -325,13 +328,9 @@ def _markdown(report: dict[str, Any]) -> str:
     )
 
 
-def _write_figures(out, model, report, history, X_test, y_test) -> None:
-    try:
-        from . import plots
-    except ImportError as exc:
-        _say(f"no figures: {exc}")
-        return
-    y_pred = to_numpy(model.predict(X_test))
+def _write_figures(out, model, report, history, X_test, y_test, y_pred) -> None:
+    from . import plots
+
     try:
         plots.plot_training_curves(history, path=out / "training_curves.png")
     except ImportError as exc:  # matplotlib is an optional extra

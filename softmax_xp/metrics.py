@@ -22,6 +22,7 @@ import array_api_compat
 import numpy as np  # only to turn lists / host data into arrays at the boundary
 
 from softmax_xp._backend import to_numpy
+from softmax_xp.functional import one_hot
 
 __all__ = [
     "Averages",
@@ -160,12 +161,6 @@ def accuracy(y_true: Any, y_pred: Any) -> float:
     return int(to_numpy(correct)) / n
 
 
-def _one_hot(xp: Any, y: Array, num_classes: int, dtype: Any, device: Any) -> Array:
-    """``O[i, k] = 1`` if ``y[i] == k`` else 0, shape (n, K)."""
-    classes = xp.arange(num_classes, dtype=xp.int64, device=device)
-    return xp.astype(y[:, None] == classes[None, :], dtype)
-
-
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> Array:
     """Counts ``C[i, j]`` = #samples of true class i predicted as j; (K, K) int64.
 
@@ -181,8 +176,8 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> Array:
     chunk = max(1, min(_MAX_CHUNK_ROWS, _CHUNK_ELEMENTS // num_classes))
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        t = _one_hot(xp, y_true[start:stop], num_classes, dtype, device)
-        p = _one_hot(xp, y_pred[start:stop], num_classes, dtype, device)
+        t = one_hot(y_true[start:stop], num_classes, dtype=dtype, xp=xp)
+        p = one_hot(y_pred[start:stop], num_classes, dtype=dtype, xp=xp)
         cm = cm + xp.astype(xp.matmul(t.T, p), xp.int64)
     return cm
 

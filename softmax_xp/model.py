@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import _random
@@ -40,7 +40,7 @@ class History:
     epoch_time: list[float] = field(default_factory=list)
 
     def __getitem__(self, key: str) -> list[float]:
-        if key not in ("loss", "val_accuracy", "epoch_time"):
+        if key not in self.to_dict():
             raise KeyError(f"{key!r}; History has 'loss', 'val_accuracy' and 'epoch_time'")
         return getattr(self, key)
 
@@ -48,7 +48,7 @@ class History:
         return len(self.loss)
 
     def to_dict(self) -> dict[str, list[float]]:
-        return {"loss": self.loss, "val_accuracy": self.val_accuracy, "epoch_time": self.epoch_time}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def extended(self, loss: float, val_accuracy: float | None, epoch_time: float) -> History:
         """A new History with one more epoch (this one is left as it is)."""
