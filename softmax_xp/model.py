@@ -12,7 +12,6 @@ from . import _random
 from ._backend import asarray_on, resolve_backend, to_numpy
 from ._errors import TrainingDivergedError, out_of_memory_hint, quiet_float_warnings
 from ._modelfile import Checkpoint, read_checkpoint, read_model, write_checkpoint, write_model
-from ._sgd import sgd_epoch
 from ._validation import (
     as_features,
     as_labels,
@@ -22,6 +21,7 @@ from ._validation import (
     features_on_host_or_device,
 )
 from .functional import loss_and_grads, softmax
+from .solvers.sgd import sgd_epoch
 
 __all__ = ["History", "SoftmaxXP"]
 

@@ -129,8 +129,8 @@ def test_resume_continues_from_checkpoint(tmp_path):
 
 
 def test_ctrl_c_saves_completed_epochs_and_exits_130(tmp_path, monkeypatch):
-    import softmax_xp._sgd as sgd
     import softmax_xp.model as model_module
+    import softmax_xp.solvers.sgd as sgd
 
     real = sgd.sgd_epoch
     calls = []

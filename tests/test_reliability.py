@@ -22,7 +22,7 @@ from softmax_xp import (
 )
 from softmax_xp._errors import is_out_of_memory
 from softmax_xp._io import write_npz_atomic
-from softmax_xp._sgd import sgd_epoch as real_sgd_epoch
+from softmax_xp.solvers.sgd import sgd_epoch as real_sgd_epoch
 
 D, K = 6, 3
 

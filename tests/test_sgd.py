@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from softmax_xp._sgd import sgd_epoch
 from softmax_xp.functional import loss_and_grads
+from softmax_xp.solvers.sgd import sgd_epoch
 
 
 def reference_epoch(X, y, order, W, b, velocity, *, lr, momentum, reg, batch_size, xp):
