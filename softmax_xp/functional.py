@@ -26,42 +26,130 @@ __all__ = [
 ]
 
 
-def _shifted(x: Array, axis: int, xp: Any) -> tuple[Array, Array]:
-    """``(x - m, m)`` with ``m = max(x, axis)``, where a non-finite max (a row of -inf) becomes 0."""
+def _as_real_float(x: Any, xp: Any = None, name: str = "x") -> tuple[Array, Any]:
+    """``(x, xp)`` with ``x`` an array of a real floating dtype.
+
+    Python scalars and (nested) lists become NumPy arrays (through array-api-compat's NumPy
+    namespace, imported only then); booleans and integers are promoted to the namespace's default
+    floating dtype, as scipy.special does; complex input is a TypeError.
+    """
+    if xp is None:
+        try:
+            xp = array_namespace(x)
+        except TypeError:
+            if isinstance(x, str | bytes):
+                raise TypeError(f"{name} must be an array of real numbers, got a string.") from None
+            from array_api_compat import numpy as host_xp  # only for lists and Python scalars
+
+            x, xp = host_xp.asarray(x), host_xp
+    x = xp.asarray(x)
+    if xp.isdtype(x.dtype, "real floating"):
+        return x, xp
+    if xp.isdtype(x.dtype, "complex floating"):
+        raise TypeError(
+            f"{name} has complex dtype {x.dtype}; complex input is not supported (pass the real "
+            "part, or the absolute value, as a real floating array)."
+        )
+    if xp.isdtype(x.dtype, ("bool", "integral")):
+        return xp.astype(x, _default_float(xp, device_of(x))), xp
+    raise TypeError(f"{name} has dtype {x.dtype}; expected real numbers.")
+
+
+def _check_axis(x: Array, axis: int | None) -> int | None:
+    """``axis`` checked against ``x.ndim``; a 0-d ``x`` is reduced whole (axis None)."""
+    if axis is None or x.ndim == 0:
+        return None
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise TypeError(f"axis must be an int or None, got {axis!r}.")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis {axis} is out of range for an array of {x.ndim} dimension(s).")
+    return axis
+
+
+def _is_empty(x: Array, axis: int | None) -> bool:
+    """Whether the reduction along ``axis`` (all axes for None) runs over zero elements."""
+    return any(n == 0 for n in x.shape) if axis is None else x.shape[axis] == 0
+
+
+def _reduced_shape(x: Array, axis: int | None) -> tuple[int, ...]:
+    return () if axis is None else tuple(n for i, n in enumerate(x.shape) if i != axis % x.ndim)
+
+
+def _pieces(x: Array, axis: int | None, xp: Any) -> tuple[Array, Array, Array, Array]:
+    """The shared part of softmax, log_softmax and logsumexp along ``axis`` (kept as size 1).
+
+    Returns ``(m, finite, shifted, rest)``: ``m = max(x)``, ``finite = isfinite(m)``,
+    ``shifted = x - m`` and ``rest = sum(exp(x - m)) - 1``, the sum of every term but one
+    maximum's (so ``log1p(rest)`` keeps the digits that ``log(1 + tiny)`` would lose). Where ``m``
+    is not finite (a row holding NaN or +inf, or only -inf) ``shifted`` is -inf and ``rest`` 0:
+    the callers then return NaN (or ``m`` itself for logsumexp), as scipy and PyTorch do.
+    """
     m = xp.max(x, axis=axis, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-    return x - m, m
+    finite = xp.isfinite(m)
+    zero = xp.zeros_like(m)
+    minus_inf = xp.asarray(-xp.inf, dtype=x.dtype, device=device_of(x))
+    shifted = xp.where(finite, x - xp.where(finite, m, zero), minus_inf)
+    is_max = shifted == 0
+    others = xp.sum(xp.where(is_max, zero, xp.exp(shifted)), axis=axis, keepdims=True)
+    ties = xp.sum(xp.astype(is_max, x.dtype), axis=axis, keepdims=True) - 1
+    rest = xp.where(finite, others + ties, zero)
+    return m, finite, shifted, rest
 
 
-def softmax(x: Array, /, *, axis: int = -1, xp: Any = None) -> Array:
-    """Softmax along ``axis``: ``exp(x - max x) / sum(exp(x - max x))``.
+def softmax(x: Array, /, *, axis: int | None = -1, xp: Any = None) -> Array:
+    """Softmax along ``axis`` (all elements for None): ``exp(x - m) / sum(exp(x - m))``,
+    ``m = max(x)``.
 
     Subtracting the maximum changes nothing mathematically and keeps ``exp`` from overflowing, so
-    logits of 1e4 or -inf give exact results.
+    logits of 1e4 or -inf give exact results. A row holding NaN or +inf, or only -inf, is all NaN
+    (as in scipy.special and PyTorch). Lists and integers are accepted (see :func:`logsumexp`).
     """
-    xp = array_namespace(x) if xp is None else xp
-    e = xp.exp(_shifted(x, axis, xp)[0])
-    return e / xp.sum(e, axis=axis, keepdims=True)
+    x, xp = _as_real_float(x, xp)
+    axis = _check_axis(x, axis)
+    if _is_empty(x, axis):
+        return xp.asarray(x, copy=True)
+    _, finite, shifted, rest = _pieces(x, axis, xp)
+    one = xp.ones_like(rest)
+    p = xp.exp(shifted) / xp.where(finite, rest + one, one)
+    return xp.where(finite, p, xp.asarray(xp.nan, dtype=x.dtype, device=device_of(x)))
 
 
-def log_softmax(x: Array, /, *, axis: int = -1, xp: Any = None) -> Array:
-    """``log(softmax(x)) = (x - m) - log(sum(exp(x - m)))``, computed without forming softmax."""
-    xp = array_namespace(x) if xp is None else xp
-    shifted, _ = _shifted(x, axis, xp)
-    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+def log_softmax(x: Array, /, *, axis: int | None = -1, xp: Any = None) -> Array:
+    """``log(softmax(x)) = (x - m) - log1p(sum(exp(x - m)) - 1)``, computed without forming
+    softmax; rows holding NaN or +inf, or only -inf, are all NaN (as in PyTorch)."""
+    x, xp = _as_real_float(x, xp)
+    axis = _check_axis(x, axis)
+    if _is_empty(x, axis):
+        return xp.asarray(x, copy=True)
+    _, finite, shifted, rest = _pieces(x, axis, xp)
+    out = shifted - xp.log1p(rest)
+    return xp.where(finite, out, xp.asarray(xp.nan, dtype=x.dtype, device=device_of(x)))
 
 
-def logsumexp(x: Array, /, *, axis: int = -1, keepdims: bool = False, xp: Any = None) -> Array:
-    """``log(sum(exp(x))) = m + log(sum(exp(x - m)))`` along ``axis``."""
-    xp = array_namespace(x) if xp is None else xp
-    shifted, m = _shifted(x, axis, xp)
-    out = m + xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
-    return out if keepdims else xp.squeeze(out, axis=axis)
+def logsumexp(
+    x: Array, /, *, axis: int | None = -1, keepdims: bool = False, xp: Any = None
+) -> Array:
+    """``log(sum(exp(x))) = m + log1p(sum(exp(x - m)) - 1)`` along ``axis`` (all for None).
+
+    ``m = max(x)``'s own term is kept out of the sum, so ``logsumexp([0, -40])`` is 4.2e-18,
+    not 0 (scipy gh-18295). An empty reduction gives -inf; +inf gives +inf, NaN gives NaN. Python
+    lists and scalars are read as NumPy arrays; integer input is promoted to the default floating
+    dtype; complex input is a TypeError.
+    """
+    x, xp = _as_real_float(x, xp)
+    axis = _check_axis(x, axis)
+    if _is_empty(x, axis):
+        kept = tuple(1 if axis is None or i == axis % x.ndim else n for i, n in enumerate(x.shape))
+        out = xp.full(kept, -xp.inf, dtype=x.dtype, device=device_of(x))
+    else:
+        m, _, _, rest = _pieces(x, axis, xp)
+        out = m + xp.log1p(rest)  # rest is 0 where m is +-inf or NaN: the answer is m
+    return out if keepdims else xp.reshape(out, _reduced_shape(x, axis))
 
 
 def sigmoid(x: Array, /, *, xp: Any = None) -> Array:
     """Logistic function ``1 / (1 + exp(-x))``, evaluated through ``exp(-|x|)`` so it never overflows."""
-    xp = array_namespace(x) if xp is None else xp
+    x, xp = _as_real_float(x, xp)
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
@@ -71,7 +159,9 @@ def softmax_jacobian(x: Array, /, *, xp: Any = None) -> Array:
 
     ``x`` of shape ``(..., K)`` gives ``J`` of shape ``(..., K, K)`` with ``J[..., i, j] = dp_i/dx_j``.
     """
-    xp = array_namespace(x) if xp is None else xp
+    x, xp = _as_real_float(x, xp)
+    if x.ndim == 0:
+        raise ValueError("softmax_jacobian needs logits of shape (..., K), got a 0-d array.")
     p = softmax(x, axis=-1, xp=xp)
     eye = xp.eye(x.shape[-1], dtype=x.dtype, device=device_of(x))
     return p[..., :, None] * (eye - p[..., None, :])
@@ -106,6 +196,17 @@ def _mean_nll(logp: Array, y: Array, xp: Any) -> Array:
     return -xp.sum(picked) / logp.shape[0]
 
 
+def _check_labels(y: Array, n: int, against: str, xp: Any) -> None:
+    """Labels must be integers of shape ``(N,)``, one per row of ``against``."""
+    if not xp.isdtype(y.dtype, "integral"):
+        raise TypeError(f"labels must be integers (class indices), got dtype {y.dtype}.")
+    if tuple(y.shape) != (n,):
+        raise ValueError(
+            f"labels must have shape (N,) = ({n},), one per row of {against}; "
+            f"got shape {tuple(y.shape)}."
+        )
+
+
 def cross_entropy(
     logits: Array, y: Array, /, *, W: Array | None = None, reg: float = 0.0, xp: Any = None
 ) -> Array:
@@ -113,6 +214,12 @@ def cross_entropy(
     ``W`` is given. Computed from :func:`log_softmax`, never as ``log(softmax)``. Returns a 0-d array.
     """
     xp = array_namespace(logits, y) if xp is None else xp
+    if logits.ndim != 2:
+        raise ValueError(
+            f"logits must have shape (N, K), got a {logits.ndim}-D array of shape "
+            f"{tuple(logits.shape)}."
+        )
+    _check_labels(y, logits.shape[0], f"logits of shape {tuple(logits.shape)}", xp)
     loss = _mean_nll(log_softmax(logits, axis=-1, xp=xp), y, xp)
     if W is not None and reg:
         loss = loss + _l2_penalty(W, reg, xp)
@@ -134,6 +241,14 @@ def loss_and_grads(
     Returns ``(loss, dW, db)`` with ``loss`` a 0-d array, ``dW`` shaped like ``W`` and ``db`` like ``b``.
     """
     xp = array_namespace(X, y, W, b) if xp is None else xp
+    if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[0]:
+        raise ValueError(
+            f"X must have shape (N, d) and W shape (d, K); got X {tuple(X.shape)} and "
+            f"W {tuple(W.shape)}."
+        )
+    if tuple(b.shape) not in ((1, W.shape[1]), (W.shape[1],)):
+        raise ValueError(f"b must have shape (1, {W.shape[1]}), got {tuple(b.shape)}.")
+    _check_labels(y, X.shape[0], f"X of shape {tuple(X.shape)}", xp)
     n = X.shape[0]
     logp = log_softmax(X @ W + b, axis=-1, xp=xp)
     loss = _mean_nll(logp, y, xp) + _l2_penalty(W, reg, xp)
