@@ -180,7 +180,7 @@ class SoftmaxXP:
         y_val: Any = None,
         epochs: int = 100,
         batch_size: int = 256,
-        verbose: int = 1,
+        verbose: int = 0,
         *,
         checkpoint: PathLike | None = None,
         resume_from: PathLike | None = None,
@@ -194,6 +194,9 @@ class SoftmaxXP:
 
         Parameters
         ----------
+        verbose
+            0 (the default) prints nothing; 1 prints one line per epoch (loss, validation
+            accuracy, time) to stdout. ``callback`` is the hook for progress bars.
         epochs
             The total number of epochs of the run, counting those done before a resume: resuming a
             checkpoint of epoch ``k`` trains epochs ``k + 1 .. epochs``, so ``epochs=100`` finishes
@@ -419,39 +422,82 @@ class SoftmaxXP:
         """Class probabilities ``softmax(X W + b)``, shape ``(n_samples, num_classes)``.
 
         ``X`` is processed ``chunk_size`` rows at a time (default: up to 65536 rows, fewer when
-        the features and logits of a chunk would exceed 256 MiB).
+        the features and logits of a chunk would exceed 256 MiB). Raises ValueError when the
+        logits overflow the model's dtype (features far outside the training range).
         """
         rows = self._chunk_rows(chunk_size)
         with out_of_memory_hint(lambda: self._predict_advice("predict_proba", rows)):
-            return self._concat(
-                [softmax(self._logits(Xc), axis=-1, xp=self.xp) for Xc in self._chunks(X, rows)]
-            )
+            finite: list[Array] = []
+            with quiet_float_warnings():
+                parts = [
+                    softmax(self._finite_logits(Xc, finite), axis=-1, xp=self.xp)
+                    for Xc in self._chunks(X, rows)
+                ]
+            self._check_logits(finite)
+            return self._concat(parts)
 
     def predict(self, X: Any, *, chunk_size: int | None = None) -> Array:
-        """Most probable class of each row of ``X`` (int64, on the model's device); chunked as in
-        :meth:`predict_proba`."""
+        """Most probable class of each row of ``X`` (int64, on the model's device); chunked and
+        checked as in :meth:`predict_proba`."""
         rows = self._chunk_rows(chunk_size)
         with out_of_memory_hint(lambda: self._predict_advice("predict", rows)):
-            return self._concat(
-                [self.xp.argmax(self._logits(Xc), axis=1) for Xc in self._chunks(X, rows)]
-            )
+            finite: list[Array] = []
+            with quiet_float_warnings():
+                parts = [
+                    self.xp.argmax(self._finite_logits(Xc, finite), axis=1)
+                    for Xc in self._chunks(X, rows)
+                ]
+            self._check_logits(finite)
+            return self._concat(parts)
 
     def score(self, X: Any, y: Any, *, chunk_size: int | None = None) -> float:
-        """Accuracy of :meth:`predict` on ``(X, y)``; chunked as in :meth:`predict_proba`."""
+        """Accuracy of :meth:`predict` on ``(X, y)``; chunked and checked as in
+        :meth:`predict_proba`."""
         rows = self._chunk_rows(chunk_size)
         with out_of_memory_hint(lambda: self._predict_advice("score", rows)):
             X = features_on_host_or_device(X, self.input_dim)
             n = X.shape[0]
             y = self._labels(y, n)
-            hits = [
-                self._hits(Xc, y[rows_])
-                for rows_, Xc in zip(_row_slices(n, rows), self._chunks(X, rows), strict=True)
-            ]
+            finite: list[Array] = []
+            with quiet_float_warnings():
+                hits = [
+                    self._hits(Xc, y[rows_], finite=finite)
+                    for rows_, Xc in zip(_row_slices(n, rows), self._chunks(X, rows), strict=True)
+                ]
+            self._check_logits(finite)
             return int(self.xp.sum(self.xp.stack(hits))) / n
 
-    def _hits(self, X: Array, y: Array, W: Array | None = None, b: Array | None = None) -> Array:
-        """How many rows of ``X`` are classified as ``y`` (a 0-d int64 device array)."""
-        hits = self.xp.argmax(self._logits(X, W, b), axis=1) == y
+    def _finite_logits(self, X: Array, finite: list[Array]) -> Array:
+        """The logits of ``X``; appends whether they are all finite (a 0-d device bool, read
+        once for all chunks by :meth:`_check_logits`) to ``finite``."""
+        z = self._logits(X)
+        finite.append(self.xp.all(self.xp.isfinite(z)))
+        return z
+
+    def _check_logits(self, finite: list[Array]) -> None:
+        """Refuse results computed from overflowed logits (one host read for every chunk)."""
+        if bool(self.xp.all(self.xp.stack(finite))):
+            return
+        raise ValueError(
+            f"The logits X @ W + b overflowed {self.dtype_name} for some rows of X: their "
+            "features are far larger than those the model was trained on, so the "
+            "probabilities would be NaN and the predicted classes arbitrary. Scale X as the "
+            "training data was scaled (MNIST pixels lie in [0, 1])"
+            + (", or use a float64 model." if self.dtype_name == "float32" else ".")
+        )
+
+    def _hits(
+        self,
+        X: Array,
+        y: Array,
+        W: Array | None = None,
+        b: Array | None = None,
+        finite: list[Array] | None = None,
+    ) -> Array:
+        """How many rows of ``X`` are classified as ``y`` (a 0-d int64 device array); with
+        ``finite``, whether the logits were finite is appended to it."""
+        z = self._logits(X, W, b) if finite is None else self._finite_logits(X, finite)
+        hits = self.xp.argmax(z, axis=1) == y
         return self.xp.sum(self.xp.astype(hits, self.xp.int64))
 
     def _accuracy(self, X: Array, y: Array, W: Array, b: Array) -> float:
