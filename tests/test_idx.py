@@ -212,3 +212,42 @@ def test_huge_dimensions_checked_before_allocating() -> None:
     zero_and_huge = _raw_idx(0x08, (0, *(2**32 - 1,) * 4), b"")
     with pytest.raises(IDXFormatError, match="cannot represent"):
         parse_idx(zero_and_huge, "huge")
+
+
+def _gzip_stream(tmp_path: Path, name: str, header: bytes, zeros: int) -> Path:
+    """A gzip file of ``header`` then ``zeros`` zero bytes, written a megabyte at a time."""
+    path = tmp_path / name
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(header)
+        block = bytes(2**20)
+        for _ in range(zeros // len(block)):
+            f.write(block)
+        f.write(bytes(zeros % len(block)))
+    return path
+
+
+def test_gzip_bomb_is_not_inflated(tmp_path: Path) -> None:
+    """A header declaring 10 labels over 64 MiB of zeros: refused after 10 + 1 bytes of data."""
+    import tracemalloc
+
+    bomb = _gzip_stream(tmp_path, "labels.gz", _raw_idx(0x08, (10,), b""), 64 * 2**20)
+    assert bomb.stat().st_size < 2**20
+    tracemalloc.start()
+    try:
+        err = _expect_error(bomb, "trailing bytes: header says 10 uint8 = 10 bytes.*gzip bomb")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "labels.gz" in str(err)
+    assert peak < 8 * 2**20  # the whole stream would be 64 MiB
+
+
+def test_gzip_exact_size_still_reads_and_checks_the_crc(tmp_path: Path) -> None:
+    array = np.arange(3 * 2**20 + 5, dtype=np.uint8)  # spans several inflate chunks
+    path = tmp_path / "exact.gz"
+    write_idx(path, array)
+    np.testing.assert_array_equal(read_idx(path), array)
+    damaged = bytearray(path.read_bytes())
+    damaged[-8] ^= 0xFF  # the CRC-32 in the gzip trailer
+    path.write_bytes(bytes(damaged))
+    _expect_error(path, "corrupt gzip")

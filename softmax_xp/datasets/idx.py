@@ -39,6 +39,7 @@ IDX_TYPES: dict[int, tuple[str, np.dtype]] = {
 }
 _CODE_BY_NAME = {name: code for code, (name, _) in IDX_TYPES.items()}
 _MAX_DIM = 2**32 - 1
+_CHUNK = 2**20  # inflate gzip streams a megabyte at a time
 
 
 class DatasetError(Exception):
@@ -57,16 +58,58 @@ class IDXFormatError(DatasetError, ValueError):
 def decompressed_bytes(path: str | os.PathLike[str]) -> bytes:
     """Return the file's content, gunzipped when it starts with the gzip magic bytes 1f 8b.
 
-    Raises FileNotFoundError for a missing file and IDXFormatError for a corrupt gzip stream.
+    A gzip stream is never inflated past the data its IDX header declares plus one byte, so a
+    gzip bomb (a few kilobytes that inflate to gigabytes) is refused without filling memory.
+    Raises FileNotFoundError for a missing file and IDXFormatError for a corrupt gzip stream or
+    one holding more data than its header declares.
     """
     with open(path, "rb") as fh:
-        data = fh.read()
-    if data[:2] == GZIP_MAGIC:
+        if fh.read(2) != GZIP_MAGIC:
+            fh.seek(0)
+            return fh.read()
+        fh.seek(0)
         try:
-            data = gzip.decompress(data)
+            with gzip.GzipFile(fileobj=fh, mode="rb") as stream:
+                return _read_declared(stream, path)
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise IDXFormatError(path, f"corrupt gzip stream: {exc}") from exc
-    return data
+
+
+def _read_at_most(stream: gzip.GzipFile, n: int) -> bytes:
+    """Up to ``n`` bytes of ``stream``, inflated a megabyte at a time (never ``n`` at once)."""
+    parts: list[bytes] = []
+    left = n
+    while left > 0:
+        chunk = stream.read(min(left, _CHUNK))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def _read_declared(stream: gzip.GzipFile, path: str | os.PathLike[str]) -> bytes:
+    """The IDX header, then at most the data it declares plus one byte (to see whether the
+    stream ends there; reading to its end also checks the gzip CRC). A header that
+    :func:`parse_idx` will refuse is returned alone."""
+    head = _read_at_most(stream, 4)
+    if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in IDX_TYPES or head[3] == 0:
+        return head
+    ndim = head[3]
+    dims = _read_at_most(stream, 4 * ndim)
+    if len(dims) < 4 * ndim:
+        return head + dims
+    shape = struct.unpack(f">{ndim}I", dims)
+    type_name, file_dtype = IDX_TYPES[head[2]]
+    expected = math.prod(shape) * file_dtype.itemsize
+    body = _read_at_most(stream, expected + 1)
+    if len(body) > expected:
+        raise IDXFormatError(
+            path,
+            f"trailing bytes: {_describe(shape, type_name, expected)}, but the gzip stream "
+            "holds more; stopped decompressing there (a corrupt file or a gzip bomb)",
+        )
+    return head + dims + body
 
 
 def _describe(shape: tuple[int, ...], type_name: str, nbytes: int) -> str:
