@@ -7,7 +7,7 @@ import math
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ __all__ = [
 FORMAT_NAME = "softmax_xp"
 FORMAT_VERSION = 1
 _HEADER_KEY = "__header__"
+_MAX_HEADER_BYTES = 64 * 2**20  # the JSON header (a checkpoint's History grows with its epochs)
+_NPY_HEADER_BYTES = 2**16  # room for a member's own .npy header
 
 
 class ModelFileError(ValueError):
@@ -63,13 +65,20 @@ def npz_path(path: str | os.PathLike) -> Path:
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
-def read_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def read_npz(
+    path: str | os.PathLike,
+    data_bytes: Callable[[dict[str, Any]], Mapping[str, int]] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a file written by :func:`write_npz_atomic`: ``(arrays, header)``.
 
-    Each member's .npy header is checked before any data is read: object (pickled) arrays are
-    refused, so loading never runs code, and a member claiming more data than it holds is refused
-    before memory is allocated for it. Anything that is not a softmax_xp file of a known format
-    version raises :class:`ModelFileError`. ``path`` without ``.npz`` also finds ``path.npz``.
+    The JSON header is read first; ``data_bytes(header)`` then gives the number of data bytes
+    each expected member needs. A member that is not expected is skipped unread, and one that
+    the zip directory or its .npy header says is far larger than expected (more than twice, plus
+    64 KiB) is refused before it is inflated: a small zip bomb cannot fill memory. Each member's
+    .npy header is checked before any data is read: object (pickled) arrays are refused, so
+    loading never runs code, and a member claiming more data than it holds is refused before
+    memory is allocated for it. Anything that is not a softmax_xp file of a known format version
+    raises :class:`ModelFileError`. ``path`` without ``.npz`` also finds ``path.npz``.
     """
     path = Path(path)
     if not path.is_file() and npz_path(path).is_file():
@@ -78,9 +87,21 @@ def read_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
         raise FileNotFoundError(f"No model file at {str(path)!r}.")
     try:
         with zipfile.ZipFile(path) as archive:
+            members = {_member_key(path, info): info for info in archive.infolist()}
+            if _HEADER_KEY not in members:
+                raise ModelFileError(f"{path}: not a softmax_xp model file (no header).")
+            raw = _read_member(path, archive, members.pop(_HEADER_KEY), _MAX_HEADER_BYTES)
+            header = _header(path, raw)
+            limits = None if data_bytes is None else data_bytes(header)
             arrays = {
-                _member_key(path, info): _read_member(path, archive, info)
-                for info in archive.infolist()
+                key: _read_member(
+                    path,
+                    archive,
+                    info,
+                    None if limits is None else 2 * limits[key] + _NPY_HEADER_BYTES,
+                )
+                for key, info in members.items()
+                if limits is None or key in limits
             }
     except ModelFileError:
         raise
@@ -89,7 +110,7 @@ def read_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
             f"{path}: not a readable .npz file ({type(exc).__name__}: {exc}); "
             "the file may be truncated or not a softmax_xp model."
         ) from exc
-    return arrays, _header(path, arrays.pop(_HEADER_KEY, None))
+    return arrays, header
 
 
 def _member_key(path: Path, info: zipfile.ZipInfo) -> str:
@@ -98,8 +119,13 @@ def _member_key(path: Path, info: zipfile.ZipInfo) -> str:
     return info.filename[: -len(".npy")]
 
 
-def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
-    """One .npy member, its header checked before its data is read."""
+def _read_member(
+    path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int | None
+) -> np.ndarray:
+    """One .npy member, its header checked before its data is read; with ``max_bytes``, a
+    member larger than that (by the zip directory or its .npy header) is refused unread."""
+    if max_bytes is not None and info.file_size > max_bytes + _NPY_HEADER_BYTES:
+        raise _too_large(path, info, info.file_size, max_bytes)
     with archive.open(info) as f:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
@@ -119,6 +145,8 @@ def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) ->
                 f"{path}: {info.filename} claims {size} bytes of data but holds fewer; "
                 "the file is truncated or was edited."
             )
+        if max_bytes is not None and size > max_bytes:
+            raise _too_large(path, info, size, max_bytes)
         data = f.read(size + 1)  # reads to the end, so the zip CRC is checked
     if len(data) != size:
         raise ModelFileError(
@@ -129,14 +157,23 @@ def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) ->
     return array.copy()
 
 
-def _header(path: Path, raw: np.ndarray | None) -> dict[str, Any]:
+def _too_large(path: Path, info: zipfile.ZipInfo, size: int, max_bytes: int) -> ModelFileError:
+    return ModelFileError(
+        f"{path}: {info.filename} is {size} bytes, far more than the {max_bytes} bytes it may "
+        "hold; refused without inflating it (a corrupted file or a zip bomb)."
+    )
+
+
+def _header(path: Path, raw: np.ndarray) -> dict[str, Any]:
     """The JSON header, checked to be ours and of the format version this code reads."""
-    if raw is None or raw.dtype.kind != "U" or raw.shape != ():
+    if raw.dtype.kind != "U" or raw.shape != ():
         raise ModelFileError(f"{path}: not a softmax_xp model file (no header).")
     try:
         header = json.loads(str(raw))
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{path}: the header is not valid JSON ({exc}).") from exc
+    except RecursionError:  # e.g. [[[[...]]]] 100,000 deep
+        raise ModelFileError(f"{path}: the header is not valid JSON (nested too deeply).") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{path}: not a softmax_xp model file (unknown format).")
     version = header.get("format_version")

@@ -76,13 +76,13 @@ def write_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint, **extra) -
 
 def read_model(path: str | os.PathLike) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """``(hyperparameters, W, b)`` of a model file or a checkpoint, all checked."""
-    arrays, header = read_npz(path)
+    arrays, header = read_npz(path, lambda header: _data_bytes(path, header))
     return _parse_model(path, arrays, header)
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """A checkpoint written by :func:`write_checkpoint`, all checked."""
-    arrays, header = read_npz(path)
+    arrays, header = read_npz(path, lambda header: _data_bytes(path, header))
     if header.get("kind") == "model":
         raise ModelFileError(
             f"{path}: is a model file, not a checkpoint: it has no momentum or RNG state to resume "
@@ -118,9 +118,16 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return Checkpoint(hyper, W, b, velocity, epoch, history, rng_state, batch_size, n_samples)
 
 
-def _parse_model(
-    path: str | os.PathLike, arrays: dict[str, np.ndarray], header: dict[str, Any]
-) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+def _data_bytes(path: str | os.PathLike, header: dict[str, Any]) -> dict[str, int]:
+    """The data bytes of each array the header's shapes call for (vW and vb are a checkpoint's
+    momentum buffers); nothing else in the file is read."""
+    hyper = _hyperparameters(path, header)
+    d, k, itemsize = hyper["input_dim"], hyper["num_classes"], np.dtype(hyper["dtype"]).itemsize
+    return {"W": d * k * itemsize, "b": k * itemsize, "vW": d * k * itemsize, "vb": k * itemsize}
+
+
+def _hyperparameters(path: str | os.PathLike, header: dict[str, Any]) -> dict[str, Any]:
+    """The header's kind and hyperparameters, checked."""
     if header.get("kind") not in ("model", "checkpoint"):
         raise ModelFileError(f"{path}: is not a softmax_xp model (kind {header.get('kind')!r}).")
     missing = [key for key in HYPERPARAMETERS if key not in header]
@@ -130,6 +137,13 @@ def _parse_model(
         hyper = check_hyperparameters(**{key: header[key] for key in HYPERPARAMETERS})
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: invalid hyperparameters in the header: {exc}") from None
+    return hyper
+
+
+def _parse_model(
+    path: str | os.PathLike, arrays: dict[str, np.ndarray], header: dict[str, Any]
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    hyper = _hyperparameters(path, header)
     d, k, dtype = hyper["input_dim"], hyper["num_classes"], np.dtype(hyper["dtype"])
     W = _array(path, arrays, "W", (d, k), dtype)
     b = _array(path, arrays, "b", (1, k), dtype)

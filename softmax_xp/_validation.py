@@ -116,8 +116,29 @@ def check_device_dtype(backend: Backend, dtype: str) -> None:
 
 
 # -- arrays --------------------------------------------------------------------------------------
+def _sparse_advice(x: Any, name: str) -> str | None:
+    """Why sparse ``x`` (scipy.sparse, cupyx, pydata sparse, a torch sparse tensor) is refused,
+    or None for dense input; recognised by type, so no sparse library is imported."""
+    module = type(x).__module__
+    if module.startswith(("scipy.sparse", "cupyx.scipy.sparse", "sparse")):
+        densify = f"{name}.toarray()"
+    elif (
+        module.startswith("torch") and str(getattr(x, "layout", "torch.strided")) != "torch.strided"
+    ):
+        densify = f"{name}.to_dense()"
+    else:
+        return None
+    return (
+        f"{name} is a sparse {type(x).__name__}; sparse input is not supported by {_MODEL}. "
+        f"Pass a dense array instead: {densify} (MNIST-sized data fits in memory densely)."
+    )
+
+
 def _native(x: Any, name: str) -> Any:
     """``x`` as an array of its own library (lists become NumPy arrays); no copy of arrays."""
+    sparse = _sparse_advice(x, name)
+    if sparse is not None:
+        raise TypeError(sparse)
     if isinstance(x, np.ndarray):
         return x
     if not isinstance(x, np.generic) and array_api_compat.is_array_api_obj(x):

@@ -26,7 +26,7 @@ def test_overflowing_logits_raise_instead_of_nan(backend, big):
         warnings.simplefilter("error")  # no RuntimeWarning either: one clear error
         for method in (model.predict, model.predict_proba):
             for chunk_size in (None, 1):
-                with pytest.raises(ValueError, match="overflowed float32.*Scale X.*float64"):
+                with pytest.raises(ValueError, match=r"overflowed float32.*Scale X.*float64"):
                     method(X, chunk_size=chunk_size)
         with pytest.raises(ValueError, match="overflowed float32"):
             model.score(X, [0, 1, 2], chunk_size=2)

@@ -337,7 +337,7 @@ def test_foreign_files_are_refused(tmp_path):
     (tmp_path / "random.npz").write_bytes(np.random.default_rng(0).bytes(500))
     with pytest.raises(ModelFileError):
         SoftmaxXP.load(tmp_path / "random.npz")
-    with zipfile.ZipFile(tmp_path / "v3.npz", "w") as z, z.open("W.npy", "w") as f:
+    with zipfile.ZipFile(tmp_path / "v3.npz", "w") as z, z.open("__header__.npy", "w") as f:
         np.lib.format.write_array(f, np.ones(3), version=(3, 0))
     with pytest.raises(ModelFileError, match=r"unsupported \.npy version \(3, 0\)"):
         SoftmaxXP.load(tmp_path / "v3.npz")
