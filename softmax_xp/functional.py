@@ -39,6 +39,11 @@ def _as_real_float(x: Any, xp: Any = None, name: str = "x") -> tuple[Array, Any]
         except TypeError:
             if isinstance(x, str | bytes):
                 raise TypeError(f"{name} must be an array of real numbers, got a string.") from None
+            if hasattr(x, "toarray"):  # scipy.sparse and friends
+                raise TypeError(
+                    f"{name} is a sparse {type(x).__name__}; sparse input is not supported: "
+                    f"pass {name}.toarray()."
+                ) from None
             from array_api_compat import numpy as host_xp  # only for lists and Python scalars
 
             x, xp = host_xp.asarray(x), host_xp

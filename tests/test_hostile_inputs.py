@@ -150,6 +150,10 @@ def test_sparse_input_says_sparse_is_not_supported():
             call()
     with pytest.raises(TypeError, match=r"sparse.*not supported.*y\.toarray\(\)"):
         model.train(np.eye(4, D), sparse.csr_matrix([[0, 1, 2, 0]]).T, epochs=1)
+    from softmax_xp import softmax
+
+    with pytest.raises(TypeError, match=r"sparse.*not supported.*x\.toarray\(\)"):
+        softmax(X)
 
 
 def test_torch_sparse_input_says_sparse_is_not_supported():
