@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, is_array_api_obj
 from array_api_compat import device as device_of
 
 Array = Any
@@ -218,7 +218,9 @@ def cross_entropy(
     """Mean cross-entropy ``-1/N sum_i log softmax(z_i)[y_i]``, plus ``0.5 * reg * ||W||^2`` when
     ``W`` is given. Computed from :func:`log_softmax`, never as ``log(softmax)``. Returns a 0-d array.
     """
-    xp = array_namespace(logits, y) if xp is None else xp
+    logits, xp = _as_real_float(logits, xp, "logits")
+    if not is_array_api_obj(y):  # a list of labels
+        y = xp.asarray(y, device=device_of(logits))
     if logits.ndim != 2:
         raise ValueError(
             f"logits must have shape (N, K), got a {logits.ndim}-D array of shape "

@@ -131,6 +131,11 @@ def test_lists_and_scalars_are_numpy_input():
     assert float(logsumexp(3.0)) == 3.0
     assert float(softmax(7)) == 1.0
     assert float(sigmoid(0)) == 0.5
+    loss = cross_entropy([[1.0, 2.0], [0.0, 0.0]], [1, 0])
+    torch_loss = torch.nn.functional.cross_entropy(
+        torch.tensor([[1.0, 2.0], [0.0, 0.0]], dtype=torch.float64), torch.tensor([1, 0])
+    )
+    assert float(loss) == pytest.approx(float(torch_loss), rel=1e-12)
     with pytest.raises(TypeError, match="string"):
         softmax("0.5")
 
