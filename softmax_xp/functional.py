@@ -2,7 +2,10 @@
 
 Every function infers the namespace from its inputs (``xp=None`` overrides), creates arrays on
 the inputs' device, keeps the inputs' floating dtype and never writes into its inputs. Nothing here
-synchronises with the host: losses are returned as 0-d arrays.
+synchronises with the host: losses are returned as 0-d arrays. Every backend behaves alike, and as
+scipy.special and PyTorch do: integer input is promoted to the default floating dtype, complex
+input is a TypeError, Python lists and scalars are read as NumPy arrays (array-api-compat's NumPy
+namespace, imported only for them), and non-finite logits give NaN rows rather than half-NaN ones.
 """
 
 from __future__ import annotations
