@@ -42,6 +42,7 @@ class RunFolder:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._fd: int | None = None
+        self._created: list[Path] = []  # the folders lock() created, deepest first
 
     def __enter__(self) -> RunFolder:
         self.lock()
@@ -52,24 +53,40 @@ class RunFolder:
 
     def lock(self) -> None:
         """Take the folder's lock, or raise :class:`FolderBusyError` naming the holder's pid."""
+        self._created = [p for p in (self.path, *self.path.parents) if not p.exists()]
         self.path.mkdir(parents=True, exist_ok=True)
         lock = self.path / LOCK_NAME
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            if not _try_lock(fd):
-                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-                raise FolderBusyError(
-                    f"{self.path} is in use by another softmax-xp train (pid {holder})"
-                )
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        except BaseException:
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                if not _try_lock(fd):
+                    holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                    raise FolderBusyError(
+                        f"{self.path} is in use by another softmax-xp train (pid {holder})"
+                    )
+                if _same_file(fd, lock):  # not a lock file its holder removed meanwhile
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}\n".encode())
+                    break
+            except BaseException:
+                os.close(fd)
+                raise
             os.close(fd)
-            raise
         self._fd = fd
 
     def release(self) -> None:
-        if self._fd is not None:
+        """Release the lock; a folder left holding nothing but the lock file is removed again
+        (the lock file, and the folders that :meth:`lock` created)."""
+        if self._fd is None:
+            return
+        try:
+            if [p.name for p in self.path.iterdir()] == [LOCK_NAME]:
+                (self.path / LOCK_NAME).unlink()  # while locked: see _same_file
+                for folder in self._created:
+                    folder.rmdir()
+        except OSError:
+            pass
+        finally:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
 
@@ -80,6 +97,13 @@ class RunFolder:
     def remove_stale_temporaries(self) -> list[Path]:
         """Remove the temporary files of writes that were killed; call it while locked."""
         return remove_stale_temporaries(self.path)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _try_lock(fd: int) -> bool:

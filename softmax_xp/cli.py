@@ -357,6 +357,8 @@ def _train_in(args, folder: RunFolder, backend, interruptions: Interruptions) ->
         progress.close()
     train_seconds = time.perf_counter() - start
     history, completed = model.history_, model.epoch_
+    if isinstance(stop, TrainingDivergedError):  # the CLI says below what it kept
+        stop.args = (re.sub(r" The model keeps the weights of [^.]*\.", "", str(stop)),)
     if stop is not None and completed == start_epoch:
         kept = "; the files already in --out are unchanged" if previous else ""
         if isinstance(stop, TrainingDivergedError):
@@ -402,7 +404,7 @@ def _status(stop: BaseException | None, completed: int, epochs: int) -> tuple[st
             f"diverged in epoch {stop.epoch}; kept epoch {completed}: {completed} of {epochs} "
             "epochs"
         )
-    return "interrupted", f"interrupted ({signal_name(stop)}) after {completed} of {epochs} epochs"
+    return "interrupted", f"interrupted by {signal_name(stop)} after {completed} of {epochs} epochs"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -632,7 +634,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 _PYTHON_WORDS = [
     (re.compile(r"\bdownload=True\b"), "--download"),
     (re.compile(r"\bfallback=False\b"), "--no-fallback"),
-    (re.compile(r"\b[Uu]se device=None\b"), "leave out --device"),
+    (re.compile(r"\(data_dir\)"), "(--data-dir)"),
+    (
+        re.compile(r"\b([Uu])se device=None\b"),
+        lambda m: f"{'L' if m[1] == 'U' else 'l'}eave out --device",
+    ),
     (re.compile(r"\bdevice=None\b"), "no --device"),
     (
         re.compile(
