@@ -28,6 +28,7 @@ RUN_FILES = (
     "report.json",
     "report.md",
     "checkpoint.npz",
+    "run.json",
     *(f"{name}.png" for name in FIGURES),
 )
 

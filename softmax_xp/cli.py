@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, presets
-from ._atomic import AtomicBatch
+from ._atomic import AtomicBatch, write_atomic
 from ._backend import (
     BACKENDS,
     BackendFallbackWarning,
@@ -74,6 +74,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="softmax-xp",
@@ -96,7 +106,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fail at once (exit 2) when --backend cannot run here, instead of using NumPy",
     )
-    train.add_argument("--epochs", type=int, default=None, help=f"(default {chapter['epochs']})")
+    train.add_argument(
+        "--epochs", type=_nonnegative_int, default=None, help=f"(default {chapter['epochs']})"
+    )
     train.add_argument(
         "--batch-size", type=_positive_int, default=None, help=f"(default {chapter['batch_size']})"
     )
@@ -228,19 +240,24 @@ def _recipe(args: argparse.Namespace, resume: Checkpoint | None = None) -> dict[
                 "--out."
             )
         recipe.update({key: theirs[key] for key in _RECIPE_FLAGS})
-        recipe["epochs"] = _previous_epochs(args.out) or recipe["epochs"]
+        previous = _previous_epochs(args.out)
+        recipe["epochs"] = recipe["epochs"] if previous is None else previous
     if args.epochs is not None:
         recipe["epochs"] = args.epochs
     return recipe
 
 
 def _previous_epochs(out: Path) -> int | None:
-    """The number of epochs the run in ``out`` was asked for, from its report (None if unknown)."""
-    try:
-        epochs = json.loads((out / "report.json").read_text()).get("epochs")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return epochs if type(epochs) is int and epochs >= 0 else None
+    """The number of epochs the run in ``out`` was asked for (from its run.json, written after
+    its first epoch, or its report), or None if unknown."""
+    for name in ("run.json", "report.json"):
+        try:
+            epochs = json.loads((out / name).read_text()).get("epochs")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if type(epochs) is int and epochs >= 0:
+            return epochs
+    return None
 
 
 def _read_resume_checkpoint(path: Path) -> Checkpoint:
@@ -335,26 +352,29 @@ def _train_in(args, folder: RunFolder, backend, interruptions: Interruptions) ->
     if resume is not None:
         _say(f"resuming from epoch {start_epoch} of {recipe['epochs']} ({checkpoint})")
     progress = _Progress(recipe["epochs"], enabled=not args.quiet and sys.stderr.isatty())
+    settings = {**recipe, "train_size": n_train, "data_dir": args.data_dir and str(args.data_dir)}
     stop: BaseException | None = None
     start = time.perf_counter()
     try:
-        model.train(
-            X_train,
-            y_train,
-            X_val,
-            y_val,
-            epochs=recipe["epochs"],
-            batch_size=recipe["batch_size"],
-            verbose=0,
-            callback=progress.update,
-            checkpoint=checkpoint,
-            resume_from=checkpoint if resume is not None else None,
-        )
+        try:
+            model.train(
+                X_train,
+                y_train,
+                X_val,
+                y_val,
+                epochs=recipe["epochs"],
+                batch_size=recipe["batch_size"],
+                verbose=0,
+                callback=_after_epoch(out / "run.json", settings, progress),
+                checkpoint=checkpoint,
+                resume_from=checkpoint if resume is not None else None,
+            )
+        finally:
+            interruptions.defer()  # from here on a signal waits for the save
+            progress.close()
     except (KeyboardInterrupt, TrainingDivergedError) as exc:
         stop = exc
-    finally:
-        interruptions.defer(stop)  # from here on a signal waits for the save
-        progress.close()
+        interruptions.defer(exc)
     train_seconds = time.perf_counter() - start
     history, completed = model.history_, model.epoch_
     if isinstance(stop, TrainingDivergedError):  # the CLI says below what it kept
@@ -393,6 +413,19 @@ def _train_in(args, folder: RunFolder, backend, interruptions: Interruptions) ->
     if isinstance(stop, TrainingDivergedError):
         raise CLIError(f"{stop} Saved epoch {completed} (its model and report) in {out}.")
     return interruptions.exit_code or 0
+
+
+def _after_epoch(path: Path, settings: dict[str, Any], progress: _Progress):
+    """The training callback: after the first epoch (and its checkpoint) it records the run's
+    settings in ``path`` (run.json, which ``--resume`` reads after a kill); then the progress bar."""
+    pending = [settings]
+
+    def callback(epoch: int, history: History) -> None:
+        if pending:
+            write_atomic(path, _text_writer(json.dumps(pending.pop(), indent=2) + "\n"))
+        progress.update(epoch, history)
+
+    return callback
 
 
 def _status(stop: BaseException | None, completed: int, epochs: int) -> tuple[str, str]:
@@ -646,6 +679,10 @@ _PYTHON_WORDS = [
             r"(['\"]?)([^\s,;)'\"]*[^\s,;)'\".])\2"
         ),
         lambda m: f"--{m[1].replace('_', '-')} {m[3]}",
+    ),
+    (
+        re.compile(r"\b(lr_decay|lr|reg|momentum|batch_size|epochs|seed|dtype) must\b"),
+        lambda m: f"--{m[1].replace('_', '-')} must",
     ),
 ]
 

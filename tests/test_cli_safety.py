@@ -348,6 +348,19 @@ def test_resume_takes_the_settings_of_the_run(tmp_path, capsys):
     assert report["resumed_from_epoch"] == 1
 
 
+def test_resume_after_kill_9_finishes_the_run_it_was(tmp_path, monkeypatch, capsys):
+    fail_on_call(monkeypatch, 3, KeyboardInterrupt)
+    assert main(["train", *SMALL, "--epochs", "5", "--seed", "2", "--out", str(tmp_path)]) == 130
+    for name in ("model.npz", "report.json", "report.md"):  # as if killed before the save
+        (tmp_path / name).unlink()
+    monkeypatch.setattr(model_module, "sgd_epoch", real_sgd_epoch)
+    capsys.readouterr()
+    assert main(["train", "--backend", "numpy", "--quiet", "--resume", "--out", str(tmp_path)]) == 0
+    assert "resuming from epoch 2 of 5" in capsys.readouterr().err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["epochs_completed"], report["seed"], report["train_size"]) == (5, 2, 3000)
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -445,6 +458,7 @@ def test_the_fallback_warning_names_the_flag(tmp_path, capsys):
         ("got device='cuda'. Use device=None.", "got --device cuda. Leave out --device."),
         ("lower batch_size=256 or", "lower --batch-size 256 or"),
         ("chunk_size=4 stays", "chunk_size=4 stays"),
+        ("lr_decay must be a finite number", "--lr-decay must be a finite number"),
     ],
 )
 def test_cli_words(python, cli_text):
