@@ -54,13 +54,15 @@ TRAIN_DESCRIPTION = """\
 Train the chapter's softmax classifier on MNIST and report on the test set.
 
 Never lose a good model:
-  --out must not hold an earlier run (model.npz, report.json, report.md, checkpoint.npz, figures):
-  give --resume to continue it, --overwrite to replace it, or another --out. One run at a time
-  may write into a folder: a second one is refused.
-  Ctrl-C, SIGTERM and SIGHUP stop training and save the completed epochs (the report says
-  "interrupted after k of N epochs"); signals during that save wait for it. A diverging run
-  stops with exit 2 and keeps its last finite epoch. A run that completed no epoch writes nothing.
-  Every file is written whole (temporary file, fsync, rename) or not at all.
+  --out must not hold an earlier run (model.npz, report.json, report.md, checkpoint.npz,
+  run.json, figures): give --resume to continue it (with its settings: a flag that contradicts
+  them is refused), --overwrite to replace it, or another --out. One run at a time may write
+  into a folder: a second one is refused.
+  Ctrl-C, SIGTERM and SIGHUP stop training and save the completed epochs (the report and the
+  printed test accuracy say "interrupted by SIGTERM after k of N epochs"); signals during that
+  save wait for it. A diverging run stops with exit 2 and keeps its last finite epoch. A run
+  that completed no epoch writes nothing. Every file is written whole (temporary file, fsync,
+  rename) or not at all, and the model, reports and figures replace earlier ones together.
 
 Exit codes: 0 done, 2 error (one line), 128 + signal number when stopped by a signal
 (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
