@@ -9,6 +9,7 @@ softmax-xp info
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import re
@@ -407,7 +408,8 @@ def _train_in(args, folder: RunFolder, backend, interruptions: Interruptions) ->
     )
     figures = {} if args.no_plots else _figures(model, report, history, X_test, y_test, y_pred)
     _write_outputs(out, model, report, figures)
-    _print_report(report)
+    with contextlib.suppress(OSError, ValueError):  # the files are saved; stdout may be gone
+        _print_report(report)
     written = "model.npz, report.json, report.md" + (
         f" and {len(figures)} figures" if figures else ""
     )
@@ -643,7 +645,10 @@ class _Progress:
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A status line on stderr; lost, not raised, when stderr is gone (a closed terminal sends
+    SIGHUP, and the save that follows must not fail on a message)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(message, file=sys.stderr, flush=True)
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "info": cmd_info}

@@ -206,6 +206,19 @@ def test_a_signal_saves_the_completed_epochs(tmp_path, data_dir, name):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sighup_from_a_closed_terminal_still_saves(tmp_path, data_dir):
+    process = _start(tmp_path, data_dir, "--no-plots")
+    _wait_for(tmp_path / "checkpoint.npz", process)
+    process.stdout.close()  # the terminal is gone: every message now fails with EPIPE
+    process.stderr.close()
+    process.send_signal(signal.SIGHUP)
+    assert process.wait(timeout=60) == 128 + signal.SIGHUP
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "interrupted" and "SIGHUP" in report["summary"]
+    SoftmaxXP.load(tmp_path / "model.npz")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_a_second_ctrl_c_during_the_save_waits_for_it(tmp_path, data_dir):
     pytest.importorskip("matplotlib")  # the figures make the save long enough to hit it
     process = _start(tmp_path, data_dir)
