@@ -5,7 +5,8 @@ Batch schedulers stop a job with SIGTERM and a closed terminal sends SIGHUP; ins
 ``except KeyboardInterrupt`` saves the completed work for each. From the first signal on (or from
 :meth:`Interruptions.defer`), further signals are only noted, so the save that follows always
 finishes: no traceback, no half-written file. The exit code is ``128 + signum`` (130 for Ctrl-C,
-143 for SIGTERM, 129 for SIGHUP), as a shell reports a process killed by that signal.
+143 for SIGTERM, 129 for SIGHUP), as a shell reports a process killed by that signal. A signal
+ignored when the run starts (``nohup`` ignores SIGHUP) stays ignored.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Interruptions:
     def __enter__(self) -> Interruptions:
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
+                if signal.getsignal(signum) is signal.SIG_IGN:
+                    continue  # ignored on purpose (nohup ignores SIGHUP): keep it so
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 

@@ -178,7 +178,13 @@ def _start(out: Path, data: Path, *extra: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_default_signals,  # a background test runner may have them ignored
     )
+
+
+def _default_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -237,6 +243,20 @@ def test_a_second_ctrl_c_during_the_save_waits_for_it(tmp_path, data_dir):
     assert report["status"] == "interrupted"
     SoftmaxXP.load(tmp_path / "model.npz")
     assert len(list(tmp_path.glob("*.png"))) == 6 and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_signal_ignored_at_start_stays_ignored(monkeypatch):
+    from softmax_xp._signals import Interruptions
+
+    monkeypatch.setattr(
+        signal, "getsignal", lambda s: signal.SIG_IGN if s == signal.SIGHUP else None
+    )
+    installed = []
+    monkeypatch.setattr(signal, "signal", lambda s, h: installed.append(s))
+    with Interruptions(print):
+        pass
+    assert signal.SIGHUP not in installed and signal.SIGTERM in installed
 
 
 # -- divergence ---------------------------------------------------------------------------------
