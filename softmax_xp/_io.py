@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
+
+from ._atomic import write_atomic
 
 __all__ = [
     "FORMAT_NAME",
@@ -34,28 +35,20 @@ class ModelFileError(ValueError):
 
 
 def write_npz_atomic(
-    path: str | os.PathLike, arrays: Mapping[str, np.ndarray], header: dict
-) -> Path:
+    path: str | os.PathLike | BinaryIO, arrays: Mapping[str, np.ndarray], header: dict
+) -> Path | BinaryIO:
     """Write ``arrays`` and a JSON ``header`` to ``path`` (a .npz) atomically.
 
     The data goes to a temporary file in the same directory, is flushed and fsync'ed, then renamed
-    over ``path``: a crash leaves either the old file or the new one, never half of one.
+    over ``path``: a crash leaves either the old file or the new one, never half of one (see
+    :mod:`softmax_xp._atomic`). ``path`` may also be an open binary file, written as it is.
     """
-    path = npz_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **header}
     payload = {_HEADER_KEY: np.asarray(json.dumps(header)), **arrays}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    if hasattr(path, "write"):
+        np.savez(path, **payload)
+        return path
+    return write_atomic(npz_path(path), lambda f: np.savez(f, **payload))
 
 
 def npz_path(path: str | os.PathLike) -> Path:

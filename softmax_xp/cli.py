@@ -9,7 +9,10 @@ softmax-xp info
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
+import re
 import sys
 import time
 import warnings
@@ -18,15 +21,29 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, presets
-from ._backend import BACKENDS, BackendFallbackWarning, backend_info, to_numpy
-from .datasets import DatasetError, load_mnist, split_validation
+from ._atomic import AtomicBatch, write_atomic
+from ._backend import (
+    BACKENDS,
+    BackendFallbackWarning,
+    BackendUnavailableError,
+    backend_info,
+    resolve_backend,
+    to_numpy,
+)
+from ._errors import TrainingDivergedError
+from ._modelfile import Checkpoint, read_checkpoint
+from ._rundir import FIGURES, FolderBusyError, RunFolder
+from ._signals import Interruptions, signal_name
+from .datasets import MNIST_FILES, DatasetError, load_mnist, split_validation
 from .metrics import classification_report, confusion_matrix
 from .model import History, SoftmaxXP
 
 CHAPTER_TEST_ACCURACY = 0.9227
 NUM_CLASSES = 10
 INPUT_DIM = 784
+VALIDATION_SIZE = 10_000  # the last images of the training set, as in the chapter
 EXIT_USAGE = 2
+# Stopped by a signal: 128 + its number, as a shell reports it (Ctrl-C 130, SIGTERM 143, SIGHUP 129).
 EXIT_INTERRUPTED = 130
 
 
@@ -34,11 +51,39 @@ class CLIError(Exception):
     """A problem to report in one line, with exit code 2."""
 
 
+TRAIN_DESCRIPTION = """\
+Train the chapter's softmax classifier on MNIST and report on the test set.
+
+Never lose a good model:
+  --out must not hold an earlier run (model.npz, report.json, report.md, checkpoint.npz,
+  run.json, figures): give --resume to continue it (with its settings: a flag that contradicts
+  them is refused), --overwrite to replace it, or another --out. One run at a time may write
+  into a folder: a second one is refused.
+  Ctrl-C, SIGTERM and SIGHUP stop training and save the completed epochs (the report and the
+  printed test accuracy say "interrupted by SIGTERM after k of N epochs"); signals during that
+  save wait for it. A diverging run stops with exit 2 and keeps its last finite epoch. A run
+  that completed no epoch writes nothing. Every file is written whole (temporary file, fsync,
+  rename) or not at all, and the model, reports and figures replace earlier ones together.
+
+Exit codes: 0 done, 2 error (one line), 128 + signal number when stopped by a signal
+(130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
+
+
 # -- argument parsing -------------------------------------------------------------------------
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
     return value
 
 
@@ -51,10 +96,22 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     chapter = presets.CHAPTER
-    train = commands.add_parser("train", help="train on MNIST and report on the test set")
+    train = commands.add_parser(
+        "train",
+        help="train on MNIST and report on the test set",
+        description=TRAIN_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     train.add_argument("--backend", choices=BACKENDS, default="auto")
     train.add_argument("--device", default=None, help="device id or name for the backend")
-    train.add_argument("--epochs", type=int, default=None, help=f"(default {chapter['epochs']})")
+    train.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="fail at once (exit 2) when --backend cannot run here, instead of using NumPy",
+    )
+    train.add_argument(
+        "--epochs", type=_nonnegative_int, default=None, help=f"(default {chapter['epochs']})"
+    )
     train.add_argument(
         "--batch-size", type=_positive_int, default=None, help=f"(default {chapter['batch_size']})"
     )
@@ -73,8 +130,10 @@ def _parser() -> argparse.ArgumentParser:
         help="our fastest recipe to the chapter's accuracy instead of the "
         "chapter's own; explicit flags still override it",
     )
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    train.add_argument("--seed", type=int, default=None, help="(default 0)")
+    train.add_argument(
+        "--dtype", choices=("float32", "float64"), default=None, help="(default float32)"
+    )
     train.add_argument(
         "--data-dir",
         type=Path,
@@ -85,10 +144,22 @@ def _parser() -> argparse.ArgumentParser:
         "--download", action="store_true", help="download MNIST into the cache if it is not found"
     )
     train.add_argument(
-        "--out", type=Path, default=Path("runs/mnist"), help="output directory (default runs/mnist)"
+        "--out",
+        type=Path,
+        default=Path("runs/mnist"),
+        help="output directory (default runs/mnist); one holding an earlier run is refused "
+        "unless --overwrite or --resume is given",
     )
-    train.add_argument(
-        "--resume", action="store_true", help="continue from the checkpoint in --out"
+    again = train.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint, with its settings",
+    )
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (its files are replaced only when this run saves)",
     )
     train.add_argument(
         "--limit",
@@ -120,27 +191,151 @@ def _load_data(data_dir: Path | None, download: bool = False):
     try:
         return load_mnist(data_dir, download=download)
     except (DatasetError, FileNotFoundError) as exc:
-        raise CLIError(str(exc).splitlines()[0] if data_dir is None else str(exc)) from None
+        raise CLIError(str(exc)) from None
 
 
-def _recipe(args: argparse.Namespace) -> dict[str, Any]:
-    recipe = dict(presets.FAST if args.fast else presets.CHAPTER)
-    for key in ("epochs", "batch_size", "lr", "reg", "momentum", "lr_decay"):
-        if getattr(args, key) is not None:
-            recipe[key] = getattr(args, key)
+def _check_data_sizes(data_dir: Path | None, n_train: int, n_test: int) -> None:
+    """The test set is not empty and the training set has more than the validation images."""
+    where = f"--data-dir {data_dir}" if data_dir is not None else "MNIST"
+    if n_test == 0:
+        raise CLIError(
+            f"{where}: the test set ({MNIST_FILES[2]}, {MNIST_FILES[3]}) has no images; "
+            "train needs test images to report on."
+        )
+    if n_train <= VALIDATION_SIZE:
+        raise CLIError(
+            f"{where}: the training set ({MNIST_FILES[0]}) has {n_train} images; train needs "
+            f"more than {VALIDATION_SIZE:,} (the last {VALIDATION_SIZE:,} are held out for "
+            "validation)."
+        )
+
+
+_RECIPE_FLAGS = {
+    "lr": "--lr",
+    "reg": "--reg",
+    "momentum": "--momentum",
+    "lr_decay": "--lr-decay",
+    "batch_size": "--batch-size",
+    "dtype": "--dtype",
+    "seed": "--seed",
+}
+
+
+def _recipe(args: argparse.Namespace, resume: Checkpoint | None = None) -> dict[str, Any]:
+    """The run's settings: the preset, then the flags given; when resuming, the checkpoint's
+    settings, and an error for a flag that contradicts them."""
+    preset = presets.FAST if args.fast else presets.CHAPTER
+    recipe = {**preset, "seed": 0, "dtype": "float32"}
+    given = {key: getattr(args, key) for key in _RECIPE_FLAGS if getattr(args, key) is not None}
+    if resume is None:
+        recipe.update(given)
+    else:
+        if args.fast:  # --fast stands for the preset's values of the flags not given
+            given = {**{key: preset[key] for key in _RECIPE_FLAGS if key in preset}, **given}
+        theirs = {**resume.hyperparameters, "batch_size": resume.batch_size}
+        differ = [key for key in given if given[key] != theirs[key]]
+        if differ:
+            was = ", ".join(f"{_RECIPE_FLAGS[key]} {theirs[key]}" for key in differ)
+            now = ", ".join(f"{_RECIPE_FLAGS[key]} {given[key]}" for key in differ)
+            raise CLIError(
+                f"--resume: the run in {args.out} was trained with {was}, not {now}; resume "
+                "without those flags (or with the same values), or start a new run in another "
+                "--out."
+            )
+        recipe.update({key: theirs[key] for key in _RECIPE_FLAGS})
+        previous = _previous_epochs(args.out)
+        recipe["epochs"] = recipe["epochs"] if previous is None else previous
+    if args.epochs is not None:
+        recipe["epochs"] = args.epochs
     return recipe
 
 
+def _previous_epochs(out: Path) -> int | None:
+    """The number of epochs the run in ``out`` was asked for (from its run.json, written after
+    its first epoch, or its report), or None if unknown."""
+    for name in ("run.json", "report.json"):
+        try:
+            epochs = json.loads((out / name).read_text()).get("epochs")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if type(epochs) is int and epochs >= 0:
+            return epochs
+    return None
+
+
+def _read_resume_checkpoint(path: Path) -> Checkpoint:
+    if not path.is_file():
+        raise CLIError(f"--resume: no checkpoint at {path}; train without --resume first.")
+    try:
+        return read_checkpoint(path)
+    except ValueError as exc:
+        raise CLIError(f"--resume: {exc}") from None
+
+
+def _train_size(args: argparse.Namespace, available: int, resume: Checkpoint | None) -> int:
+    """How many training images this run uses (``--limit``, or the resumed run's number)."""
+    limit = args.limit
+    if resume is not None and limit is None and resume.n_samples < available:
+        limit = resume.n_samples
+    n = available if limit is None else min(limit, available)
+    if resume is not None and n != resume.n_samples:
+        raise CLIError(
+            f"--resume: the run in {args.out} was trained on {resume.n_samples} images, this one "
+            f"would use {n}; give --limit {resume.n_samples} and the same --data-dir."
+        )
+    return n
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    recipe = _recipe(args)
-    (X_full, y_full), (X_test, y_test) = _load_data(args.data_dir, args.download)
-    (X_train, y_train), (X_val, y_val) = split_validation(X_full, y_full)
-    if args.limit:
-        X_train, y_train = X_train[: args.limit], y_train[: args.limit]
-    out = args.out
+    with Interruptions(_say) as interruptions:
+        try:
+            return _train(args, interruptions)
+        except KeyboardInterrupt as exc:  # before training began: nothing to save
+            interruptions.defer(exc)
+            _say(f"\n{signal_name(exc)}: stopped before training began; nothing was written.")
+            return interruptions.exit_code or EXIT_INTERRUPTED
+
+
+def _train(args: argparse.Namespace, interruptions: Interruptions) -> int:
+    try:  # first, so that --no-fallback fails at once
+        backend = resolve_backend(args.backend, device=args.device, fallback=not args.no_fallback)
+    except BackendUnavailableError as exc:
+        raise CLIError(f"--backend {args.backend} --no-fallback: {exc}") from None
+    folder = RunFolder(args.out)
+    try:
+        folder.lock()
+    except FolderBusyError as exc:
+        raise CLIError(f"--out {exc}; wait for it to finish or choose another --out.") from None
+    try:
+        return _train_in(args, folder, backend, interruptions)
+    finally:
+        folder.release()
+
+
+def _train_in(args, folder: RunFolder, backend, interruptions: Interruptions) -> int:
+    out = folder.path
     checkpoint = out / "checkpoint.npz"
-    if args.resume and not checkpoint.is_file():
-        raise CLIError(f"--resume: no checkpoint at {checkpoint}; train without --resume first.")
+    resume = _read_resume_checkpoint(checkpoint) if args.resume else None
+    previous = folder.previous_outputs()
+    if previous and not (args.resume or args.overwrite):
+        raise CLIError(
+            f"--out {out} holds an earlier run ({', '.join(previous)}); give --resume to "
+            "continue it, --overwrite to replace it, or choose another --out."
+        )
+    for tmp in folder.remove_stale_temporaries():
+        _say(f"removed {tmp}, left by an interrupted write")
+    recipe = _recipe(args, resume)
+    start_epoch = 0 if resume is None else resume.epoch
+    if start_epoch > recipe["epochs"]:
+        raise CLIError(
+            f"--epochs {recipe['epochs']}: the run in {out} already has {start_epoch} epochs "
+            "(--epochs counts every epoch of the run, those before the resume too)."
+        )
+    (X_full, y_full), (X_test, y_test) = _load_data(args.data_dir, args.download)
+    _check_data_sizes(args.data_dir, len(X_full), len(X_test))
+    (X_train, y_train), (X_val, y_val) = split_validation(X_full, y_full, VALIDATION_SIZE)
+    n_train = _train_size(args, len(X_train), resume)
+    X_train, y_train = X_train[:n_train], y_train[:n_train]
     model = SoftmaxXP(
         INPUT_DIM,
         NUM_CLASSES,
@@ -148,58 +343,105 @@ def cmd_train(args: argparse.Namespace) -> int:
         reg=recipe["reg"],
         momentum=recipe["momentum"],
         lr_decay=recipe["lr_decay"],
-        backend=args.backend,
-        device=args.device,
-        dtype=args.dtype,
-        seed=args.seed,
+        backend=backend.name,
+        device=backend.device,
+        dtype=recipe["dtype"],
+        seed=recipe["seed"],
     )
     _say(
         f"softmax-xp {__version__}: training on {model.backend} ({model.device}), "
         f"{len(X_train)} images, {recipe['epochs']} epochs of batch {recipe['batch_size']}"
     )
+    if resume is not None:
+        _say(f"resuming from epoch {start_epoch} of {recipe['epochs']} ({checkpoint})")
     progress = _Progress(recipe["epochs"], enabled=not args.quiet and sys.stderr.isatty())
-    interrupted = False
+    settings = {**recipe, "train_size": n_train, "data_dir": args.data_dir and str(args.data_dir)}
+    stop: BaseException | None = None
     start = time.perf_counter()
     try:
-        history = model.train(
-            X_train,
-            y_train,
-            X_val,
-            y_val,
-            epochs=recipe["epochs"],
-            batch_size=recipe["batch_size"],
-            verbose=0,
-            callback=progress.update,
-            checkpoint=checkpoint,
-            resume_from=checkpoint if args.resume else None,
-        )
-    except KeyboardInterrupt:
-        interrupted = True
-        history = model.history_
-        _say(f"\ninterrupted: saving the {len(history)} completed epoch(s)")
-    finally:
-        progress.close()
+        try:
+            model.train(
+                X_train,
+                y_train,
+                X_val,
+                y_val,
+                epochs=recipe["epochs"],
+                batch_size=recipe["batch_size"],
+                verbose=0,
+                callback=_after_epoch(out / "run.json", settings, progress),
+                checkpoint=checkpoint,
+                resume_from=checkpoint if resume is not None else None,
+            )
+        finally:
+            interruptions.defer()  # from here on a signal waits for the save
+            progress.close()
+    except (KeyboardInterrupt, TrainingDivergedError) as exc:
+        stop = exc
+        interruptions.defer(exc)
     train_seconds = time.perf_counter() - start
+    history, completed = model.history_, model.epoch_
+    if isinstance(stop, TrainingDivergedError):  # the CLI says below what it kept
+        stop.args = (re.sub(r" The model keeps the weights of [^.]*\.", "", str(stop)),)
+    if stop is not None and completed == start_epoch:
+        kept = "; the files already in --out are unchanged" if previous else ""
+        if isinstance(stop, TrainingDivergedError):
+            raise CLIError(f"{stop} No epoch completed, so nothing was written{kept}.")
+        _say(f"\n{signal_name(stop)}: no epoch completed, so nothing was written{kept}.")
+        return interruptions.exit_code or EXIT_INTERRUPTED
+    if isinstance(stop, KeyboardInterrupt):
+        _say(f"\n{signal_name(stop)}: saving the {completed} completed epoch(s)")
+    status, summary = _status(stop, completed, recipe["epochs"])
     report, y_pred = _evaluate(model, X_test, y_test)
     report.update(
+        status=status,
+        summary=summary,
         backend=model.backend,
         device=str(model.device),
-        dtype=args.dtype,
-        seed=args.seed,
         train_seconds=round(train_seconds, 3),
         train_size=len(X_train),
-        epochs_completed=len(history),
+        epochs_completed=completed,
+        resumed_from_epoch=start_epoch if resume is not None else None,
         history=history.to_dict(),
-        interrupted=interrupted,
+        interrupted=status == "interrupted",
         chapter_test_accuracy=CHAPTER_TEST_ACCURACY,
         **recipe,
     )
-    _write_outputs(out, model, report, history, X_test, y_test, y_pred, plots=not args.no_plots)
-    _print_report(report)
-    _say(
-        f"wrote {out}/model.npz, report.json, report.md" + ("" if args.no_plots else " and figures")
+    figures = {} if args.no_plots else _figures(model, report, history, X_test, y_test, y_pred)
+    _write_outputs(out, model, report, figures)
+    with contextlib.suppress(OSError, ValueError):  # the files are saved; stdout may be gone
+        _print_report(report)
+    written = "model.npz, report.json, report.md" + (
+        f" and {len(figures)} figures" if figures else ""
     )
-    return EXIT_INTERRUPTED if interrupted else 0
+    _say(f"wrote {written} to {out}")
+    if isinstance(stop, TrainingDivergedError):
+        raise CLIError(f"{stop} Saved epoch {completed} (its model and report) in {out}.")
+    return interruptions.exit_code or 0
+
+
+def _after_epoch(path: Path, settings: dict[str, Any], progress: _Progress):
+    """The training callback: after the first epoch (and its checkpoint) it records the run's
+    settings in ``path`` (run.json, which ``--resume`` reads after a kill); then the progress bar."""
+    pending = [settings]
+
+    def callback(epoch: int, history: History) -> None:
+        if pending:
+            write_atomic(path, _text_writer(json.dumps(pending.pop(), indent=2) + "\n"))
+        progress.update(epoch, history)
+
+    return callback
+
+
+def _status(stop: BaseException | None, completed: int, epochs: int) -> tuple[str, str]:
+    """The run's status and a sentence saying how many epochs the saved model has."""
+    if stop is None:
+        return "complete", f"complete: {completed} of {epochs} epochs"
+    if isinstance(stop, TrainingDivergedError):
+        return "diverged", (
+            f"diverged in epoch {stop.epoch}; kept epoch {completed}: {completed} of {epochs} "
+            "epochs"
+        )
+    return "interrupted", f"interrupted by {signal_name(stop)} after {completed} of {epochs} epochs"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -275,9 +517,11 @@ def _evaluate(model: SoftmaxXP, X_test: Any, y_test: Any) -> tuple[dict[str, Any
 
 
 def _print_report(report: dict[str, Any]) -> None:
+    partial = report.get("status", "complete") != "complete"
+    what = f"{report['summary']}: a partial model; " if partial else ""
     print(
         f"test accuracy: {report['test_accuracy']:.4f} "
-        f"(the chapter reports {CHAPTER_TEST_ACCURACY})\n"
+        f"({what}the chapter reports {CHAPTER_TEST_ACCURACY})\n"
     )
     print(report["classification_report"])
     print("confusion matrix (rows: true digit, columns: predicted digit):")
@@ -286,25 +530,31 @@ def _print_report(report: dict[str, Any]) -> None:
         print(f"  {k:>3}  " + " ".join(f"{count:>5}" for count in row))
 
 
-def _write_outputs(
-    out: Path,
-    model: SoftmaxXP,
-    report: dict[str, Any],
-    history: History,
-    X_test: Any,
-    y_test: Any,
-    y_pred: Any,
-    plots: bool,
-) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.npz")
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "report.md").write_text(_markdown(report))
-    if plots:
-        _write_figures(out, model, report, history, X_test, y_test, y_pred)
+def _write_outputs(out: Path, model: SoftmaxXP, report: dict[str, Any], figures: dict) -> None:
+    """Write the model, the reports and the figures so that none replaces its old version until
+    all are written (see softmax_xp._atomic); then remove figures of an earlier run not redrawn."""
+    from .plots import close, save_png
+
+    try:
+        with AtomicBatch() as batch:
+            batch.add(out / "model.npz", model.save)
+            batch.add(out / "report.json", _text_writer(json.dumps(report, indent=2) + "\n"))
+            batch.add(out / "report.md", _text_writer(_markdown(report, out)))
+            for name, fig in figures.items():
+                batch.add(out / f"{name}.png", functools.partial(save_png, fig))
+    finally:
+        for fig in figures.values():
+            close(fig)
+    for name in FIGURES:
+        if name not in figures:
+            (out / f"{name}.png").unlink(missing_ok=True)
 
 
-def _markdown(report: dict[str, Any]) -> str:
+def _text_writer(text: str):
+    return lambda f: f.write(text.encode("utf-8"))
+
+
+def _markdown(report: dict[str, Any], out: Path) -> str:
     settings = ", ".join(
         f"{key} {report[key]}"
         for key in (
@@ -319,28 +569,44 @@ def _markdown(report: dict[str, Any]) -> str:
             "seed",
         )
     )
+    status = report["status"]
+    if status == "interrupted":
+        note = (
+            f"**This run was {report['summary']}**: the model is not the full run; "
+            f"`softmax-xp train --resume --out {out}` continues it.\n\n"
+        )
+    elif status == "diverged":
+        note = f"**This run {report['summary']}**: try a smaller `--lr`.\n\n"
+    else:
+        note = ""
     return (
         "# softmax-xp: MNIST test report\n\n"
-        f"Test accuracy **{report['test_accuracy']:.4f}** (the chapter reports "
-        f"{CHAPTER_TEST_ACCURACY}); {report['epochs_completed']} epochs in "
+        f"{note}Test accuracy **{report['test_accuracy']:.4f}** (the chapter reports "
+        f"{CHAPTER_TEST_ACCURACY}); {report['epochs_completed']} of {report['epochs']} epochs in "
         f"{report['train_seconds']:.1f} s of training.\n\nSettings: {settings}.\n\n"
         f"{report['classification_report_markdown']}\n"
     )
 
 
-def _write_figures(out, model, report, history, X_test, y_test, y_pred) -> None:
+def _figures(model, report, history, X_test, y_test, y_pred) -> dict[str, Any]:
+    """The run's figures by name (not yet saved); none, with a note, without matplotlib."""
     from . import plots
 
     try:
-        plots.plot_training_curves(history, path=out / "training_curves.png")
+        plots._pyplot()
     except ImportError as exc:  # matplotlib is an optional extra
         _say(f"no figures: {exc}")
-        return
-    plots.plot_confusion_matrix(report["confusion_matrix"], path=out / "confusion_matrix.png")
-    plots.plot_weight_templates(model.W, path=out / "weight_templates.png")
-    plots.plot_misclassified(X_test, y_test, y_pred, path=out / "misclassified.png")
-    plots.plot_sigmoid(path=out / "sigmoid.png")
-    plots.plot_softmax_example(path=out / "softmax_example.png")
+        return {}
+    figures = {
+        "training_curves": plots.plot_training_curves(history),
+        "confusion_matrix": plots.plot_confusion_matrix(report["confusion_matrix"]),
+        "weight_templates": plots.plot_weight_templates(model.W),
+        "misclassified": plots.plot_misclassified(X_test, y_test, y_pred),
+        "sigmoid": plots.plot_sigmoid(),
+        "softmax_example": plots.plot_softmax_example(),
+    }
+    assert tuple(figures) == FIGURES
+    return figures
 
 
 class _Progress:
@@ -379,7 +645,10 @@ class _Progress:
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A status line on stderr; lost, not raised, when stderr is gone (a closed terminal sends
+    SIGHUP, and the save that follows must not fail on a message)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(message, file=sys.stderr, flush=True)
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "info": cmd_info}
@@ -394,14 +663,47 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("always", BackendFallbackWarning)
             warnings.showwarning = _show_warning
             return COMMANDS[args.command](args)
-    except CLIError as exc:
-        parser.exit(EXIT_USAGE, f"softmax-xp {args.command}: error: {exc}\n")
-    except (ValueError, OSError) as exc:
-        parser.exit(EXIT_USAGE, f"softmax-xp {args.command}: error: {exc}\n")
+    except (CLIError, ValueError, OSError, DatasetError, BackendUnavailableError) as exc:
+        parser.exit(EXIT_USAGE, f"softmax-xp {args.command}: error: {cli_words(str(exc))}\n")
+    except KeyboardInterrupt:
+        _say(f"softmax-xp {args.command}: interrupted")
+        return EXIT_INTERRUPTED
+
+
+# Python argument spellings in library messages, and the flags a CLI user types instead.
+_PYTHON_WORDS = [
+    (re.compile(r"\bdownload=True\b"), "--download"),
+    (re.compile(r"\bfallback=False\b"), "--no-fallback"),
+    (re.compile(r"\(data_dir\)"), "(--data-dir)"),
+    (
+        re.compile(r"\b([Uu])se device=None\b"),
+        lambda m: f"{'L' if m[1] == 'U' else 'l'}eave out --device",
+    ),
+    (re.compile(r"\bdevice=None\b"), "no --device"),
+    (
+        re.compile(
+            r"\b(lr|reg|momentum|lr_decay|batch_size|epochs|seed|dtype|device)="
+            r"(['\"]?)([^\s,;)'\"]*[^\s,;)'\".])\2"
+        ),
+        lambda m: f"--{m[1].replace('_', '-')} {m[3]}",
+    ),
+    (
+        re.compile(r"\b(lr_decay|lr|reg|momentum|batch_size|epochs|seed|dtype) must\b"),
+        lambda m: f"--{m[1].replace('_', '-')} must",
+    ),
+]
+
+
+def cli_words(message: str) -> str:
+    """``message`` with Python arguments (``download=True``, ``lr=0.01``) spelled as the CLI flags
+    that set them (``--download``, ``--lr 0.01``)."""
+    for pattern, replacement in _PYTHON_WORDS:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    _say(f"warning: {message}")
+    _say(f"warning: {cli_words(str(message))}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from softmax_xp._atomic import write_atomic
 from softmax_xp._backend import to_numpy
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "plot_softmax_example",
     "plot_training_curves",
     "plot_weight_templates",
+    "save_png",
 ]
 
 DPI = 120
@@ -49,14 +51,24 @@ def _pyplot() -> Any:
 
 
 def _finish(fig: Any, path: str | os.PathLike[str] | None) -> Any:
-    """Save ``fig`` as a PNG at ``path`` (creating its folder) and close it; return ``fig``."""
+    """Save ``fig`` as a PNG at ``path`` (atomically, creating its folder) and close it; return
+    ``fig``."""
     if path is not None:
-        plt = _pyplot()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=DPI, format="png", bbox_inches="tight")
-        plt.close(fig)
+        try:
+            write_atomic(Path(path), lambda f: save_png(fig, f))
+        finally:
+            close(fig)
     return fig
+
+
+def save_png(fig: Any, file: Any) -> None:
+    """Write ``fig`` as a PNG (dpi 120) to ``file``, a path or an open binary file."""
+    fig.savefig(file, dpi=DPI, format="png", bbox_inches="tight")
+
+
+def close(fig: Any) -> None:
+    """Close ``fig``, freeing its memory."""
+    _pyplot().close(fig)
 
 
 def _host_1d(values: Any) -> np.ndarray:
@@ -133,12 +145,20 @@ def plot_confusion_matrix(
     class_names: Sequence[str] | None = None,
     path: str | os.PathLike[str] | None = None,
     normalize: bool = False,
+    scale: str = "log",
 ) -> Any:
     """Heatmap of a (K, K) confusion matrix (rows = true, columns = predicted), every cell labelled.
 
-    ``normalize=True`` shows each row divided by its sum (recall on the diagonal).
+    ``normalize=True`` shows each row divided by its sum (recall on the diagonal). ``scale="log"``
+    (the default) colours cells on a logarithmic scale, so that errors a hundred times rarer than
+    the correct answers on the diagonal still show; empty cells stay white. ``scale="linear"``
+    colours from 0 to the largest cell.
     """
     plt = _pyplot()
+    from matplotlib.colors import LogNorm, Normalize
+
+    if scale not in ("log", "linear"):
+        raise ValueError(f"scale must be 'log' or 'linear', got {scale!r}.")
     counts = np.asarray(to_numpy(cm))
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
         raise ValueError(f"cm must be a square (K, K) matrix, got shape {counts.shape}.")
@@ -148,21 +168,33 @@ def plot_confusion_matrix(
         rows = counts.sum(axis=1, keepdims=True).astype(np.float64)
         values = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
         cell = "{:.2f}"
+        # the smallest non-zero fraction: one sample of the largest row
+        floor = 0.5 / max(float(rows.max()) if rows.size else 1.0, 1.0)
     else:
         values = counts
         cell = "{:d}" if np.issubdtype(counts.dtype, np.integer) else "{:g}"
+        floor = 0.5  # a single sample is coloured (lightly), an empty cell is not
+    vmax = 1.0 if normalize else max(float(values.max()) if values.size else 0.0, 1.0)
+    if scale == "log":
+        norm = LogNorm(vmin=floor, vmax=max(vmax, 2 * floor))
+        shown = np.ma.masked_less_equal(np.asarray(values, dtype=np.float64), 0.0)
+    else:
+        norm = Normalize(vmin=0.0, vmax=vmax)
+        shown = values
+    cmap = plt.get_cmap("Blues").with_extremes(bad="white")
 
     size = max(4.5, 0.55 * k + 2.0)
     fig, ax = plt.subplots(figsize=(size + 1.0, size), layout="constrained")
-    vmax = 1.0 if normalize else max(float(values.max()) if values.size else 0.0, 1.0)
-    image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction" if normalize else "count")
+    image = ax.imshow(shown, cmap=cmap, norm=norm, interpolation="nearest")
+    label = "fraction of the true class" if normalize else "count"
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=f"{label} ({scale} scale)")
     fontsize = 9 if k <= 12 else 7
     for i in range(k):
         for j in range(k):
             value = values[i, j]
             text = cell.format(value.item() if hasattr(value, "item") else value)
-            color = "white" if value > 0.5 * vmax else "black"
+            dark = value > 0 and float(norm(float(value))) > 0.5
+            color = "white" if dark else "black"
             ax.text(j, i, text, ha="center", va="center", color=color, fontsize=fontsize)
     ax.set_xticks(range(k), names, rotation=45 if max(map(len, names)) > 3 else 0)
     ax.set_yticks(range(k), names)

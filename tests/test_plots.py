@@ -59,8 +59,31 @@ def test_confusion_matrix_figure(tmp_path):
     assert ax.get_xlabel() == "Predicted label" and ax.get_ylabel() == "True label"
     assert ax.get_title() == "Confusion matrix"
     texts = {t.get_text(): t.get_color() for t in ax.texts}
-    assert len(ax.texts) == 9 and texts["60"] == "white" and texts["7"] == "black"
+    assert len(ax.texts) == 9 and texts["60"] == "white" and texts["2"] == "black"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+
+
+def _cell_rgb(fig, i, j):
+    image = _image_axes(fig)[0].images[0]
+    return np.asarray(image.to_rgba(image.get_array()))[i, j, :3]
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_confusion_matrix_shows_rare_errors(normalize):
+    """MNIST-like counts: 1000 right per class, a few errors. The errors must be coloured, not
+    near-white as on a linear scale, and an empty cell must stay white."""
+    cm = np.diag([1000, 1100, 950]) + np.array([[0, 10, 0], [1, 0, 30], [0, 0, 0]])
+    fig = plots.plot_confusion_matrix(cm, normalize=normalize)
+    white = np.ones(3)
+    ten, one, empty = _cell_rgb(fig, 0, 1), _cell_rgb(fig, 1, 0), _cell_rgb(fig, 0, 2)
+    assert np.abs(ten - white).max() > 0.25  # 1% of its row: clearly blue
+    assert np.abs(one - white).max() > 0.03  # a single error is still tinted
+    assert np.abs(ten - white).max() > np.abs(one - white).max()
+    np.testing.assert_allclose(empty, white)
+    linear = plots.plot_confusion_matrix(cm, normalize=normalize, scale="linear")
+    assert np.abs(_cell_rgb(linear, 0, 1) - white).max() < 0.1  # why log is the default
+    with pytest.raises(ValueError, match="scale"):
+        plots.plot_confusion_matrix(cm, scale="sqrt")
 
 
 def test_confusion_matrix_figure_normalized_from_backend(arrays):
