@@ -13,6 +13,7 @@ from . import _random
 from ._backend import asarray_on, resolve_backend, to_numpy
 from ._errors import TrainingDivergedError, out_of_memory_hint, quiet_float_warnings
 from ._modelfile import Checkpoint, read_checkpoint, read_model, write_checkpoint, write_model
+from ._threads import training_threads
 from ._validation import (
     as_features,
     as_labels,
@@ -259,8 +260,9 @@ class SoftmaxXP:
                 val = (X_val, self._labels(y_val, X_val.shape[0], "y_val"))
             self._start_run(resume_from, epochs, batch_size, n)
             sizes = self._asarray(_batch_sizes(n, batch_size))
+            shape = (min(batch_size, n), self.input_dim, self.num_classes)
             for epoch in range(self.epoch_ + 1, epochs + 1):
-                with quiet_float_warnings():
+                with quiet_float_warnings(), training_threads(self._backend, *shape):
                     self._epoch(X, y, val, sizes, epoch, batch_size)
                 if checkpoint is not None:
                     self._write_checkpoint(checkpoint, batch_size, n)
