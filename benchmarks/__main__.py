@@ -40,6 +40,8 @@ def targets(sections: dict[str, Section], data: Mnist) -> Section:
             ("numpy float32 / floor", "<= 1.15x", 1.15),
             ("numpy float32 / chapter loop", "<= 0.55x", 0.55),
             ("numpy float32 / PyTorch idiom float32", "< 1.00x", 1.0),
+            ("torch float32 / PyTorch idiom float32", "<= 1.00x", 1.0),
+            ("torch float32 / PyTorch idiom float32, 1 thread", "<= 1.00x", 1.0),
         ):
             value = r[key]
             add(f"SoftmaxXP {key}", value, goal, None if value is None else value <= bound)
