@@ -65,11 +65,11 @@ def run(data: Mnist, repeats: int) -> Section:
         "a busy-loop process",
         [
             "backend",
-            "idle ms: default / rule",
-            "rule vs default, idle",
-            "loaded ms: default / rule",
-            "rule vs default, loaded",
-            "loaded vs idle, rule",
+            "no added load, ms: default / rule",
+            "rule vs default",
+            "beside the busy loop, ms: default / rule",
+            "rule vs default, busy",
+            "busy vs no added load, rule",
         ],
     )
     for backend in backends:
@@ -88,8 +88,10 @@ def run(data: Mnist, repeats: int) -> Section:
         "default: $SOFTMAX_XP_THREADS=default, the BLAS's (and PyTorch's) own thread count; "
         "rule: one thread for products below softmax_xp._threads.SMALL_PRODUCT multiply-adds "
         "(MNIST's are 2M)",
-        f"load: `python -c 'while True: pass'` pinned to core {core}; median of {repeats} "
-        "interleaved repeats after a warm-up round, idle rows first, then loaded rows",
+        f"busy loop: `python -c 'while True: pass'` pinned to core {core}; median of {repeats} "
+        "interleaved repeats after a warm-up round, first without it, then beside it; "
+        f"load average when the section ended: {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} logical CPUs",
     ]
     section.data = {
         "idle": {k: v.to_dict() for k, v in idle.items()},
