@@ -14,7 +14,6 @@ import array_api_compat.numpy as np_xp
 import numpy as np
 import pytest
 
-import softmax_xp.model as model_module
 from softmax_xp import SoftmaxXP
 from softmax_xp import _backend as backend_module
 from softmax_xp._backend import Backend, _probe_cupy, cupy_device
@@ -91,7 +90,6 @@ def cuda(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy(log))
     monkeypatch.setattr(backend_module, "_cupy_problem", lambda: None)
     monkeypatch.setattr(backend_module, "_namespace", lambda name: GuardedNamespace(log))
-    monkeypatch.setattr(model_module, "resolve_backend", backend_module.resolve_backend)
     return log
 
 
