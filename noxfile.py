@@ -38,21 +38,25 @@ def _cupy_extra() -> str:
     return "cuda13" if int(found.group(1)) >= 13 else "cuda12"
 
 
-def _install_for(session: nox.Session, backend: str) -> None:
-    extras = TEST_EXTRAS
+def _install_for(session: nox.Session, backend: str) -> dict[str, str]:
+    """Install the package for ``backend``; the environment its tests need."""
+    extras, env = TEST_EXTRAS, {}
     if backend == "cupy":
         try:
             extras += "," + _cupy_extra()
         except LookupError as exc:
             session.skip(f"{exc}; the CuPy tests need a machine with an NVIDIA GPU.")
+        # nvidia-smi sees a GPU: a CuPy that cannot run must fail the tests, not skip them.
+        env["SOFTMAX_XP_REQUIRE_GPU"] = "1"
     session.install("-e", f".[{extras}]", *([TORCH] if backend == "torch" else []))
+    return env
 
 
 def _tests_session(backend: str) -> None:
     @nox.session(name=f"tests-{backend}")
     def run_tests(session: nox.Session) -> None:
-        _install_for(session, backend)
-        env = {"SOFTMAX_XP_TEST_BACKENDS": backend, "MPLBACKEND": "Agg"}
+        extra_env = _install_for(session, backend)
+        env = {"SOFTMAX_XP_TEST_BACKENDS": backend, "MPLBACKEND": "Agg", **extra_env}
         session.run("pytest", *(session.posargs or ["-q"]), env=env)
 
     run_tests.__doc__ = f"Run the whole test suite with the {backend} backend."

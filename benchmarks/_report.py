@@ -64,10 +64,13 @@ def render(machine: dict[str, Any], sections: list[Section]) -> str:
 
 
 def write_json(path: Path, machine: dict[str, Any], sections: list[Section]) -> None:
-    """Write the machine and every section's raw numbers to ``path``."""
+    """Write the machine and every section's table and raw numbers to ``path``."""
     payload = {
         "machine": machine,
-        "sections": {s.title: {"notes": s.notes, **s.data} for s in sections},
+        "sections": {
+            s.title: {"columns": s.columns, "rows": s.rows, "notes": s.notes, **s.data}
+            for s in sections
+        },
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")

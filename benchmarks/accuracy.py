@@ -37,9 +37,10 @@ class Recipe:
     epochs: int
     seed: int = 0
     runs: list[Run] = field(default_factory=list)
+    backend: str = "numpy"
 
     def __call__(self) -> float | None:
-        model = SoftmaxXP(784, 10, backend="numpy", seed=self.seed, **model_args(self.preset))
+        model = SoftmaxXP(784, 10, backend=self.backend, seed=self.seed, **model_args(self.preset))
         history = model.train(
             self.data.X,
             self.data.y,

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from softmax_xp import SoftmaxXP
-from softmax_xp._backend import asarray_on
+from softmax_xp._backend import asarray_on, resolve_backend
+from softmax_xp._threads import training_threads
 
 from . import references
 from ._data import Mnist
@@ -39,15 +40,18 @@ def softmax_case(backend: str, dtype: str, data: Mnist, seed: int = 0) -> Case:
 
 
 def floor_case(dtype: str, data: Mnist, seed: int = 0) -> Case:
-    """The floor on NumPy: gather each batch and the two matrix products, nothing else."""
+    """The floor on NumPy: gather each batch and the two matrix products, nothing else; with the
+    BLAS threads SoftmaxXP's thread rule gives its own epoch, so the two compare like for like."""
     import array_api_compat.numpy as xp
 
     X = np.asarray(data.X, dtype=dtype)
     W = np.zeros((X.shape[1], 10), dtype=dtype)
     rng = np.random.default_rng(seed)
+    numpy_backend = resolve_backend("numpy")
 
     def case() -> None:
-        references.floor_epoch(X, rng.permutation(X.shape[0]), W, BATCH, xp)
+        with training_threads(numpy_backend, BATCH, X.shape[1], 10):
+            references.floor_epoch(X, rng.permutation(X.shape[0]), W, BATCH, xp)
 
     return case
 
@@ -62,7 +66,8 @@ def chapter_case(data: Mnist, seed: int = 0) -> Case:
     return case
 
 
-def torch_idiom_case(dtype: str, data: Mnist, seed: int = 0) -> Case:
+def torch_idiom_case(dtype: str, data: Mnist, seed: int = 0, threads: int | None = None) -> Case:
+    """The PyTorch idiom's epoch, with PyTorch's own thread count or ``threads``."""
     import torch
 
     idiom = references.TorchIdiom(784, 10, LR, REG, dtype, seed)
@@ -70,7 +75,12 @@ def torch_idiom_case(dtype: str, data: Mnist, seed: int = 0) -> Case:
     y = torch.asarray(data.y)
 
     def case() -> None:
-        idiom.epoch(X, y, BATCH)
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads or before)
+        try:
+            idiom.epoch(X, y, BATCH)
+        finally:
+            torch.set_num_threads(before)
 
     return case
 
@@ -86,6 +96,10 @@ def cases(data: Mnist, strict: bool = True) -> dict[str, Case]:
             if have("torch"):
                 out[f"SoftmaxXP torch {dtype}"] = softmax_case("torch", dtype, data)
                 out[f"PyTorch idiom {dtype}"] = torch_idiom_case(dtype, data)
+                if dtype == "float32":  # SoftmaxXP's thread rule gives its loop one thread
+                    out["PyTorch idiom float32, 1 thread"] = torch_idiom_case(
+                        dtype, data, threads=1
+                    )
         if strict and have("array_api_strict"):
             out["SoftmaxXP array_api_strict float32"] = softmax_case(
                 "array_api_strict", "float32", data
@@ -124,10 +138,12 @@ def run(data: Mnist, repeats: int) -> Section:
         "already on its backend, and reports History.epoch_time (the epoch: shuffle, SGD steps, "
         "loss read-back; not train()'s one-off input checks)",
         "floor: the same epoch's unavoidable work alone (gather each batch, X_b @ W and "
-        "X_b.T @ dz), NumPy, same dtype",
+        "X_b.T @ dz), NumPy, same dtype, same BLAS threads as SoftmaxXP (its thread rule)",
         "chapter loop: NumPy with float64 weights, a shuffled copy of the data each epoch and "
         "`probs[np.arange(n), y] -= 1` (benchmarks/references.py)",
-        "PyTorch idiom: nn.Linear, F.cross_entropy, optim.SGD(weight_decay=reg)",
+        "PyTorch idiom: nn.Linear, F.cross_entropy, optim.SGD(weight_decay=reg), with PyTorch's "
+        "own thread count (and once with one thread, as SoftmaxXP's thread rule runs MNIST's "
+        "small products)",
     ]
     section.data = {"rows": {k: v.to_dict() for k, v in timings.items()}}
     return section
@@ -145,6 +161,12 @@ def targets(timings: dict[str, Any]) -> dict[str, float | None]:
             t, "SoftmaxXP numpy float64", "chapter loop (NumPy, float64 W)"
         ),
         "numpy float32 / PyTorch idiom float32": ratio(t, ours, "PyTorch idiom float32"),
+        "torch float32 / PyTorch idiom float32": ratio(
+            t, "SoftmaxXP torch float32", "PyTorch idiom float32"
+        ),
+        "torch float32 / PyTorch idiom float32, 1 thread": ratio(
+            t, "SoftmaxXP torch float32", "PyTorch idiom float32, 1 thread"
+        ),
         "numpy float64 / PyTorch idiom float64": ratio(
             t, "SoftmaxXP numpy float64", "PyTorch idiom float64"
         ),

@@ -77,20 +77,22 @@ class TorchIdiom:
         reg: float = 1e-4,
         dtype: str = "float32",
         seed: int = 0,
+        device: str = "cpu",
     ):
         import torch
 
         self.torch = torch
         torch.manual_seed(seed)
         self.dtype = getattr(torch, dtype)
-        self.model = torch.nn.Linear(d, k).to(self.dtype)
+        self.device = torch.device(device)
+        self.model = torch.nn.Linear(d, k).to(self.dtype).to(self.device)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=lr, weight_decay=reg)
 
     def epoch(self, X: Any, y: Any, batch_size: int = 256) -> float:
         """One shuffled epoch over tensors ``X`` (float) and ``y`` (int64); the mean batch loss."""
         torch, F = self.torch, self.torch.nn.functional
-        perm = torch.randperm(X.shape[0])
-        total = torch.zeros((), dtype=self.dtype)
+        perm = torch.randperm(X.shape[0], device=self.device)
+        total = torch.zeros((), dtype=self.dtype, device=self.device)
         steps = 0
         for start in range(0, X.shape[0], batch_size):
             idx = perm[start : start + batch_size]

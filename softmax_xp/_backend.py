@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     "asarray_on",
     "backend_info",
     "backend_name",
+    "cupy_device",
     "resolve_backend",
     "to_numpy",
 ]
@@ -58,6 +60,19 @@ class Backend:
     def __repr__(self) -> str:
         return f"Backend(name={self.name!r}, device={self.device!r})"
 
+    def activate(self) -> AbstractContextManager[Any]:
+        """A context in which the backend's device is the current one.
+
+        CuPy allocates ``zeros``, ``ones``, ``eye``, ``arange`` ... on the *current* device
+        whatever their ``device=`` says, so a model on ``cuda:1`` runs all its work inside
+        ``with cupy.cuda.Device(1)``. Other backends place every array by ``device=``: no-op.
+        """
+        if self.name != "cupy":
+            return nullcontext()
+        import cupy
+
+        return cupy.cuda.Device(self.device.id)
+
 
 def _import_problem(module: str) -> str | None:
     """Why ``module`` cannot be imported, or None when it can (without importing it)."""
@@ -70,8 +85,9 @@ def _import_problem(module: str) -> str | None:
 def _cupy_problem() -> str | None:
     """Why CuPy cannot run here, or None when a CUDA device really answers.
 
-    A device "answers" when CuPy imports, sees at least one device and can run a kernel on it.
-    The result is cached: probing the driver costs time and does not change within a process.
+    A device "answers" when CuPy imports, the driver sees at least one device, and a compiled
+    elementwise kernel (NVRTC) and a small matrix product (cuBLAS) run on it. The result is
+    cached: probing the driver costs time and does not change within a process.
     """
     if importlib.util.find_spec("cupy") is None:
         return "CuPy is not installed"
@@ -79,28 +95,93 @@ def _cupy_problem() -> str | None:
         import cupy
     except Exception as exc:  # a broken install raises all sorts of errors at import
         return f"CuPy failed to import ({type(exc).__name__}: {exc})"
+    return _probe_cupy(cupy)
+
+
+def _probe_cupy(cupy: Any) -> str | None:
+    """Run the checks of :func:`_cupy_problem` with an imported ``cupy`` module."""
+    runtime = cupy.cuda.runtime
     try:
-        count = cupy.cuda.runtime.getDeviceCount()
+        count = runtime.getDeviceCount()
     except Exception as exc:
-        return _describe_cuda_error(exc)
+        return _describe_cuda_error(exc, runtime)
     if count == 0:
         return "no CUDA device was found"
-    try:
-        (cupy.arange(2, dtype=cupy.float32) + 1).sum().get()
-    except Exception as exc:
-        return _describe_cuda_error(exc)
+    # Each step needs one more CUDA library: the kernel compiler (NVRTC), then cuBLAS.
+    steps = (
+        ("a compiled elementwise kernel (NVRTC)", _probe_kernel),
+        ("a matrix product (cuBLAS)", _probe_matmul),
+    )
+    for what, step in steps:
+        try:
+            step(cupy)
+        except Exception as exc:
+            return f"{what} failed: {_describe_cuda_error(exc, runtime)}"
     return None
 
 
-def _describe_cuda_error(exc: Exception) -> str:
-    text = str(exc)
-    if "InsufficientDriver" in text or "driver version is insufficient" in text:
-        return f"the NVIDIA driver is too old for this CuPy build ({text})"
-    if "NoDevice" in text or "no CUDA-capable device" in text:
+def _probe_kernel(cupy: Any) -> None:
+    add_one = cupy.ElementwiseKernel("float32 x", "float32 y", "y = x + 1", "softmax_xp_probe")
+    add_one(cupy.arange(2, dtype=cupy.float32)).get()
+
+
+def _probe_matmul(cupy: Any) -> None:
+    a = cupy.ones((2, 2), dtype=cupy.float32)
+    (a @ a).get()
+
+
+_CTK_HINT = (
+    'install the CUDA libraries with CuPy: pip install "cupy-cuda13x[ctk]" (or "cupy-cuda12x[ctk]"),'
+    " or the CUDA Toolkit"
+)
+
+
+def _describe_cuda_error(exc: Exception, runtime: Any = None) -> str:
+    """A sentence saying what ``exc`` (raised by a CUDA probe) means and what to do.
+
+    ``runtime`` (``cupy.cuda.runtime``) tells "no driver" from "driver too old": the driver
+    version it reports is 0 when no NVIDIA driver is loaded.
+    """
+    text = f"{type(exc).__name__}: {exc}"
+    lowered = text.lower()
+    if "insufficientdriver" in lowered or "driver version is insufficient" in lowered:
+        driver = _driver_version(runtime)
+        if driver == 0:
+            return f"no NVIDIA driver is installed or loaded ({text})"
+        needs = _call(runtime, "runtimeGetVersion")
+        have = "" if driver is None else f" (it supports CUDA {_cuda_version(driver)}"
+        if have and needs:
+            have += f", this CuPy needs CUDA {_cuda_version(needs)}"
+        return (
+            f"the NVIDIA driver is too old for this CuPy build{have + ')' if have else ''}: {text}"
+        )
+    if "nodevice" in lowered or "no cuda-capable device" in lowered:
         return f"no CUDA device was found ({text})"
-    if "libcuda" in text or "cudart" in text or "shared object" in text:
-        return f"the CUDA driver library could not be loaded ({text})"
-    return f"CUDA is not usable ({type(exc).__name__}: {text})"
+    if "nvrtc" in lowered:
+        return f"the CUDA runtime compiler (NVRTC) could not be used ({text}); {_CTK_HINT}"
+    if "cublas" in lowered:
+        return f"cuBLAS could not be used ({text}); {_CTK_HINT}"
+    if "libcuda" in lowered or _driver_version(runtime) == 0:
+        return f"no NVIDIA driver is installed or loaded ({text})"
+    if "cudart" in lowered or "shared object" in lowered:
+        return f"a CUDA library could not be loaded ({text}); {_CTK_HINT}"
+    return f"CUDA is not usable ({text})"
+
+
+def _call(runtime: Any, name: str) -> int | None:
+    try:
+        return int(getattr(runtime, name)())
+    except Exception:
+        return None
+
+
+def _driver_version(runtime: Any) -> int | None:
+    """The CUDA version the driver supports (e.g. 12040), 0 without a driver, None if unknown."""
+    return None if runtime is None else _call(runtime, "driverGetVersion")
+
+
+def _cuda_version(code: int) -> str:
+    return f"{code // 1000}.{code % 1000 // 10}"
 
 
 def _problem(name: str) -> str | None:
@@ -130,10 +211,10 @@ def _as_device(name: str, xp: Any, device: Any) -> Any:
     """Turn a user's device spelling (an id, a string) into the backend's device object."""
     if device is None:
         return _default_device(name, xp)
-    if name == "cupy" and isinstance(device, int):
+    if name == "cupy":
         import cupy
 
-        return cupy.cuda.Device(device)
+        return cupy_device(cupy, device)
     if name == "torch" and isinstance(device, str | int):
         import torch
 
@@ -143,6 +224,39 @@ def _as_device(name: str, xp: Any, device: Any) -> Any:
     if name == "numpy" and device != "cpu":
         raise ValueError(f"NumPy arrays live on the CPU; got device={device!r}. Use device=None.")
     return device
+
+
+def cupy_device(cupy: Any, device: Any) -> Any:
+    """``cupy.cuda.Device`` for ``device``: an id (``1``, ``"1"``), ``"cuda"``, ``"cuda:1"`` or
+    a ``cupy.cuda.Device``; a ValueError listing this machine's devices for any other or for an
+    id that does not exist here."""
+    count = cupy.cuda.runtime.getDeviceCount()
+    there = ", ".join(f"cuda:{i}" for i in range(count)) or "none"
+    index = _cuda_index(device)
+    if index is None:
+        raise ValueError(
+            f"device={device!r} is not a CUDA device: pass an id such as 0, '0' or 'cuda:0', "
+            f"or a cupy.cuda.Device. This machine has: {there}."
+        )
+    if not 0 <= index < count:
+        raise ValueError(
+            f"device={device!r}: there is no CUDA device {index}; this machine has: {there}."
+        )
+    return cupy.cuda.Device(index)
+
+
+def _cuda_index(device: Any) -> int | None:
+    """The device number a user's spelling names, or None when it names no CUDA device."""
+    if isinstance(device, bool):
+        return None
+    if isinstance(device, int):
+        return device
+    if isinstance(device, str):
+        text = device.strip().lower()
+        text = "0" if text == "cuda" else text.removeprefix("cuda:")
+        return int(text) if text.isdigit() else None
+    index = getattr(device, "id", None)  # a cupy.cuda.Device
+    return index if isinstance(index, int) and not isinstance(index, bool) else None
 
 
 def _namespace(name: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from . import _random
 from ._backend import asarray_on, resolve_backend, to_numpy
 from ._errors import TrainingDivergedError, out_of_memory_hint, quiet_float_warnings
 from ._modelfile import Checkpoint, read_checkpoint, read_model, write_checkpoint, write_model
+from ._threads import training_threads
 from ._validation import (
     as_features,
     as_labels,
@@ -29,6 +31,18 @@ Array = Any
 PathLike = str | os.PathLike
 _MAX_CHUNK_ROWS = 65536
 _CHUNK_BYTES = 256 * 2**20  # default inference chunk: its features and logits stay under this
+_HITS_SPLIT = 4096  # hit counts travel as (hits // 4096, hits % 4096): exact in float32 to 2**36
+
+
+def _on_device(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``method`` with the model's device current (see :meth:`Backend.activate`)."""
+
+    @functools.wraps(method)
+    def run(self: SoftmaxXP, *args: Any, **kwargs: Any) -> Any:
+        with self._backend.activate():
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 @dataclass
@@ -121,8 +135,9 @@ class SoftmaxXP:
         self.dtype = getattr(self.xp, self.dtype_name)
         self._rng = _random.make_rng(self.seed)
         W0 = _random.initial_weights(self._rng, (self.input_dim, self.num_classes))
-        self.W = self._asarray(W0)
-        self.b = self.xp.zeros((1, self.num_classes), dtype=self.dtype, device=self.device)
+        with self._backend.activate():
+            self.W = self._asarray(W0)
+            self.b = self.xp.zeros((1, self.num_classes), dtype=self.dtype, device=self.device)
         self._velocity: tuple[Array, Array] | None = None
         self.history_ = History()
         self.epoch_ = 0
@@ -160,10 +175,12 @@ class SoftmaxXP:
         return as_labels(y, self._backend, n, self.num_classes, name)
 
     # -- the chapter's methods -----------------------------------------------------------------
+    @_on_device
     def softmax(self, z: Any) -> Array:
         """Row-wise softmax of logits ``z`` (max subtracted, so it never overflows)."""
         return softmax(self._asarray(z), axis=-1)
 
+    @_on_device
     def compute_loss_and_grads(self, X: Any, y: Any) -> tuple[Array, Array, Array]:
         """``(loss, dW, db)`` of the regularised cross-entropy on ``(X, y)`` at the current weights."""
         with out_of_memory_hint(
@@ -172,6 +189,7 @@ class SoftmaxXP:
             X = self._features(X)
             return loss_and_grads(X, self._labels(y, X.shape[0]), self.W, self.b, self.reg)
 
+    @_on_device
     def train(
         self,
         X: Any,
@@ -245,8 +263,9 @@ class SoftmaxXP:
                 val = (X_val, self._labels(y_val, X_val.shape[0], "y_val"))
             self._start_run(resume_from, epochs, batch_size, n)
             sizes = self._asarray(_batch_sizes(n, batch_size))
+            shape = (min(batch_size, n), self.input_dim, self.num_classes)
             for epoch in range(self.epoch_ + 1, epochs + 1):
-                with quiet_float_warnings():
+                with quiet_float_warnings(), training_threads(self._backend, *shape):
                     self._epoch(X, y, val, sizes, epoch, batch_size)
                 if checkpoint is not None:
                     self._write_checkpoint(checkpoint, batch_size, n)
@@ -331,15 +350,23 @@ class SoftmaxXP:
             batch_size=batch_size,
             xp=xp,
         )
-        # One host read: the summed loss and whether every parameter is finite.
+        # One host read: the summed loss, whether every parameter is finite, and the validation
+        # hits (as two parts, each exact in the weights' dtype).
         finite = xp.all(xp.isfinite(W)) & xp.all(xp.isfinite(b))
         for v in velocity or ():
             finite = finite & xp.all(xp.isfinite(v))
-        total, ok = to_numpy(xp.stack([xp.sum(batch_losses * sizes), xp.astype(finite, W.dtype)]))
-        loss = float(total) / X.shape[0]
+        values = [xp.sum(batch_losses * sizes), xp.astype(finite, W.dtype)]
+        if val is not None:
+            hits = self._val_hits(*val, W, b)
+            values += [xp.astype(part, W.dtype) for part in _split_count(hits)]
+        total, ok, *hit_parts = to_numpy(xp.stack(values)).tolist()
+        loss = total / X.shape[0]
         if not (ok and abs(loss) < float("inf")):
             raise self._diverged(epoch, lr, batch_losses, weights_finite=bool(ok))
-        accuracy = None if val is None else self._accuracy(*val, W, b)
+        accuracy = None
+        if val is not None:
+            high, low = (int(part) for part in hit_parts)
+            accuracy = (high * _HITS_SPLIT + low) / val[0].shape[0]
         history = self.history_.extended(loss, accuracy, time.perf_counter() - start)
         # Commit with plain attribute stores only, so a Ctrl-C cannot split the epoch's state.
         self.W, self.b, self._velocity, self._rng = W, b, velocity, rng
@@ -418,6 +445,7 @@ class SoftmaxXP:
             f"pass a smaller chunk_size (now {rows} rows), e.g. chunk_size={max(1, rows // 4)}",
         )
 
+    @_on_device
     def predict_proba(self, X: Any, *, chunk_size: int | None = None) -> Array:
         """Class probabilities ``softmax(X W + b)``, shape ``(n_samples, num_classes)``.
 
@@ -436,6 +464,7 @@ class SoftmaxXP:
             self._check_logits(finite)
             return self._concat(parts)
 
+    @_on_device
     def predict(self, X: Any, *, chunk_size: int | None = None) -> Array:
         """Most probable class of each row of ``X`` (int64, on the model's device); chunked and
         checked as in :meth:`predict_proba`."""
@@ -450,6 +479,7 @@ class SoftmaxXP:
             self._check_logits(finite)
             return self._concat(parts)
 
+    @_on_device
     def score(self, X: Any, y: Any, *, chunk_size: int | None = None) -> float:
         """Accuracy of :meth:`predict` on ``(X, y)``; chunked and checked as in
         :meth:`predict_proba`."""
@@ -500,11 +530,12 @@ class SoftmaxXP:
         hits = self.xp.argmax(z, axis=1) == y
         return self.xp.sum(self.xp.astype(hits, self.xp.int64))
 
-    def _accuracy(self, X: Array, y: Array, W: Array, b: Array) -> float:
-        """Accuracy on ``(X, y)``, already on the device, in chunks; one host read."""
+    def _val_hits(self, X: Array, y: Array, W: Array, b: Array) -> Array:
+        """How many rows of ``(X, y)``, already on the device, are right (0-d int64 device array);
+        in chunks, no host read."""
         n, rows = X.shape[0], self._chunk_rows(None)
         hits = [self._hits(X[r, ...], y[r], W, b) for r in _row_slices(n, rows)]
-        return int(self.xp.sum(self.xp.stack(hits))) / n
+        return hits[0] if len(hits) == 1 else self.xp.sum(self.xp.stack(hits))
 
     # -- files ---------------------------------------------------------------------------------
     def _hyperparameters(self) -> dict[str, Any]:
@@ -534,7 +565,8 @@ class SoftmaxXP:
         """
         hyper, W, b = read_model(path)
         model = cls(**hyper, backend=backend, device=device)
-        model.W, model.b = model._asarray(W), model._asarray(b)
+        with model._backend.activate():
+            model.W, model.b = model._asarray(W), model._asarray(b)
         return model
 
 
@@ -542,6 +574,11 @@ def _row_slices(n: int, rows: int) -> list[slice]:
     """``rows``-row slices covering ``range(n)``, none running past ``n`` (array-api-strict
     refuses out-of-bounds stops)."""
     return [slice(lo, min(lo + rows, n)) for lo in range(0, n, rows)]
+
+
+def _split_count(count: Array) -> tuple[Array, Array]:
+    """``(count // 4096, count % 4096)``: both exact in float32 for counts below 2**36."""
+    return count // _HITS_SPLIT, count % _HITS_SPLIT
 
 
 def _batch_sizes(n: int, batch_size: int) -> list[int]:

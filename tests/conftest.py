@@ -1,7 +1,10 @@
 """One fixture, ``backend``, runs every numeric test on every backend available here.
 
 ``$SOFTMAX_XP_TEST_BACKENDS`` (comma-separated, e.g. ``numpy`` or ``cupy``) narrows the set; the nox
-sessions use it to test one backend each. A backend that cannot run here is skipped with the reason.
+sessions use it to test one backend each. A backend that cannot run here is skipped with the reason,
+except CuPy under ``$SOFTMAX_XP_REQUIRE_GPU=1`` (set by ``nox -s tests-cupy`` and
+``benchmarks/gpu.sh`` on a machine whose ``nvidia-smi`` sees a GPU): there a CuPy that cannot run
+fails every CuPy test instead, so a broken GPU install never passes as "skipped".
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     name, _, device = request.param.partition(":")
     problem = _problem(name)
     if problem is not None:
+        if name == "cupy" and os.environ.get("SOFTMAX_XP_REQUIRE_GPU") == "1":
+            pytest.fail(f"SOFTMAX_XP_REQUIRE_GPU=1 but CuPy cannot run: {problem}", pytrace=False)
         reason = "no CUDA device available" if name == "cupy" else f"{name} unavailable"
         pytest.skip(f"{reason}: {problem}")
     return resolve_backend(name, device=device or None, fallback=False)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from array_api_compat import device as device_of
+from array_api_compat import is_torch_namespace
 
 Array = Any
 
@@ -65,6 +66,18 @@ def _tables(
         ones_k=xp.ones((1, k), dtype=dtype, device=device),
         ones_n=xp.ones((batch_size, 1), dtype=dtype, device=device),
     )
+
+
+def take_of(xp: Any) -> Any:
+    """``take(x, indices, axis=...)`` for indices known to be in range and non-negative.
+
+    ``xp.take`` itself, except on PyTorch, where array-api-compat's take adds a negative-index
+    pass (a ``where``) and a Python layer to every call: there ``Tensor.index_select``, the same
+    gather.
+    """
+    if is_torch_namespace(xp):
+        return lambda x, indices, axis: x.index_select(axis, indices)
+    return xp.take
 
 
 def _batch_means(parts: Array, penalty: Array, n: int, batch_size: int, xp: Any) -> Array:
@@ -127,6 +140,7 @@ def sgd_epoch(
     parts = xp.empty((2, n), dtype=dt, device=dev)
     sq_norm = xp.empty((steps,), dtype=dt, device=dev)
 
+    take = take_of(xp)
     width, step, ones_n = batch_size, scalar(lr / batch_size), tab.ones_n
     targets = tab.eye * step  # row k of targets is lr/n one_hot(k)
     for t in range(steps):
@@ -137,16 +151,16 @@ def sgd_epoch(
             width = hi - lo
             step, ones_n = scalar(lr / width), ones_n[:width, :]
             targets = tab.eye * step
-        Xb = xp.take(X, order[lo:hi], axis=0)
+        Xb = take(X, order[lo:hi], axis=0)
         z = xp.reshape((Xb @ W).T, (k, width), copy=True)  # (K, n): class-major logits
         z += bT
         z -= xp.max(z, axis=0, keepdims=True)
         e = xp.exp(z)
         s = tab.ones_k @ e  # (1, n): softmax denominators
         parts[0:1, lo:hi] = s
-        parts[1, lo:hi] = xp.take(xp.reshape(z, (-1,)), pick, axis=0)
+        parts[1, lo:hi] = take(xp.reshape(z, (-1,)), pick, axis=0)
         e *= step / s
-        e -= xp.take(targets, tab.labels[lo:hi], axis=1)  # e = lr/n (p - Y), class-major
+        e -= take(targets, tab.labels[lo:hi], axis=1)  # e = lr/n (p - Y), class-major
         flat = xp.reshape(W, (-1,))
         sq_norm[t] = flat @ flat
         G = Xb.T @ e.T  # lr/n X^T (p - Y)
