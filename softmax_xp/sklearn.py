@@ -151,7 +151,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         if classes.shape[0] < 2:
             raise ValueError(
                 f"{type(self).__name__} needs samples of at least 2 classes in the data, but the "
-                f"data contains only one class: {classes[0]!r}."
+                f"data contains only one class: {classes[0].item()!r}."
             )
         model = self._new_model(X, classes.shape[0])
         old = getattr(self, "model_", None)
