@@ -212,7 +212,8 @@ def run(
         "scikit-learn's default tol 1e-4 for both L-BFGS rows, NumPy backend",
         "LogisticRegression full fit: wall time of fit() to convergence; SoftmaxXP lbfgs: sum of "
         "History.epoch_time up to the first iteration whose test accuracy reaches "
-        "LogisticRegression's final one (that time includes each iteration's test evaluation)",
+        "LogisticRegression's final one, where a callback stops it (that time includes each "
+        "iteration's test evaluation)",
         f"time to {fast_target}: LogisticRegression warm-started 5 iterations at a time, "
         "SoftmaxClassifier one partial_fit (one FAST epoch, with scikit-learn's input "
         "validation) at a time; both scored between steps off the clock",
