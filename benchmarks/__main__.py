@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--gpu] [--sections 1,2,3] [--out PATH]`` from the repo root."""
+"""``python -m benchmarks [--quick] [--gpu] [--sections 1,2,3,5,6] [--out PATH]`` from the repo root."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import _machine, accuracy, contention, epoch, gpu, scaling
+from . import _machine, accuracy, contention, epoch, estimator, gpu, scaling
 from ._data import Mnist, mnist
 from ._report import Section, render, write_json, x
 
@@ -19,7 +19,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sizes, < 1 minute")
     p.add_argument("--gpu", action="store_true", help="only the GPU section (section 4)")
-    p.add_argument("--sections", default=None, help="comma-separated subset of 1,2,3,4,5")
+    p.add_argument("--sections", default=None, help="comma-separated subset of 1,2,3,4,5,6")
     p.add_argument("--repeats", type=int, default=None, help="repeats per row (at least 5)")
     p.add_argument("--out", type=Path, default=None, help="where to write the JSON record")
     p.add_argument("--gpu-backend", default="cupy", help=argparse.SUPPRESS)  # dry runs
@@ -80,7 +80,7 @@ def targets(sections: dict[str, Section], data: Mnist) -> Section:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     start = time.perf_counter()
-    wanted = {"4"} if args.gpu else {"1", "2", "3", "4", "5"}
+    wanted = {"4"} if args.gpu else {"1", "2", "3", "4", "5", "6"}
     if args.sections:
         wanted = {part.strip() for part in args.sections.split(",")}
     repeats = max(5, args.repeats or (5 if args.quick or args.gpu else 7))
@@ -110,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
             sections["4"] = Section("4. GPU", [], notes=[f"skipped: {why}"])
     if "5" in wanted:
         sections["5"] = contention.run(small, repeats)
+    if "6" in wanted:
+        quick = args.quick
+        sections["6"] = estimator.run(
+            small, 1 if quick else 3, 1 if quick else 2, fast_target=0.90 if quick else 0.92
+        )
     ordered = [sections[k] for k in sorted(sections)]
     if {"1", "2", "3"} & set(sections):
         ordered.append(targets(sections, data))

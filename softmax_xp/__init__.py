@@ -3,6 +3,8 @@
 The same code trains and predicts on NumPy (CPU), CuPy (CUDA GPU), PyTorch and array-api-strict.
 """
 
+import importlib.util
+
 from ._backend import (
     BackendFallbackWarning,
     BackendUnavailableError,
@@ -27,6 +29,17 @@ from .metrics import accuracy, classification_report, confusion_matrix
 from .model import History, SoftmaxXP
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``SoftmaxClassifier`` is imported on first use, so ``import softmax_xp`` works without
+    scikit-learn (the ``[sklearn]`` extra)."""
+    if name == "SoftmaxClassifier":
+        from .sklearn import SoftmaxClassifier
+
+        return SoftmaxClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BackendFallbackWarning",
@@ -53,3 +66,5 @@ __all__ = [
     "softmax_jacobian",
     "to_numpy",
 ]
+if importlib.util.find_spec("sklearn") is not None:  # so that `import *` works without it
+    __all__.append("SoftmaxClassifier")
