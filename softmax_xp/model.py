@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from array_api_compat import is_dask_array
+
 from . import _random
 from ._backend import asarray_on, resolve_backend, to_numpy
 from ._errors import TrainingDivergedError, out_of_memory_hint, quiet_float_warnings
@@ -182,6 +184,8 @@ class SoftmaxXP:
         batch_size: int = 256,
         verbose: int = 1,
         *,
+        shuffle: str = "global",
+        block_rows: int | None = None,
         checkpoint: PathLike | None = None,
         resume_from: PathLike | None = None,
         callback: Callable[[int, History], None] | None = None,
@@ -192,8 +196,19 @@ class SoftmaxXP:
         host: the loss is read once per epoch. Each call starts a new run from the current weights
         (epoch 1, step size ``lr``) unless ``resume_from`` is given.
 
+        ``X`` (and ``X_val``) may be Dask arrays chunked by rows: training then runs block by
+        block where the data is (see :mod:`softmax_xp._dask`), on the active
+        ``distributed.Client`` if there is one, else on Dask's local scheduler.
+
         Parameters
         ----------
+        shuffle, block_rows
+            ``"global"`` (default): each epoch visits all rows in one random order.
+            ``"blocks"``: the rows are cut into blocks of ``block_rows`` rows (the last may be
+            shorter); each epoch visits the blocks in a random order and the rows of each block
+            in a random order, batches restarting at each block. A Dask array is always trained
+            this way, its row chunks being the blocks (``block_rows`` rechunks it first), and
+            gives the same weights as ``shuffle="blocks"`` in memory with the same blocks.
         epochs
             The total number of epochs of the run, counting those done before a resume: resuming a
             checkpoint of epoch ``k`` trains epochs ``k + 1 .. epochs``, so ``epochs=100`` finishes
@@ -231,6 +246,15 @@ class SoftmaxXP:
         batch_size = check_int(batch_size, "batch_size", 1)
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val must be given together.")
+        block_rows = _check_shuffle(shuffle, block_rows, dask=is_dask_array(X))
+        if is_dask_array(X):
+            from . import _dask
+
+            return _dask.train(
+                self, X, y, X_val, y_val, epochs=epochs, batch_size=batch_size,
+                verbose=verbose, block_rows=block_rows, checkpoint=checkpoint,
+                resume_from=resume_from, callback=callback,
+            )  # fmt: skip
         advice = f"lower batch_size (now {batch_size}) or train on fewer samples"
         with out_of_memory_hint(lambda: self._memory_advice("train", advice)):
             X = self._features(X)
@@ -244,7 +268,7 @@ class SoftmaxXP:
             sizes = self._asarray(_batch_sizes(n, batch_size))
             for epoch in range(self.epoch_ + 1, epochs + 1):
                 with quiet_float_warnings():
-                    self._epoch(X, y, val, sizes, epoch, batch_size)
+                    self._epoch(X, y, val, sizes, epoch, batch_size, block_rows)
                 if checkpoint is not None:
                     self._write_checkpoint(checkpoint, batch_size, n)
                 if verbose:
@@ -308,36 +332,75 @@ class SoftmaxXP:
         sizes: Array,
         epoch: int,
         batch_size: int,
+        block_rows: int | None = None,
     ) -> None:
         """Train epoch ``epoch`` and commit it, or raise leaving the model as it was."""
         xp = self.xp
         start = time.perf_counter()
         rng = _random.clone(self._rng)  # advanced only when the epoch is committed
-        order = asarray_on(self._backend, _random.permutation(rng, X.shape[0]), xp.int64)
         lr = self.lr * self.lr_decay ** (epoch - 1)
-        W, b, velocity, batch_losses = sgd_epoch(
-            X,
-            y,
-            order,
-            self.W,
-            self.b,
-            self._velocity,
-            lr=lr,
-            momentum=self.momentum,
-            reg=self.reg,
-            batch_size=batch_size,
-            xp=xp,
+        settings = dict(lr=lr, momentum=self.momentum, reg=self.reg, batch_size=batch_size, xp=xp)
+        if block_rows is None:
+            order = asarray_on(self._backend, _random.permutation(rng, X.shape[0]), xp.int64)
+            W, b, velocity, batch_losses = sgd_epoch(
+                X, y, order, self.W, self.b, self._velocity, **settings
+            )
+        else:
+            W, b, velocity, batch_losses, sizes = self._blocks_epoch(
+                X, y, rng, block_rows, settings
+            )
+        accuracy = None if val is None else (lambda W, b: self._accuracy(*val, W, b))
+        self._commit(
+            epoch, start, lr, rng, W, b, velocity, batch_losses, sizes, X.shape[0], accuracy
         )
+
+    def _blocks_epoch(
+        self, X: Array, y: Array, rng: Any, block_rows: int, settings: dict[str, Any]
+    ) -> tuple[Array, Array, tuple[Array, Array] | None, Array, Array]:
+        """One ``shuffle="blocks"`` epoch: :func:`sgd_epoch` on each block of ``block_rows`` rows,
+        in the order of :func:`softmax_xp._random.block_plan`; also returns the batch sizes."""
+        xp, n = self.xp, X.shape[0]
+        bounds = _row_slices(n, block_rows)
+        visit, orders = _random.block_plan(rng, [s.stop - s.start for s in bounds])
+        W, b, velocity, losses, sizes = self.W, self.b, self._velocity, [], []
+        for i, order in zip(visit, orders, strict=True):
+            rows = bounds[i]
+            order = asarray_on(self._backend, order, xp.int64)
+            W, b, velocity, part = sgd_epoch(
+                X[rows, ...], y[rows], order, W, b, velocity, **settings
+            )
+            losses.append(part)
+            sizes += _batch_sizes(rows.stop - rows.start, settings["batch_size"])
+        return W, b, velocity, self._concat(losses), self._asarray(sizes)
+
+    def _commit(
+        self,
+        epoch: int,
+        start: float,
+        lr: float,
+        rng: Any,
+        W: Array,
+        b: Array,
+        velocity: tuple[Array, Array] | None,
+        batch_losses: Array,
+        sizes: Array,
+        n: int,
+        accuracy: Callable[[Array, Array], float] | None,
+    ) -> None:
+        """Check the epoch's result (finite loss and weights), then make it the model's state.
+
+        The epoch's loss is ``sum(batch_losses * sizes) / n``, the mean over its ``n`` rows."""
+        xp = self.xp
         # One host read: the summed loss and whether every parameter is finite.
         finite = xp.all(xp.isfinite(W)) & xp.all(xp.isfinite(b))
         for v in velocity or ():
             finite = finite & xp.all(xp.isfinite(v))
         total, ok = to_numpy(xp.stack([xp.sum(batch_losses * sizes), xp.astype(finite, W.dtype)]))
-        loss = float(total) / X.shape[0]
+        loss = float(total) / n
         if not (ok and abs(loss) < float("inf")):
             raise self._diverged(epoch, lr, batch_losses, weights_finite=bool(ok))
-        accuracy = None if val is None else self._accuracy(*val, W, b)
-        history = self.history_.extended(loss, accuracy, time.perf_counter() - start)
+        val_accuracy = None if accuracy is None else accuracy(W, b)
+        history = self.history_.extended(loss, val_accuracy, time.perf_counter() - start)
         # Commit with plain attribute stores only, so a Ctrl-C cannot split the epoch's state.
         self.W, self.b, self._velocity, self._rng = W, b, velocity, rng
         self.epoch_, self.history_ = epoch, history
@@ -419,8 +482,13 @@ class SoftmaxXP:
         """Class probabilities ``softmax(X W + b)``, shape ``(n_samples, num_classes)``.
 
         ``X`` is processed ``chunk_size`` rows at a time (default: up to 65536 rows, fewer when
-        the features and logits of a chunk would exceed 256 MiB).
+        the features and logits of a chunk would exceed 256 MiB). A Dask ``X`` gives a lazy
+        Dask array, computed block by block where the blocks are (``chunk_size`` is not used).
         """
+        if is_dask_array(X):
+            from . import _dask
+
+            return _dask.predict_proba(self, X)
         rows = self._chunk_rows(chunk_size)
         with out_of_memory_hint(lambda: self._predict_advice("predict_proba", rows)):
             return self._concat(
@@ -429,7 +497,11 @@ class SoftmaxXP:
 
     def predict(self, X: Any, *, chunk_size: int | None = None) -> Array:
         """Most probable class of each row of ``X`` (int64, on the model's device); chunked as in
-        :meth:`predict_proba`."""
+        :meth:`predict_proba` (a Dask ``X`` gives a lazy Dask array)."""
+        if is_dask_array(X):
+            from . import _dask
+
+            return _dask.predict(self, X)
         rows = self._chunk_rows(chunk_size)
         with out_of_memory_hint(lambda: self._predict_advice("predict", rows)):
             return self._concat(
@@ -437,7 +509,13 @@ class SoftmaxXP:
             )
 
     def score(self, X: Any, y: Any, *, chunk_size: int | None = None) -> float:
-        """Accuracy of :meth:`predict` on ``(X, y)``; chunked as in :meth:`predict_proba`."""
+        """Accuracy of :meth:`predict` on ``(X, y)``; chunked as in :meth:`predict_proba`.
+
+        With a Dask ``X`` it is one reduction over the blocks (``y`` a Dask or in-memory array)."""
+        if is_dask_array(X):
+            from . import _dask
+
+            return _dask.score(self, X, y)
         rows = self._chunk_rows(chunk_size)
         with out_of_memory_hint(lambda: self._predict_advice("score", rows)):
             X = features_on_host_or_device(X, self.input_dim)
@@ -490,6 +568,19 @@ class SoftmaxXP:
         model = cls(**hyper, backend=backend, device=device)
         model.W, model.b = model._asarray(W), model._asarray(b)
         return model
+
+
+def _check_shuffle(shuffle: Any, block_rows: Any, dask: bool) -> int | None:
+    """``block_rows`` checked: None for ``shuffle="global"`` (and for Dask chunks as they are)."""
+    if shuffle not in ("global", "blocks"):
+        raise ValueError(f"Unknown shuffle {shuffle!r}; use 'global' or 'blocks'.")
+    if block_rows is not None:
+        block_rows = check_int(block_rows, "block_rows", 1)
+        if shuffle == "global" and not dask:
+            raise ValueError("block_rows is used with shuffle='blocks'; pass both, or neither.")
+    elif shuffle == "blocks" and not dask:
+        raise ValueError("shuffle='blocks' needs block_rows, the number of rows per block.")
+    return block_rows
 
 
 def _row_slices(n: int, rows: int) -> list[slice]:
