@@ -4,15 +4,18 @@ The only module that imports dask. A Dask ``X`` must be chunked by rows only, wi
 sizes; its row chunks are the blocks. Each block is worked on where it lives, in its own array
 namespace (NumPy or CuPy chunks); only the parameters travel between tasks, as host arrays.
 
-Training (``solver="sgd"``) is one task graph per epoch: a chain of block tasks, each running
+Training (``solver="sgd"``) runs, each epoch, a chain of block tasks, each running
 :func:`softmax_xp.solvers.sgd.sgd_epoch` on one block and handing ``(W, b, velocity)`` to the
 next, in the order :func:`softmax_xp._random.block_plan` draws (the same draws as in-memory
-``shuffle="blocks"``, so the weights are the same). Loading a block waits (through
-:func:`dask.graph_manipulation.bind`) until the chain is ``PREFETCH`` blocks behind it, so at
-most ``PREFETCH + 1`` blocks of ``X`` are in memory at once, however large ``X`` is.
+``shuffle="blocks"``, so the weights are the same).
 
-The graph runs on the active ``distributed.Client`` if there is one, else on Dask's local
-scheduler: ``dask.compute`` chooses.
+With an active ``distributed.Client`` the chain runs on its workers as futures: each block is
+loaded (``client.compute`` of its chunk) where the scheduler puts it and the block's task runs
+next to it; loading block ``s`` is submitted only once task ``s - PREFETCH - 1`` is done, so at
+most ``PREFETCH + 1`` blocks of ``X`` are in the cluster's memory at once, however large ``X``
+is, while the next block loads during the current one's SGD. Without a client, Dask's local
+scheduler computes one block at a time and the task runs in this process. (A single graph with
+all the blocks would let idle workers load every block ahead of the chain.)
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import dask.array as da
 import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as device_of
-from dask.graph_manipulation import bind
 
 from . import _random
 from ._backend import to_numpy
@@ -188,18 +190,22 @@ def _to(xp: Any, like: Array, *arrays: Array | None) -> list[Array | None]:
     ]
 
 
+Params = tuple[Array, Array, "tuple[Array, Array] | None"]
+
+
 def _sgd_block(
     Xb: Array,
     yb: Array,
     order: np.ndarray,
-    params: tuple[Array, Array, tuple[Array, Array] | None],
+    previous: tuple[Params, Array | None],
     *,
     dtype: str,
     **settings: Any,
-) -> tuple[tuple[Array, Array, tuple[Array, Array] | None], Array]:
-    """One block of the SGD chain: ``((W, b, velocity), batch_losses)`` after ``sgd_epoch``."""
+) -> tuple[Params, Array]:
+    """One block of the SGD chain: ``((W, b, velocity), batch_losses)`` after ``sgd_epoch``,
+    starting from the parameters of the ``previous`` block's result."""
     xp, Xb, yb = _on_block(Xb, yb, dtype)
-    W, b, velocity = params
+    W, b, velocity = previous[0]
     W, b = _to(xp, Xb, W, b)
     if velocity is not None:
         velocity = tuple(_to(xp, Xb, *velocity))
@@ -291,18 +297,8 @@ def _epoch(
         lr=lr, momentum=model.momentum, reg=model.reg, batch_size=batch_size, dtype=model.dtype_name
     )
     velocity = None if model._velocity is None else tuple(map(to_numpy, model._velocity))
-    params: Any = (to_numpy(model.W), to_numpy(model.b), velocity)
-    chain, losses = [], []
-    for step, (i, order) in enumerate(zip(visit, orders, strict=True)):
-        xb, yb = X.blocks[i], y.blocks[i]
-        if step > PREFETCH:  # load this block only once the chain is PREFETCH blocks behind it
-            xb, yb = bind([xb, yb], chain[step - PREFETCH - 1])
-        params, part = dask.delayed(_sgd_block, nout=2, pure=False)(
-            xb.to_delayed().ravel()[0], yb.to_delayed()[0], order, params, **settings
-        )
-        chain.append(params)
-        losses.append(part)
-    (W, b, velocity), parts = dask.compute(params, losses)
+    start_params = (to_numpy(model.W), to_numpy(model.b), velocity)
+    W, b, velocity, parts = _chain(X, y, visit, orders, start_params, settings)
     sizes = [s for i in visit for s in _batch_sizes(rows[i], batch_size)]
     W, b = model._asarray(to_numpy(W)), model._asarray(to_numpy(b))
     if velocity is not None:
@@ -319,6 +315,52 @@ def _epoch(
             epoch, start, lr, rng, W, b, velocity, batch_losses, model._asarray(sizes), X.shape[0],
             accuracy,
         )  # fmt: skip
+
+
+def _client() -> Any:
+    """The ``distributed.Client`` that ``dask.compute`` would use now, or None."""
+    if dask.config.get("scheduler", None) not in (None, "dask.distributed"):
+        return None
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def _chain(
+    X: da.Array,
+    y: da.Array,
+    visit: list[int],
+    orders: list[np.ndarray],
+    params: Params,
+    settings: dict[str, Any],
+) -> tuple[Array, Array, tuple[Array, Array] | None, list[Array]]:
+    """Run the block tasks in ``visit`` order; ``(W, b, velocity, batch losses per block)``."""
+    x_blocks, y_blocks = X.to_delayed().ravel(), y.to_delayed()
+    client = _client()
+    result: Any = (params, None)
+    if client is None:  # local scheduler: one block in memory at a time
+        parts = []
+        for i, order in zip(visit, orders, strict=True):
+            xb, yb = dask.compute(x_blocks[i], y_blocks[i])
+            result = _sgd_block(xb, yb, order, result, **settings)
+            parts.append(result[1])
+        return (*result[0], parts)
+    from distributed import wait
+
+    chain = []
+    for step, (i, order) in enumerate(zip(visit, orders, strict=True)):
+        if step > PREFETCH:  # load this block once the chain is PREFETCH blocks behind it
+            wait(chain[step - PREFETCH - 1])
+        xb, yb = client.compute([x_blocks[i], y_blocks[i]])
+        result = client.submit(_sgd_block, xb, yb, order, result, pure=False, **settings)
+        chain.append(result)
+    results = client.gather(chain)
+    return (*results[-1][0], [part for _, part in results])
 
 
 # -- inference -------------------------------------------------------------------------------------
