@@ -28,12 +28,24 @@ from .model import History, SoftmaxXP
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``SoftmaxClassifier`` is imported on first use, so ``import softmax_xp`` works without
+    scikit-learn (the ``[sklearn]`` extra)."""
+    if name == "SoftmaxClassifier":
+        from .sklearn import SoftmaxClassifier
+
+        return SoftmaxClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "BackendFallbackWarning",
     "BackendUnavailableError",
     "DeviceMemoryError",
     "History",
     "ModelFileError",
+    "SoftmaxClassifier",
     "SoftmaxXP",
     "TrainingDivergedError",
     "__version__",

@@ -35,13 +35,13 @@ from . import _random
 from ._backend import to_numpy
 from ._errors import quiet_float_warnings
 from ._validation import check_finite
-from .functional import softmax
+from .functional import loss_and_grads, softmax
 from .solvers.sgd import sgd_epoch
 
 if TYPE_CHECKING:
     from .model import History, SoftmaxXP
 
-__all__ = ["predict", "predict_proba", "score", "train"]
+__all__ = ["more_epochs", "predict", "predict_proba", "score", "train"]
 
 Array = Any
 PREFETCH = 1  # blocks loaded ahead of the one the SGD chain works on
@@ -244,11 +244,20 @@ def train(
     batch_size: int,
     verbose: int,
     block_rows: int | None,
+    solver: str,
+    tol: float,
+    sample_weight: Any,
     checkpoint: Any,
     resume_from: Any,
     callback: Callable[[int, History], None] | None,
 ) -> History:
-    """:meth:`SoftmaxXP.train` on a Dask ``X``: block SGD, epoch by epoch (see the module doc)."""
+    """:meth:`SoftmaxXP.train` on a Dask ``X``: block SGD epoch by epoch (see the module doc),
+    or L-BFGS whose every evaluation is one reduction over the blocks."""
+    if sample_weight is not None:
+        raise ValueError(
+            "sample_weight is not supported with a Dask X yet; train on in-memory arrays to "
+            "weight samples, or repeat rows in the Dask array."
+        )
     X = _features_layout(X, model.input_dim, "X", known=True)
     if block_rows is not None:
         X = X.rechunk({0: block_rows})
@@ -266,22 +275,91 @@ def train(
     _validate(model, pairs)
     n = X.shape[0]
     model._start_run(resume_from, epochs, batch_size, n)
+    after_epoch = model._after_epoch(checkpoint, batch_size, n, epochs, verbose, callback)
+    accuracy = None if val is None else _accuracy(model, val)
+    if solver == "lbfgs":
+        objective = _objective(model, X, y)
+        model._lbfgs(X, y, None, None, epochs, tol, after_epoch, objective, accuracy)
+        return model.history_
     for epoch in range(model.epoch_ + 1, epochs + 1):
-        _epoch(model, X, y, val, epoch, batch_size)
-        if checkpoint is not None:
-            model._write_checkpoint(checkpoint, batch_size, n)
-        if verbose:
-            model._report(epochs)
-        if callback is not None:
-            callback(model.epoch_, model.history_)
+        _epoch(model, X, y, accuracy, epoch, batch_size)
+        after_epoch()
     return model.history_
+
+
+def more_epochs(
+    model: SoftmaxXP, X: da.Array, y: Any, epochs: int, batch_size: int, sample_weight: Any
+) -> None:
+    """``epochs`` more block-wise SGD passes of the current run (``partial_fit`` on Dask)."""
+    if sample_weight is not None:
+        raise ValueError("sample_weight is not supported with a Dask X yet.")
+    X = _features_layout(X, model.input_dim, "X", known=True)
+    y = _labels_layout(y, X.chunks[0], "y")
+    _validate(model, [(X, y, "X", "y")])
+    if model.momentum > 0 and model._velocity is None:
+        model._velocity = (model.xp.zeros_like(model.W), model.xp.zeros_like(model.b))
+    for epoch in range(model.epoch_ + 1, model.epoch_ + epochs + 1):
+        _epoch(model, X, y, None, epoch, batch_size)
+
+
+def _accuracy(model: SoftmaxXP, val: tuple[Any, Any]) -> Callable[[Array, Array], float]:
+    """Validation accuracy of weights ``(W, b)``: a reduction for Dask data, else in memory."""
+    if isinstance(val[0], da.Array):
+        return lambda W, b: _score(model, *val, W, b)
+    return lambda W, b: model._accuracy(*val, W, b)
+
+
+def _loss_sums(Xb: Array, yb: Array, params: tuple[Array, Array], dtype: str) -> tuple[Any, ...]:
+    """One block's unnormalised terms: ``(sum_i l_i, X^T (P - Y), sum_i (p_i - y_i), rows)``,
+    from :func:`softmax_xp.functional.loss_and_grads` (means, no L2) times the block's rows."""
+    xp, Xb, yb = _on_block(Xb, yb, dtype)
+    W, b = _to(xp, Xb, *params)
+    rows = Xb.shape[0]
+    if rows == 0:
+        return 0.0, 0.0, 0.0, 0
+    with quiet_float_warnings():
+        loss, dW, db = loss_and_grads(Xb, yb, W, b, 0.0, xp=xp)
+    return to_numpy(loss * rows), to_numpy(dW * rows), to_numpy(db * rows), rows
+
+
+def _add(parts: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The sum of block terms, in block order."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = tuple(a + b for a, b in zip(total, part, strict=True))
+    return total
+
+
+def _objective(
+    model: SoftmaxXP, X: da.Array, y: da.Array
+) -> Callable[[Array, Array], tuple[Array, Array, Array]]:
+    """``objective(W, b) -> (loss, dW, db)`` of the whole data set, each call one reduction:
+    ``loss = sum l_i / n + 0.5 reg ||W||^2``, ``dW = X^T (P - Y) / n + reg W``,
+    ``db = sum (p_i - y_i) / n``. Persist ``X`` first if it fits the cluster's memory, or each
+    evaluation reads it again."""
+    x_blocks, y_blocks = X.to_delayed().ravel(), y.to_delayed()
+    n, reg = X.shape[0], model.reg
+
+    def objective(W: Array, b: Array) -> tuple[Array, Array, Array]:
+        params = _params(model, W, b)
+        parts = [
+            dask.delayed(_loss_sums, pure=False)(xb, yb, params, model.dtype_name)
+            for xb, yb in zip(x_blocks, y_blocks, strict=True)
+        ]
+        loss, dW, db, _ = dask.compute(dask.delayed(_add)(parts))[0]
+        scale = model._asarray(1.0 / n)
+        loss = model._asarray(loss) * scale + model._asarray(0.5 * reg) * model.xp.sum(W * W)
+        dW = model._asarray(dW) * scale + model._asarray(reg) * W
+        return loss, dW, model._asarray(db) * scale
+
+    return objective
 
 
 def _epoch(
     model: SoftmaxXP,
     X: da.Array,
     y: da.Array,
-    val: tuple[Any, Any] | None,
+    accuracy: Callable[[Array, Array], float] | None,
     epoch: int,
     batch_size: int,
 ) -> None:
@@ -304,12 +382,6 @@ def _epoch(
     if velocity is not None:
         velocity = tuple(model._asarray(to_numpy(v)) for v in velocity)
     batch_losses = model._asarray(np.concatenate([to_numpy(p) for p in parts]))
-    accuracy = None
-    if val is not None:
-        if isinstance(val[0], da.Array):
-            accuracy = lambda W, b: _score(model, *val, W, b)  # noqa: E731
-        else:
-            accuracy = lambda W, b: model._accuracy(*val, W, b)  # noqa: E731
     with quiet_float_warnings():
         model._commit(
             epoch, start, lr, rng, W, b, velocity, batch_losses, model._asarray(sizes), X.shape[0],

@@ -120,7 +120,14 @@ def cross_entropy(
 
 
 def loss_and_grads(
-    X: Array, y: Array, W: Array, b: Array, reg: float = 0.0, *, xp: Any = None
+    X: Array,
+    y: Array,
+    W: Array,
+    b: Array,
+    reg: float = 0.0,
+    *,
+    sample_weight: Array | None = None,
+    xp: Any = None,
 ) -> tuple[Array, Array, Array]:
     """Loss and gradients of the L2-regularised softmax classifier on one batch.
 
@@ -131,13 +138,26 @@ def loss_and_grads(
         dW    = X^T dL/dz + reg * W
         db    = sum_i dL/dz[i]
 
+    With ``sample_weight`` ``w`` (shape ``(N,)``, ``w >= 0``, ``sum w > 0``) the mean becomes the
+    weighted mean ``-sum_i w_i log p[i, y_i] / sum_i w_i`` and ``dL/dz = w_i (p_i - Y_i) / sum w``:
+    a weight of 2 counts a row twice, exactly as if it were duplicated.
+
     Returns ``(loss, dW, db)`` with ``loss`` a 0-d array, ``dW`` shaped like ``W`` and ``db`` like ``b``.
     """
     xp = array_namespace(X, y, W, b) if xp is None else xp
     n = X.shape[0]
     logp = log_softmax(X @ W + b, axis=-1, xp=xp)
-    loss = _mean_nll(logp, y, xp) + _l2_penalty(W, reg, xp)
-    dz = (xp.exp(logp) - one_hot(y, W.shape[1], dtype=W.dtype, xp=xp)) / n
+    Y = one_hot(y, W.shape[1], dtype=W.dtype, xp=xp)
+    if sample_weight is None:
+        nll = _mean_nll(logp, y, xp)
+        dz = (xp.exp(logp) - Y) / n
+    else:
+        w = xp.astype(sample_weight, W.dtype)
+        w = xp.reshape(w / xp.sum(w), (n, 1))  # weights summing to 1
+        picked = xp.where(Y > 0, logp, xp.zeros_like(logp))
+        nll = -xp.sum(w * picked)
+        dz = (xp.exp(logp) - Y) * w
+    loss = nll + _l2_penalty(W, reg, xp)
     dW = X.T @ dz + xp.asarray(reg, dtype=W.dtype, device=device_of(W)) * W
     db = xp.sum(dz, axis=0, keepdims=True)
     return loss, dW, xp.reshape(db, b.shape)

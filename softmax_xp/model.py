@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -20,9 +21,12 @@ from ._validation import (
     check_device_dtype,
     check_hyperparameters,
     check_int,
+    check_real,
     features_on_host_or_device,
 )
+from ._weights import as_sample_weight
 from .functional import loss_and_grads, softmax
+from .solvers.lbfgs import DEFAULT_TOL, minimize_lbfgs
 from .solvers.sgd import sgd_epoch
 
 __all__ = ["History", "SoftmaxXP"]
@@ -31,6 +35,7 @@ Array = Any
 PathLike = str | os.PathLike
 _MAX_CHUNK_ROWS = 65536
 _CHUNK_BYTES = 256 * 2**20  # default inference chunk: its features and logits stay under this
+SOLVERS = ("sgd", "lbfgs")
 
 
 @dataclass
@@ -128,6 +133,7 @@ class SoftmaxXP:
         self._velocity: tuple[Array, Array] | None = None
         self.history_ = History()
         self.epoch_ = 0
+        self._lbfgs_status: tuple[bool, str] | None = None  # (converged, scipy's message)
 
     # -- backend -------------------------------------------------------------------------------
     @property
@@ -151,6 +157,34 @@ class SoftmaxXP:
             f"reg={self.reg}, momentum={self.momentum}, backend={self.backend!r}, "
             f"dtype={self.dtype_name!r})"
         )
+
+    # -- pickling and copying ------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """The model's state with host NumPy arrays and the backend by name (the namespace module
+        cannot be pickled); :meth:`__setstate__` moves everything back to that backend."""
+        state = self.__dict__.copy()
+        device = self.device
+        if self.backend == "cupy":
+            device = int(device.id)  # a cupy.cuda.Device is pickled as its id
+        state["_backend"] = (self.backend, device)
+        del state["dtype"]
+        for key in ("W", "b"):
+            state[key] = to_numpy(state[key]).copy()
+        if self._velocity is not None:
+            state["_velocity"] = tuple(to_numpy(v).copy() for v in self._velocity)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled (or deep-copied) model onto its backend and device; a backend that
+        cannot run here raises :class:`~softmax_xp.BackendUnavailableError`."""
+        state = dict(state)
+        name, device = state.pop("_backend")
+        self.__dict__.update(state)
+        self._backend = resolve_backend(name, device=device, fallback=False)
+        self.dtype = getattr(self.xp, self.dtype_name)
+        self.W, self.b = self._asarray(state["W"]), self._asarray(state["b"])
+        if self._velocity is not None:
+            self._velocity = tuple(self._asarray(v) for v in self._velocity)
 
     def _asarray(self, x: Any, dtype: Any = None) -> Array:
         return asarray_on(self._backend, x, self.dtype if dtype is None else dtype)
@@ -184,13 +218,17 @@ class SoftmaxXP:
         batch_size: int = 256,
         verbose: int = 1,
         *,
+        solver: str = "sgd",
+        tol: float | None = None,
+        sample_weight: Any = None,
         shuffle: str = "global",
         block_rows: int | None = None,
         checkpoint: PathLike | None = None,
         resume_from: PathLike | None = None,
         callback: Callable[[int, History], None] | None = None,
     ) -> History:
-        """Mini-batch SGD over shuffled passes of ``(X, y)``, up to epoch ``epochs``.
+        """Mini-batch SGD over shuffled passes of ``(X, y)``, up to epoch ``epochs``; or, with
+        ``solver="lbfgs"``, full-batch L-BFGS for up to ``epochs`` iterations.
 
         Data is moved to the model's backend once. Within an epoch nothing is read back to the
         host: the loss is read once per epoch. Each call starts a new run from the current weights
@@ -202,6 +240,24 @@ class SoftmaxXP:
 
         Parameters
         ----------
+        solver
+            ``"sgd"`` (the chapter's mini-batch SGD with this model's ``lr``, ``momentum`` and
+            ``lr_decay``) or ``"lbfgs"``: L-BFGS (scipy, the ``[lbfgs]`` extra) on the whole
+            training set, minimising the same objective ``mean cross-entropy + 0.5 * reg *
+            ||W||^2`` to its optimum. Loss and gradients are computed on the model's backend;
+            each evaluation sends the flat gradient to the host once. For L-BFGS, ``epochs`` is
+            the maximum number of iterations, History gets one entry per iteration,
+            ``batch_size`` is not used, and ``lr``, ``momentum`` and ``lr_decay`` do not apply.
+        tol
+            L-BFGS only (``None``: 1e-4): stop when the largest absolute gradient entry is at most
+            ``tol``, or when the loss stops decreasing (relative change below 64 machine epsilons
+            of the dtype). Fewer than ``epochs`` entries in History then.
+        sample_weight
+            Optional non-negative weight per row of ``X`` (not all zero). The objective becomes
+            the weighted mean ``sum_i w_i l_i / sum_i w_i`` (a weight of 2 equals a duplicated
+            row). SGD normalises the weights to mean 1 over ``X`` once, and a batch ``B`` steps
+            along ``1/|B| sum_{i in B} w_i g_i``: an unbiased estimate of the weighted mean's
+            gradient, so ``lr`` keeps its meaning.
         shuffle, block_rows
             ``"global"`` (default): each epoch visits all rows in one random order.
             ``"blocks"``: the rows are cut into blocks of ``block_rows`` rows (the last may be
@@ -221,7 +277,10 @@ class SoftmaxXP:
             A checkpoint written by ``train(checkpoint=...)``. The run continues from it as if it
             had never stopped (the same weights, bit for bit on NumPy); the model must have the
             checkpoint's hyperparameters, and ``batch_size`` and the number of samples must match.
-            A model file is refused with a ModelFileError.
+            A model file is refused with a ModelFileError. With ``solver="lbfgs"`` the
+            checkpoint is written after every iteration, and resuming restarts L-BFGS from the
+            checkpoint's weights (its curvature memory is not saved, so the remaining iterations
+            are not those of an uninterrupted run) for the iterations left up to ``epochs``.
         callback
             Called as ``callback(epoch, history)`` after every completed epoch (and its
             checkpoint), e.g. to drive a progress bar.
@@ -246,13 +305,15 @@ class SoftmaxXP:
         batch_size = check_int(batch_size, "batch_size", 1)
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val must be given together.")
+        tol = _check_solver(solver, tol)
         block_rows = _check_shuffle(shuffle, block_rows, dask=is_dask_array(X))
         if is_dask_array(X):
             from . import _dask
 
             return _dask.train(
                 self, X, y, X_val, y_val, epochs=epochs, batch_size=batch_size,
-                verbose=verbose, block_rows=block_rows, checkpoint=checkpoint,
+                verbose=verbose, block_rows=block_rows, solver=solver, tol=tol,
+                sample_weight=sample_weight, checkpoint=checkpoint,
                 resume_from=resume_from, callback=callback,
             )  # fmt: skip
         advice = f"lower batch_size (now {batch_size}) or train on fewer samples"
@@ -264,20 +325,130 @@ class SoftmaxXP:
             if X_val is not None:
                 X_val = self._features(X_val, "X_val")
                 val = (X_val, self._labels(y_val, X_val.shape[0], "y_val"))
+            weights = as_sample_weight(sample_weight, self._backend, self.dtype, n)
             self._start_run(resume_from, epochs, batch_size, n)
-            sizes = self._asarray(_batch_sizes(n, batch_size))
-            for epoch in range(self.epoch_ + 1, epochs + 1):
-                with quiet_float_warnings():
-                    self._epoch(X, y, val, sizes, epoch, batch_size, block_rows)
-                if checkpoint is not None:
-                    self._write_checkpoint(checkpoint, batch_size, n)
-                if verbose:
-                    self._report(epochs)
-                if callback is not None:
-                    callback(self.epoch_, self.history_)
+            after_epoch = self._after_epoch(checkpoint, batch_size, n, epochs, verbose, callback)
+            if solver == "lbfgs":
+                self._lbfgs(X, y, val, weights, epochs, tol, after_epoch)
+            else:
+                self._sgd(X, y, val, weights, epochs, batch_size, after_epoch, block_rows)
         return self.history_
 
     fit = train
+
+    def _after_epoch(
+        self,
+        checkpoint: PathLike | None,
+        batch_size: int,
+        n: int,
+        epochs: int,
+        verbose: int,
+        callback: Callable[[int, History], None] | None,
+    ) -> Callable[[], None]:
+        """What follows every committed epoch (or L-BFGS iteration): checkpoint, report, callback."""
+
+        def after() -> None:
+            if checkpoint is not None:
+                self._write_checkpoint(checkpoint, batch_size, n)
+            if verbose:
+                self._report(epochs)
+            if callback is not None:
+                callback(self.epoch_, self.history_)
+
+        return after
+
+    def _sgd(
+        self,
+        X: Array,
+        y: Array,
+        val: tuple[Array, Array] | None,
+        weights: Array | None,
+        epochs: int,
+        batch_size: int,
+        after_epoch: Callable[[], None],
+        block_rows: int | None = None,
+    ) -> None:
+        """SGD epochs ``epoch_ + 1 .. epochs`` of the current run."""
+        sizes = self._asarray(_batch_sizes(X.shape[0], batch_size))
+        if weights is not None:
+            weights = weights / self.xp.mean(weights)  # mean 1: see train's sample_weight
+        for epoch in range(self.epoch_ + 1, epochs + 1):
+            with quiet_float_warnings():
+                self._epoch(X, y, val, sizes, epoch, batch_size, block_rows, weights)
+            after_epoch()
+
+    def _lbfgs(
+        self,
+        X: Array,
+        y: Array,
+        val: tuple[Array, Array] | None,
+        weights: Array | None,
+        epochs: int,
+        tol: float,
+        after_epoch: Callable[[], None],
+        objective: Callable[[Array, Array], tuple[Array, Array, Array]] | None = None,
+        accuracy: Callable[[Array, Array], float] | None = None,
+    ) -> None:
+        """L-BFGS iterations ``epoch_ + 1 .. epochs`` (fewer once converged); each accepted
+        iterate is committed like an SGD epoch, so an interruption keeps the last one.
+
+        ``objective`` and ``accuracy`` replace the in-memory loss on ``(X, y)`` and the accuracy
+        on ``val`` (the Dask path passes its reductions)."""
+        xp, reg = self.xp, self.reg
+        clock = [time.perf_counter()]
+        if accuracy is None and val is not None:
+            accuracy = lambda W, b: self._accuracy(*val, W, b)  # noqa: E731
+
+        def in_memory(W: Array, b: Array) -> tuple[Array, Array, Array]:
+            return loss_and_grads(X, y, W, b, reg, sample_weight=weights, xp=xp)
+
+        objective = objective or in_memory
+
+        def on_iteration(_: int, W: Array, b: Array, loss: float) -> None:
+            epoch = self.epoch_ + 1
+            if not math.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"L-BFGS diverged in iteration {epoch}: the loss is {loss}. The model keeps "
+                    "the weights of the previous iteration; check the data for huge values.",
+                    epoch=epoch,
+                    batch=None,
+                    history=self.history_,
+                )
+            val_accuracy = None if accuracy is None else accuracy(W, b)
+            history = self.history_.extended(loss, val_accuracy, time.perf_counter() - clock[0])
+            self.W, self.b, self.epoch_, self.history_ = W, b, epoch, history
+            after_epoch()
+            clock[0] = time.perf_counter()
+
+        with quiet_float_warnings():
+            result = minimize_lbfgs(
+                objective,
+                self.W,
+                self.b,
+                max_iter=epochs - self.epoch_,
+                tol=tol,
+                callback=on_iteration,
+            )
+        self._lbfgs_status = (result.converged, result.message)
+
+    def _more_sgd_epochs(
+        self, X: Any, y: Any, *, epochs: int = 1, batch_size: int = 256, sample_weight: Any = None
+    ) -> None:
+        """``epochs`` more SGD epochs of the current run on ``(X, y)``: the step-size schedule,
+        the momentum and History continue where they are (scikit-learn's ``partial_fit``).
+        A Dask ``X`` gets ``epochs`` block-wise passes."""
+        if is_dask_array(X):
+            from . import _dask
+
+            return _dask.more_epochs(self, X, y, epochs, batch_size, sample_weight)
+        with out_of_memory_hint(lambda: self._memory_advice("partial_fit", "pass fewer rows")):
+            X = self._features(X)
+            n = X.shape[0]
+            y = self._labels(y, n)
+            weights = as_sample_weight(sample_weight, self._backend, self.dtype, n)
+            if self.momentum > 0 and self._velocity is None:
+                self._velocity = (self.xp.zeros_like(self.W), self.xp.zeros_like(self.b))
+            self._sgd(X, y, None, weights, self.epoch_ + epochs, batch_size, lambda: None)
 
     def _start_run(
         self, resume_from: PathLike | None, epochs: int, batch_size: int, n: int
@@ -333,6 +504,7 @@ class SoftmaxXP:
         epoch: int,
         batch_size: int,
         block_rows: int | None = None,
+        weights: Array | None = None,
     ) -> None:
         """Train epoch ``epoch`` and commit it, or raise leaving the model as it was."""
         xp = self.xp
@@ -343,11 +515,11 @@ class SoftmaxXP:
         if block_rows is None:
             order = asarray_on(self._backend, _random.permutation(rng, X.shape[0]), xp.int64)
             W, b, velocity, batch_losses = sgd_epoch(
-                X, y, order, self.W, self.b, self._velocity, **settings
+                X, y, order, self.W, self.b, self._velocity, weights=weights, **settings
             )
         else:
             W, b, velocity, batch_losses, sizes = self._blocks_epoch(
-                X, y, rng, block_rows, settings
+                X, y, weights, rng, block_rows, settings
             )
         accuracy = None if val is None else (lambda W, b: self._accuracy(*val, W, b))
         self._commit(
@@ -355,7 +527,13 @@ class SoftmaxXP:
         )
 
     def _blocks_epoch(
-        self, X: Array, y: Array, rng: Any, block_rows: int, settings: dict[str, Any]
+        self,
+        X: Array,
+        y: Array,
+        weights: Array | None,
+        rng: Any,
+        block_rows: int,
+        settings: dict[str, Any],
     ) -> tuple[Array, Array, tuple[Array, Array] | None, Array, Array]:
         """One ``shuffle="blocks"`` epoch: :func:`sgd_epoch` on each block of ``block_rows`` rows,
         in the order of :func:`softmax_xp._random.block_plan`; also returns the batch sizes."""
@@ -366,8 +544,9 @@ class SoftmaxXP:
         for i, order in zip(visit, orders, strict=True):
             rows = bounds[i]
             order = asarray_on(self._backend, order, xp.int64)
+            w = None if weights is None else weights[rows]
             W, b, velocity, part = sgd_epoch(
-                X[rows, ...], y[rows], order, W, b, velocity, **settings
+                X[rows, ...], y[rows], order, W, b, velocity, weights=w, **settings
             )
             losses.append(part)
             sizes += _batch_sizes(rows.stop - rows.start, settings["batch_size"])
@@ -568,6 +747,21 @@ class SoftmaxXP:
         model = cls(**hyper, backend=backend, device=device)
         model.W, model.b = model._asarray(W), model._asarray(b)
         return model
+
+
+def _check_solver(solver: Any, tol: Any) -> float:
+    """The L-BFGS tolerance (its default for ``tol=None``); ValueError for an unknown solver or
+    a ``tol`` given to SGD, which has no stopping rule."""
+    if solver not in SOLVERS:
+        raise ValueError(f"Unknown solver {solver!r}; use one of {', '.join(map(repr, SOLVERS))}.")
+    if tol is None:
+        return DEFAULT_TOL
+    if solver == "sgd":
+        raise ValueError(
+            "tol is the stopping rule of solver='lbfgs'; SGD runs all its epochs. "
+            "Pass tol only with solver='lbfgs'."
+        )
+    return check_real(tol, "tol", 0.0, math.inf, closed="left")
 
 
 def _check_shuffle(shuffle: Any, block_rows: Any, dask: bool) -> int | None:

@@ -110,6 +110,58 @@ def test_labels_may_be_in_memory_and_validation_data_too(client):
     assert got.val_accuracy == want.val_accuracy
 
 
+# -- L-BFGS: one reduction per evaluation ------------------------------------------------------------
+def test_lbfgs_on_the_cluster_equals_in_memory(client, backend):
+    pytest.importorskip("scipy")
+    kwargs = dict(epochs=10, verbose=0, solver="lbfgs", tol=0.0)
+    memory = new_model(backend, reg=1e-2)
+    want = memory.train(X, Y, X_VAL, Y_VAL, **kwargs)
+    model = new_model(backend, reg=1e-2)
+    got = model.train(*dask_xy(), *dask_xy(X_VAL, Y_VAL), **kwargs)
+    np.testing.assert_allclose(to_numpy(model.W), to_numpy(memory.W), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(to_numpy(model.b), to_numpy(memory.b), rtol=1e-8, atol=1e-10)
+    assert len(got) == len(want) == 10
+    np.testing.assert_allclose(got.loss, want.loss, rtol=1e-10)
+    assert got.val_accuracy == want.val_accuracy
+
+
+def test_sample_weight_is_refused_on_dask(client):
+    with pytest.raises(ValueError, match="sample_weight is not supported with a Dask X"):
+        new_model().train(*dask_xy(), epochs=1, verbose=0, sample_weight=np.ones(250))
+
+
+# -- the scikit-learn estimator ------------------------------------------------------------------------
+def test_classifier_fits_and_predicts_dask_arrays(client):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("scipy")
+    from softmax_xp.sklearn import SoftmaxClassifier
+
+    names = np.array(["ant", "bee", "cat", "dog"])
+    Xd, yd = dask_xy(X, names[Y])
+    args = dict(solver="lbfgs", reg=1e-2, max_iter=200, tol=1e-6, random_state=0, dtype="float64")
+    lazy = SoftmaxClassifier(**args).fit(Xd, yd)
+    eager = SoftmaxClassifier(**args).fit(X, names[Y])
+    np.testing.assert_allclose(lazy.coef_, eager.coef_, rtol=1e-7, atol=1e-9)
+    labels = lazy.predict(Xd)
+    assert isinstance(labels, da.Array) and isinstance(lazy.predict_proba(Xd), da.Array)
+    np.testing.assert_array_equal(labels.compute(), eager.predict(X))
+    assert lazy.score(Xd, yd) == eager.score(X, names[Y])
+
+
+def test_partial_fit_on_dask_is_one_block_wise_pass(client):
+    """Two partial_fit calls on a Dask array = two epochs of shuffle="blocks" in memory."""
+    pytest.importorskip("sklearn")
+    from softmax_xp.sklearn import SoftmaxClassifier
+
+    clf = SoftmaxClassifier(lr=0.2, reg=1e-3, random_state=11, dtype="float64")
+    for _ in range(2):
+        clf.partial_fit(*dask_xy(), classes=np.arange(K))
+    memory = new_model(lr=0.2, reg=1e-3)
+    memory.train(X, Y, epochs=2, batch_size=256, verbose=0, shuffle="blocks", block_rows=ROWS)
+    assert clf.n_iter_ == 2
+    np.testing.assert_array_equal(clf.coef_, memory.W.T)
+
+
 # -- validation before the first epoch -------------------------------------------------------------
 def bad(X=X, y=Y, at=-1, value=np.nan):
     X = X.copy()

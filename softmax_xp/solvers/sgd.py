@@ -67,13 +67,18 @@ def _tables(
     )
 
 
-def _batch_means(parts: Array, penalty: Array, n: int, batch_size: int, xp: Any) -> Array:
+def _batch_means(
+    parts: Array, penalty: Array, n: int, batch_size: int, xp: Any, weights: Array | None = None
+) -> Array:
     """Per-batch mean cross-entropy plus each batch's L2 ``penalty``.
 
     ``parts`` holds one column per row: its softmax denominator ``s`` (over max-shifted logits)
-    and its shifted true-class logit ``z_y``; the row's cross-entropy is ``log(s) - z_y``.
+    and its shifted true-class logit ``z_y``; the row's cross-entropy is ``log(s) - z_y``, times
+    its weight when ``weights`` (in visiting order) are given.
     """
     rows = xp.log(parts[0, :]) - parts[1, :]
+    if weights is not None:
+        rows = rows * weights
     full = n // batch_size
     parts = []
     if full:
@@ -98,6 +103,7 @@ def sgd_epoch(
     reg: float,
     batch_size: int,
     xp: Any,
+    weights: Array | None = None,
 ) -> tuple[Array, Array, tuple[Array, Array] | None, Array]:
     """Visit ``X[order]`` in batches of ``batch_size``; return ``(W, b, velocity, batch_losses)``.
 
@@ -105,11 +111,19 @@ def sgd_epoch(
     ``v <- momentum * v - lr * dW``, ``W <- W + v``; likewise for ``b``. ``dW``, ``db`` and each
     batch's loss (mean cross-entropy plus ``0.5 * reg * ||W||^2`` at the batch's starting weights)
     are those of :func:`softmax_xp.functional.loss_and_grads`. The inputs are never written.
+
+    ``weights`` (optional, shape ``(N,)``, in the rows' order of ``X``) scale each row's loss and
+    gradient: a batch ``B`` contributes ``1/|B| sum_{i in B} w_i l_i``. The caller normalises
+    them to mean 1 over the whole data set, so each step is an unbiased estimate of the weighted
+    mean's gradient ``sum_i w_i g_i / sum_i w_i`` (unit weights give plain SGD exactly), and a
+    batch's step does not depend on the weights of the other rows in it. Without ``weights`` the
+    loop is the unweighted one, call for call.
     """
     n = X.shape[0]
     k = W.shape[1]
     dt, dev = W.dtype, device_of(W)
     tab = _tables(y, order, k, batch_size, dt, dev, xp)
+    w_order = None if weights is None else xp.take(xp.astype(weights, dt), order, axis=0)
     steps = -(-n // batch_size)
 
     def scalar(value: float) -> Array:
@@ -147,6 +161,8 @@ def sgd_epoch(
         parts[1, lo:hi] = xp.take(xp.reshape(z, (-1,)), pick, axis=0)
         e *= step / s
         e -= xp.take(targets, tab.labels[lo:hi], axis=1)  # e = lr/n (p - Y), class-major
+        if w_order is not None:
+            e *= xp.reshape(w_order[lo:hi], (1, width))  # lr/n w_i (p_i - Y_i)
         flat = xp.reshape(W, (-1,))
         sq_norm[t] = flat @ flat
         G = Xb.T @ e.T  # lr/n X^T (p - Y)
@@ -165,7 +181,7 @@ def sgd_epoch(
             vbT *= mu
             vbT -= g_b
             bT += vbT
-    losses = _batch_means(parts, scalar(0.5 * reg) * sq_norm, n, batch_size, xp)
+    losses = _batch_means(parts, scalar(0.5 * reg) * sq_norm, n, batch_size, xp, w_order)
     b_out = xp.reshape(bT, (1, k))
     v_out = None if velocity is None else (vW, xp.reshape(vbT, (1, k)))
     return W, b_out, v_out, losses

@@ -1,0 +1,412 @@
+"""SoftmaxClassifier: the scikit-learn estimator, a thin layer over :class:`~softmax_xp.SoftmaxXP`.
+
+It adds only the estimator protocol: hyper-parameters in the constructor, label encoding
+(``classes_``), input validation with scikit-learn's utilities and messages, fitted attributes,
+tags and array API dispatch. All the maths (training, probabilities) is SoftmaxXP's.
+
+Array API (``sklearn.set_config(array_api_dispatch=True)``): everything follows ``X``. The
+backend, device and dtype of the model come from ``X``, ``y`` and ``sample_weight`` are moved to
+``X``'s namespace, fitted arrays (``coef_``, ``intercept_``) and outputs are in ``X``'s namespace
+and on its device; calling a method with ``X`` from another namespace than ``fit``'s is an error.
+Without dispatch, ``X`` must be NumPy-compatible, the model runs on the ``backend`` parameter and
+every output is a NumPy array.
+
+scikit-learn is the optional extra ``[sklearn]``: ``pip install "softmax-xp[sklearn]"``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any
+
+try:
+    from sklearn import get_config
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.utils._array_api import get_namespace_and_device
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
+    raise ImportError(
+        "softmax_xp.SoftmaxClassifier needs scikit-learn, which is not installed. Install it "
+        'with pip install "softmax-xp[sklearn]" (or pip install scikit-learn).'
+    ) from exc
+
+import array_api_compat
+import numpy as np
+
+from ._backend import asarray_on, backend_name, to_numpy
+from .functional import log_softmax
+from .model import SoftmaxXP
+
+try:
+    from sklearn.utils._array_api import check_same_namespace
+except ImportError:  # pragma: no cover - scikit-learn < 1.9
+    check_same_namespace = None
+
+__all__ = ["SoftmaxClassifier", "expected_failed_checks"]
+
+Array = Any
+
+
+def _dispatch() -> bool:
+    return bool(get_config().get("array_api_dispatch", False))
+
+
+class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
+    """Multinomial logistic regression (softmax with L2) trained by SoftmaxXP, as a scikit-learn
+    classifier: it works in Pipeline, GridSearchCV, cross_val_score, clone and pickle.
+
+    The objective is the mean cross-entropy plus ``0.5 * reg * ||W||^2`` (bias not penalised):
+    the same optimum as ``LogisticRegression(C=1 / (reg * n_samples))`` for three or more
+    classes. For two classes SoftmaxXP keeps one weight column per class, both penalised, which
+    equals ``LogisticRegression(C=2 / (reg * n_samples))``.
+
+    Parameters
+    ----------
+    lr, momentum, lr_decay, batch_size
+        SGD's step size, heavy-ball momentum, per-epoch step-size factor and batch size
+        (see :class:`~softmax_xp.SoftmaxXP`); not used by ``solver="lbfgs"``.
+    reg
+        L2 strength ``>= 0``.
+    max_iter
+        SGD epochs, or the maximum number of L-BFGS iterations.
+    solver
+        ``"sgd"`` (the chapter's mini-batch SGD) or ``"lbfgs"`` (full-batch L-BFGS to the exact
+        optimum; needs scipy).
+    tol
+        L-BFGS's stopping rule: largest absolute gradient entry ``<= tol``. SGD runs all its
+        epochs and ignores it.
+    backend, device
+        Where the model runs when array API dispatch is off (``"auto"``: CuPy when a GPU answers,
+        else NumPy). With dispatch on, ``X`` decides.
+    dtype
+        ``None`` (default): ``X``'s floating dtype (float32 stays float32; integers become
+        float64), as scikit-learn does; or ``"float32"`` / ``"float64"`` to force one.
+    random_state
+        Seeds the initial weights and SGD's shuffles (an int, a RandomState or None).
+    verbose
+        Passed to :meth:`SoftmaxXP.train`: print one line per epoch when > 0.
+    warm_start
+        Start ``fit`` from the previous fit's weights when the classes and features match.
+
+    Attributes
+    ----------
+    classes_ : ndarray (n_classes,)
+        The labels seen in ``fit`` (any labels: strings, 1..3, integral floats), sorted.
+    coef_ : array (n_classes, n_features)
+        Weights, as LogisticRegression lays them out: ``SoftmaxXP.W`` transposed; for two classes
+        one row ``W[:, 1] - W[:, 0]`` (the log-odds of ``classes_[1]``), shape (1, n_features).
+    intercept_ : array (n_classes,)
+        The bias; for two classes ``(b_1 - b_0,)``.
+    n_iter_ : int
+        Epochs (SGD) or iterations (L-BFGS) of the last fit.
+    loss_curve_ : list of float
+        The training loss after each epoch or iteration.
+    n_features_in_, feature_names_in_
+        As every scikit-learn estimator.
+    model_ : SoftmaxXP
+        The fitted model (``model_.history_`` is the full History).
+    """
+
+    def __init__(
+        self,
+        lr: float = 0.1,
+        reg: float = 1e-4,
+        max_iter: int = 100,
+        batch_size: int = 256,
+        momentum: float = 0.0,
+        lr_decay: float = 1.0,
+        solver: str = "sgd",
+        tol: float = 1e-4,
+        backend: str = "auto",
+        device: Any = None,
+        dtype: str | None = None,
+        random_state: Any = None,
+        verbose: int = 0,
+        warm_start: bool = False,
+    ):
+        self.lr = lr
+        self.reg = reg
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.momentum = momentum
+        self.lr_decay = lr_decay
+        self.solver = solver
+        self.tol = tol
+        self.backend = backend
+        self.device = device
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # -- fitting -----------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SoftmaxClassifier:
+        """Fit the model on ``(X, y)``; ``sample_weight`` weights each row's loss (a weight of 2
+        counts a row twice). Returns ``self``."""
+        X, y = self._validate(X, y, reset=True)
+        classes, codes = _encode(y)
+        if classes.shape[0] < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in the data, but the "
+                f"data contains only one class: {classes[0].item()!r}."
+            )
+        model = self._new_model(X, classes.shape[0])
+        old = getattr(self, "model_", None)
+        if (
+            self.warm_start
+            and old is not None
+            and old.input_dim == X.shape[1]
+            and _same(getattr(self, "classes_", None), classes)
+        ):
+            model.W, model.b = model._asarray(old.W), model._asarray(old.b)
+        lbfgs = self.solver == "lbfgs"
+        model.train(
+            X,
+            codes,
+            epochs=self.max_iter,
+            batch_size=self.batch_size,
+            verbose=self.verbose,
+            solver=self.solver,
+            tol=self.tol if lbfgs else None,
+            sample_weight=sample_weight,
+        )
+        if lbfgs and model._lbfgs_status is not None and not model._lbfgs_status[0]:
+            warnings.warn(
+                f"L-BFGS did not converge in max_iter={self.max_iter} iterations "
+                f"({model._lbfgs_status[1]}). Increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.classes_ = classes
+        self._set_fitted(model)
+        return self
+
+    def partial_fit(
+        self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
+    ) -> SoftmaxClassifier:
+        """One SGD pass over ``(X, y)``, continuing the current run: the momentum, the step-size
+        schedule (``lr * lr_decay ** epoch``) and ``loss_curve_`` carry on from call to call.
+
+        ``classes`` (every label the calls will see) is required on the first call, as in
+        scikit-learn's other incremental classifiers. Whatever ``solver`` is, this is SGD.
+        """
+        first = not hasattr(self, "model_")
+        X, y = self._validate(X, y, reset=first)
+        if first:
+            if classes is None:
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit: every label "
+                    "the later calls will see, e.g. classes=np.unique(y_all)."
+                )
+            known = np.unique(to_numpy(classes))
+            if known.shape[0] < 2:
+                raise ValueError(f"classes must hold at least 2 labels, got {known!r}.")
+            self.classes_ = known
+            model = self._new_model(X, known.shape[0])
+        else:
+            if classes is not None and not _same(self.classes_, np.unique(to_numpy(classes))):
+                raise ValueError(
+                    f"classes={classes!r} is not the same as on the first call to partial_fit "
+                    f"({self.classes_!r})."
+                )
+            model = self.model_
+        codes = _codes(self.classes_, y)
+        model._more_sgd_epochs(X, codes, batch_size=self.batch_size, sample_weight=sample_weight)
+        self._set_fitted(model)
+        return self
+
+    def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Array, Array]:
+        if array_api_compat.is_dask_array(X):  # X stays lazy; the labels come to the host
+            return self._dask_features(X, reset), _host_labels(y)
+        xp, _, _ = get_namespace_and_device(X)
+        X, y = validate_data(self, X, y, reset=reset, dtype=[xp.float64, xp.float32])
+        check_classification_targets(y)
+        return X, y
+
+    def _dask_features(self, X: Any, reset: bool) -> Any:
+        """A Dask ``X`` checked for its number of features only (its values are checked by
+        SoftmaxXP, block by block, when they are read)."""
+        n_features = X.shape[1] if X.ndim == 2 else None
+        if reset:
+            self.n_features_in_ = n_features
+        elif n_features != self.n_features_in_:
+            raise ValueError(
+                f"X has {n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return X
+
+    def _new_model(self, X: Array, num_classes: int) -> SoftmaxXP:
+        """An untrained SoftmaxXP for ``X``: on X's backend, device and dtype with dispatch on;
+        on ``backend``/``device`` with ``dtype`` (default X's) otherwise."""
+        dtype = self.dtype
+        if dispatch := _dispatch():
+            backend, _, device = _where(X)
+        else:
+            backend, device = self.backend, self.device
+        if dtype is None or dispatch:
+            dtype = _dtype_name(X)
+        return SoftmaxXP(
+            X.shape[1],
+            num_classes,
+            lr=self.lr,
+            reg=self.reg,
+            backend=backend,
+            device=device,
+            dtype=dtype,
+            seed=_seed(self.random_state),
+            momentum=self.momentum,
+            lr_decay=self.lr_decay,
+        )
+
+    def _set_fitted(self, model: SoftmaxXP) -> None:
+        self.model_ = model
+        xp = model.xp
+        coef = xp.asarray(model.W.T, copy=True)
+        intercept = xp.reshape(xp.asarray(model.b, copy=True), (-1,))
+        if coef.shape[0] == 2:  # binary: one row, the log-odds of classes_[1], as scikit-learn
+            coef, intercept = coef[1:, :] - coef[:1, :], intercept[1:] - intercept[:1]
+        if not _dispatch():
+            coef, intercept = to_numpy(coef), to_numpy(intercept)
+        self.coef_, self.intercept_ = coef, intercept
+        self.n_iter_ = model.epoch_
+        self.loss_curve_ = list(model.history_.loss)
+
+    # -- prediction --------------------------------------------------------------------------
+    def _input(self, X: Any, method: str) -> tuple[Array, Any]:
+        """``X`` validated and moved to the model, and a function that puts a model array into
+        the namespace (and device) the output must have."""
+        check_is_fitted(self)
+        if array_api_compat.is_dask_array(X):  # lazy outputs, computed block by block
+            return self._dask_features(X, reset=False), lambda a: a
+        if _dispatch() and check_same_namespace is not None:
+            check_same_namespace(X, self, attribute="coef_", method=method)
+        sk_xp, _, _ = get_namespace_and_device(X)
+        X = validate_data(self, X, reset=False, dtype=[sk_xp.float64, sk_xp.float32])
+        model = self.model_
+        backend, xp, device = _where(X)
+
+        def out(a: Array) -> Any:
+            if not _dispatch():
+                return to_numpy(a)
+            if backend == model.backend:
+                return a
+            return xp.asarray(to_numpy(a), device=device)
+
+        return model._features(X), out
+
+    def decision_function(self, X: Any) -> Array:
+        """The logits ``X W + b``, shape (n_samples, n_classes); for two classes, as in every
+        scikit-learn classifier, the log-odds of ``classes_[1]`` (``z_1 - z_0``), shape
+        (n_samples,)."""
+        X, out = self._input(X, "decision_function")
+        logits = self.model_._logits(X)
+        if logits.shape[1] == 2:
+            logits = logits[:, 1] - logits[:, 0]
+        return out(logits)
+
+    def predict_proba(self, X: Any) -> Array:
+        """Class probabilities ``softmax(X W + b)``, columns in the order of ``classes_``."""
+        X, out = self._input(X, "predict_proba")
+        return out(self.model_.predict_proba(X))
+
+    def predict_log_proba(self, X: Any) -> Array:
+        """``log_softmax(X W + b)``, computed without taking the log of probabilities."""
+        X, out = self._input(X, "predict_log_proba")
+        return out(log_softmax(self.model_._logits(X), axis=-1))
+
+    def predict(self, X: Any) -> Array:
+        """The most probable class of each row, a label of ``classes_``."""
+        X, out = self._input(X, "predict")
+        index = self.model_.predict(X)
+        if array_api_compat.is_dask_array(index):
+            classes = self.classes_
+            return index.map_blocks(_label_of, classes, dtype=classes.dtype, meta=classes[:0])
+        if _dispatch() and self.classes_.dtype.kind in "biuf":
+            model = self.model_
+            classes = asarray_on(model._backend, self.classes_, None)
+            return out(model.xp.take(classes, index, axis=0))
+        return self.classes_[to_numpy(index)]
+
+    # -- tags --------------------------------------------------------------------------------
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = True
+        tags.input_tags.sparse = False
+        tags.classifier_tags.multi_class = True
+        return tags
+
+
+def expected_failed_checks(estimator: SoftmaxClassifier) -> dict[str, str]:
+    """The scikit-learn estimator checks this estimator is known to fail, with the reasons
+    (``parametrize_with_checks(..., expected_failed_checks=expected_failed_checks)``): none.
+
+    SGD passes the sample-weight equivalence check because it normalises the weights to mean 1
+    over the data set: a batch holding the whole (small) data set then steps along exactly the
+    weighted mean's gradient, as a duplicated row would. With batches smaller than the data set,
+    weights and duplicates agree in expectation only (the rows are visited in random order).
+    """
+    return {}
+
+
+def _where(X: Array) -> tuple[str, Any, Any]:
+    """``(backend name, namespace, device)`` of an array (lists and the like: NumPy's)."""
+    if not array_api_compat.is_array_api_obj(X):
+        X = np.asarray(X)
+    xp = array_api_compat.array_namespace(X)
+    return backend_name(xp), xp, array_api_compat.device(X)
+
+
+def _label_of(index: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The labels of class indices (one block of a lazy Dask ``predict``)."""
+    return classes[index]
+
+
+def _host_labels(y: Any) -> np.ndarray:
+    """Labels as a 1-D host array (a Dask ``y`` is computed: labels are small beside ``X``)."""
+    y = np.asarray(y.compute() if array_api_compat.is_dask_array(y) else to_numpy(y))
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    check_classification_targets(y)
+    return y
+
+
+def _encode(y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(classes, codes)``: the sorted labels and each row's index in them (host NumPy)."""
+    classes, codes = np.unique(to_numpy(y), return_inverse=True)
+    return classes, codes.astype(np.int64, copy=False)
+
+
+def _codes(classes: np.ndarray, y: Any) -> np.ndarray:
+    """Each label's index in ``classes``; ValueError naming labels not in ``classes``."""
+    y = to_numpy(y)
+    codes = np.searchsorted(classes, y)
+    codes = np.minimum(codes, classes.shape[0] - 1)
+    unknown = classes[codes] != y
+    if np.any(unknown):
+        raise ValueError(
+            f"y contains labels not in classes: {np.unique(y[unknown])!r}; pass every label "
+            "to the first partial_fit call's classes."
+        )
+    return codes.astype(np.int64, copy=False)
+
+
+def _same(a: Any, b: np.ndarray) -> bool:
+    return a is not None and a.shape == b.shape and bool(np.all(a == b))
+
+
+def _dtype_name(X: Array) -> str:
+    name = str(getattr(X.dtype, "name", X.dtype)).rsplit(".", 1)[-1]
+    return name if name in ("float32", "float64") else "float64"
+
+
+def _seed(random_state: Any) -> int | None:
+    """SoftmaxXP's seed (a non-negative int, or None) from a scikit-learn random_state."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))

@@ -1,0 +1,155 @@
+"""Full-batch L-BFGS on any array-API backend, driven by scipy.optimize on the host.
+
+The objective (loss and gradients) is evaluated where the parameters live, by a callable the
+caller supplies: the in-memory model passes :func:`softmax_xp.functional.loss_and_grads` on the
+whole training set, a Dask model passes a reduction over its blocks. Each evaluation costs one
+device-to-host transfer (the loss and the flat gradient, stacked) and one host-to-device transfer
+(the trial parameters); the L-BFGS two-loop recursion and line search run in float64 NumPy on the
+host, where they are a few vector operations of length ``d * K + K``.
+
+scipy is an optional extra (``pip install "softmax-xp[lbfgs]"``); it and numpy are imported inside
+:func:`minimize_lbfgs`, never at module level (solvers stay free of host libraries).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from array_api_compat import array_namespace
+from array_api_compat import device as device_of
+
+from .._backend import to_numpy
+
+Array = Any
+Objective = Callable[[Array, Array], tuple[Array, Array, Array]]
+
+__all__ = ["LbfgsResult", "minimize_lbfgs", "scipy_missing_message"]
+
+DEFAULT_TOL = 1e-4  # as scikit-learn's LogisticRegression: max |projected gradient| <= tol
+
+
+class LbfgsResult(NamedTuple):
+    """What :func:`minimize_lbfgs` returns; unpacks as ``W, b, n_iter, losses, converged, message``."""
+
+    W: Array  # (d, K), on the device and in the dtype of W0
+    b: Array  # (1, K)
+    n_iter: int  # iterations done (0 when max_iter is 0)
+    losses: list[float]  # the objective after each iteration
+    converged: bool  # the stopping rule was met (False: max_iter reached or the line search failed)
+    message: str  # scipy's reason for stopping
+
+
+def scipy_missing_message() -> str:
+    """The error text for a machine without scipy."""
+    return (
+        "solver='lbfgs' needs scipy, which is not installed. Install it with "
+        'pip install "softmax-xp[lbfgs]" (or pip install scipy), or use solver="sgd".'
+    )
+
+
+def _import_scipy_optimize() -> Any:
+    try:
+        from scipy import optimize
+    except ImportError as exc:
+        raise ImportError(scipy_missing_message()) from exc
+    return optimize
+
+
+def minimize_lbfgs(
+    objective: Objective,
+    W0: Array,
+    b0: Array,
+    *,
+    max_iter: int,
+    tol: float = DEFAULT_TOL,
+    callback: Callable[[int, Array, Array, float], None] | None = None,
+) -> LbfgsResult:
+    """Minimise ``objective(W, b)`` over the weights ``W`` (d x K) and bias ``b`` (1 x K) with
+    scipy's L-BFGS-B, starting from ``(W0, b0)``.
+
+    Parameters
+    ----------
+    objective
+        ``objective(W, b) -> (loss, dW, db)``: the loss as a 0-d array and its gradients shaped
+        like ``W`` and ``b``, all on the device of ``W0``. ``W`` and ``b`` are fresh arrays the
+        objective may keep but must not write. For the softmax classifier it is
+        ``lambda W, b: loss_and_grads(X, y, W, b, reg, sample_weight=w)`` on the full data set
+        (or a sum of per-block terms that equals it; the L2 term belongs in the objective).
+    W0, b0
+        The starting point (not written); their namespace, device and dtype are those of the
+        result and of every ``W, b`` passed to ``objective``.
+    max_iter
+        At most this many L-BFGS iterations (each one or more evaluations); 0 returns the start.
+    tol
+        Stop when ``max_i |gradient_i| <= tol`` (scipy's ``gtol``), or when the objective's
+        relative decrease falls below ``64 * eps`` of the dtype (``ftol``), as scikit-learn's
+        LogisticRegression does.
+    callback
+        ``callback(iteration, W, b, loss)`` after every iteration with the accepted iterate, on
+        the device (e.g. to record a history, write a checkpoint or check a validation set). An
+        exception it raises ends the minimisation and propagates.
+
+    Returns
+    -------
+    :class:`LbfgsResult` ``(W, b, n_iter, losses, converged, message)``.
+
+    Raises
+    ------
+    ImportError
+        scipy is not installed (the message names the extra to install).
+    """
+    optimize = _import_scipy_optimize()
+    import numpy as np  # the host side of the solver: scipy works on float64 NumPy vectors
+
+    xp = array_namespace(W0, b0)
+    dtype, device = W0.dtype, device_of(W0)
+    d, k = W0.shape
+    if max_iter <= 0:
+        return LbfgsResult(xp.asarray(W0, copy=True), xp.asarray(b0, copy=True), 0, [], False, "")
+    eps = float(np.finfo(to_numpy(xp.zeros((), dtype=dtype, device=device)).dtype).eps)
+
+    def unflatten(x: np.ndarray) -> tuple[Array, Array]:
+        on_device = xp.asarray(x, dtype=dtype, device=device)  # one host-to-device copy
+        return xp.reshape(on_device[: d * k], (d, k)), xp.reshape(on_device[d * k :], (1, k))
+
+    last: dict[str, Any] = {}  # the latest evaluation, which is the accepted iterate
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        W, b = unflatten(x)
+        loss, dW, db = objective(W, b)
+        flat = xp.concat([xp.reshape(loss, (1,)), xp.reshape(dW, (-1,)), xp.reshape(db, (-1,))])
+        host = to_numpy(flat).astype(np.float64)  # one device-to-host copy
+        last.update(x=x.copy(), W=W, b=b, loss=float(host[0]))
+        return float(host[0]), host[1:]
+
+    losses: list[float] = []
+
+    def on_iteration(intermediate_result: Any) -> None:
+        x = intermediate_result.x
+        if "x" in last and np.array_equal(last["x"], x):
+            W, b, loss = last["W"], last["b"], last["loss"]
+        else:  # scipy accepted a point it did not evaluate last: evaluate it again
+            W, b = unflatten(x)
+            loss = float(intermediate_result.fun)
+        losses.append(loss)
+        if callback is not None:
+            callback(len(losses), W, b, loss)
+
+    x0 = np.concatenate([to_numpy(xp.reshape(W0, (-1,))), to_numpy(xp.reshape(b0, (-1,)))]).astype(
+        np.float64
+    )
+    result = optimize.minimize(
+        fun,
+        x0,
+        method="L-BFGS-B",
+        jac=True,
+        callback=on_iteration,
+        options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * eps},
+    )
+    W, b = unflatten(result.x)
+    message = str(result.message)
+    if not math.isfinite(float(result.fun)):
+        message = f"the objective is not finite ({result.fun}); {message}"
+    return LbfgsResult(W, b, len(losses), losses, bool(result.success), message)
