@@ -162,6 +162,15 @@ def test_partial_fit_on_dask_is_one_block_wise_pass(client):
     np.testing.assert_array_equal(clf.coef_, memory.W.T)
 
 
+def test_empty_chunks_are_skipped(client):
+    chunks = ((60, 0, 60, 60, 60, 10), (D,))
+    Xd, yd = da.from_array(X, chunks=chunks), da.from_array(Y, chunks=chunks[:1])
+    model = new_model()
+    history = model.train(Xd, yd, epochs=2, verbose=0)
+    assert len(history) == 2 and np.isfinite(history.loss).all()
+    np.testing.assert_array_equal(model.predict(Xd).compute(), model.predict(X))
+
+
 # -- validation before the first epoch -------------------------------------------------------------
 def bad(X=X, y=Y, at=-1, value=np.nan):
     X = X.copy()
