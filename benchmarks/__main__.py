@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--gpu] [--sections 1,2,3,dask] [--out PATH]`` from the repo root.
+"""``python -m benchmarks [--quick] [--gpu] [--sections 1,2,3,5,dask] [--out PATH]`` from the repo root.
 
 Section ``dask`` (Dask arrays on a LocalCluster, out of core) runs only when named."""
 
@@ -8,7 +8,7 @@ import argparse
 import time
 from pathlib import Path
 
-from . import _machine, accuracy, dask_cluster, epoch, gpu, scaling
+from . import _machine, accuracy, dask_cluster, epoch, estimator, gpu, scaling
 from ._data import Mnist, mnist
 from ._report import Section, render, write_json, x
 
@@ -19,7 +19,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sizes, < 1 minute")
     p.add_argument("--gpu", action="store_true", help="only the GPU section (section 4)")
-    p.add_argument("--sections", default=None, help="comma-separated subset of 1,2,3,4,dask")
+    p.add_argument("--sections", default=None, help="comma-separated subset of 1,2,3,4,5,dask")
     p.add_argument(
         "--zarr-rows",
         type=int,
@@ -84,7 +84,7 @@ def targets(sections: dict[str, Section], data: Mnist) -> Section:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     start = time.perf_counter()
-    wanted = {"4"} if args.gpu else {"1", "2", "3", "4"}
+    wanted = {"4"} if args.gpu else {"1", "2", "3", "4", "5"}
     if args.sections:
         wanted = {part.strip() for part in args.sections.split(",")}
     repeats = max(5, args.repeats or (5 if args.quick or args.gpu else 7))
@@ -106,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
             sections["4"] = gpu.run(data, repeats, backend=args.gpu_backend, quick=args.quick)
         else:
             sections["4"] = Section("4. GPU", [], notes=[f"skipped: {why}"])
+    if "5" in wanted:
+        quick = args.quick
+        sections["5"] = estimator.run(
+            small, 1 if quick else 3, 1 if quick else 2, fast_target=0.90 if quick else 0.92
+        )
     if "dask" in wanted:
         sections["dask"] = dask_cluster.run(repeats, quick=args.quick, zarr_rows=args.zarr_rows)
     ordered = [sections[k] for k in sorted(sections)]

@@ -3,6 +3,8 @@
 The same code trains and predicts on NumPy (CPU), CuPy (CUDA GPU), PyTorch and array-api-strict.
 """
 
+import importlib.util
+
 from ._backend import (
     BackendFallbackWarning,
     BackendUnavailableError,
@@ -45,7 +47,6 @@ __all__ = [
     "DeviceMemoryError",
     "History",
     "ModelFileError",
-    "SoftmaxClassifier",
     "SoftmaxXP",
     "TrainingDivergedError",
     "__version__",
@@ -65,3 +66,5 @@ __all__ = [
     "softmax_jacobian",
     "to_numpy",
 ]
+if importlib.util.find_spec("sklearn") is not None:  # so that `import *` works without it
+    __all__.append("SoftmaxClassifier")

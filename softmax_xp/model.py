@@ -327,11 +327,21 @@ class SoftmaxXP:
                 val = (X_val, self._labels(y_val, X_val.shape[0], "y_val"))
             weights = as_sample_weight(sample_weight, self._backend, self.dtype, n)
             self._start_run(resume_from, epochs, batch_size, n)
-            after_epoch = self._after_epoch(checkpoint, batch_size, n, epochs, verbose, callback)
             if solver == "lbfgs":
-                self._lbfgs(X, y, val, weights, epochs, tol, after_epoch)
-            else:
-                self._sgd(X, y, val, weights, epochs, batch_size, after_epoch, block_rows)
+                after = self._after_epoch(checkpoint, batch_size, n, epochs, verbose, callback)
+                self._lbfgs(X, y, val, weights, epochs, tol, after)
+                return self.history_
+            sizes = self._asarray(_batch_sizes(n, batch_size))
+            weights = _mean_one(weights, self.xp)
+            for epoch in range(self.epoch_ + 1, epochs + 1):
+                with quiet_float_warnings():
+                    self._epoch(X, y, val, sizes, epoch, batch_size, weights, block_rows)
+                if checkpoint is not None:
+                    self._write_checkpoint(checkpoint, batch_size, n)
+                if verbose:
+                    self._report(epochs)
+                if callback is not None:
+                    callback(self.epoch_, self.history_)
         return self.history_
 
     fit = train
@@ -345,7 +355,8 @@ class SoftmaxXP:
         verbose: int,
         callback: Callable[[int, History], None] | None,
     ) -> Callable[[], None]:
-        """What follows every committed epoch (or L-BFGS iteration): checkpoint, report, callback."""
+        """What follows every committed L-BFGS iteration, as after an SGD epoch: checkpoint,
+        report, callback."""
 
         def after() -> None:
             if checkpoint is not None:
@@ -356,26 +367,6 @@ class SoftmaxXP:
                 callback(self.epoch_, self.history_)
 
         return after
-
-    def _sgd(
-        self,
-        X: Array,
-        y: Array,
-        val: tuple[Array, Array] | None,
-        weights: Array | None,
-        epochs: int,
-        batch_size: int,
-        after_epoch: Callable[[], None],
-        block_rows: int | None = None,
-    ) -> None:
-        """SGD epochs ``epoch_ + 1 .. epochs`` of the current run."""
-        sizes = self._asarray(_batch_sizes(X.shape[0], batch_size))
-        if weights is not None:
-            weights = weights / self.xp.mean(weights)  # mean 1: see train's sample_weight
-        for epoch in range(self.epoch_ + 1, epochs + 1):
-            with quiet_float_warnings():
-                self._epoch(X, y, val, sizes, epoch, batch_size, block_rows, weights)
-            after_epoch()
 
     def _lbfgs(
         self,
@@ -448,7 +439,11 @@ class SoftmaxXP:
             weights = as_sample_weight(sample_weight, self._backend, self.dtype, n)
             if self.momentum > 0 and self._velocity is None:
                 self._velocity = (self.xp.zeros_like(self.W), self.xp.zeros_like(self.b))
-            self._sgd(X, y, None, weights, self.epoch_ + epochs, batch_size, lambda: None)
+            sizes = self._asarray(_batch_sizes(n, batch_size))
+            weights = _mean_one(weights, self.xp)
+            for epoch in range(self.epoch_ + 1, self.epoch_ + epochs + 1):
+                with quiet_float_warnings():
+                    self._epoch(X, y, None, sizes, epoch, batch_size, weights)
 
     def _start_run(
         self, resume_from: PathLike | None, epochs: int, batch_size: int, n: int
@@ -503,8 +498,8 @@ class SoftmaxXP:
         sizes: Array,
         epoch: int,
         batch_size: int,
-        block_rows: int | None = None,
         weights: Array | None = None,
+        block_rows: int | None = None,
     ) -> None:
         """Train epoch ``epoch`` and commit it, or raise leaving the model as it was."""
         xp = self.xp
@@ -747,6 +742,11 @@ class SoftmaxXP:
         model = cls(**hyper, backend=backend, device=device)
         model.W, model.b = model._asarray(W), model._asarray(b)
         return model
+
+
+def _mean_one(weights: Array | None, xp: Any) -> Array | None:
+    """Sample weights scaled to mean 1, as SGD uses them (see train's ``sample_weight``)."""
+    return None if weights is None else weights / xp.mean(weights)
 
 
 def _check_solver(solver: Any, tol: Any) -> float:

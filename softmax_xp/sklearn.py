@@ -175,8 +175,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         )
         if lbfgs and model._lbfgs_status is not None and not model._lbfgs_status[0]:
             warnings.warn(
-                f"L-BFGS did not converge in max_iter={self.max_iter} iterations "
-                f"({model._lbfgs_status[1]}). Increase max_iter or tol.",
+                f"L-BFGS did not converge: it stopped after {model.epoch_} iterations "
+                f"(max_iter={self.max_iter}; scipy: {model._lbfgs_status[1]}). Increase "
+                "max_iter, or tol, or scale the features (e.g. StandardScaler).",
                 ConvergenceWarning,
                 stacklevel=2,
             )

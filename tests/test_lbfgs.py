@@ -173,7 +173,7 @@ def one_blas_thread():
 @_numpy_only()
 @pytest.mark.parametrize("reg", [1e-2, 1e-3])
 def test_lbfgs_equals_logistic_regression(reg, one_blas_thread):
-    from sklearn.linear_model import LogisticRegression
+    LogisticRegression = pytest.importorskip("sklearn.linear_model").LogisticRegression
 
     for name, X, y in _datasets():
         n = X.shape[0]
@@ -188,7 +188,7 @@ def test_lbfgs_equals_logistic_regression(reg, one_blas_thread):
 def test_binary_softmax_equals_logistic_regression_at_twice_c(one_blas_thread):
     """Two classes: softmax penalises both weight columns, so its optimum is LogisticRegression's
     at C = 2 / (reg n) (the log-odds weights w1 - w0 carry half the penalty), not 1 / (reg n)."""
-    from sklearn.linear_model import LogisticRegression
+    LogisticRegression = pytest.importorskip("sklearn.linear_model").LogisticRegression
 
     _name, X, y = next(iter(_datasets()))  # digits
     X, y = X[y < 2], y[y < 2]

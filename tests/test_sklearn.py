@@ -249,7 +249,9 @@ def test_lbfgs_warns_when_not_converged():
     from sklearn.exceptions import ConvergenceWarning
 
     X, y = iris()
-    with pytest.warns(ConvergenceWarning, match="did not converge in max_iter=2"):
+    with pytest.warns(
+        ConvergenceWarning, match=r"did not converge: it stopped after 2 iterations \(max_iter=2"
+    ):
         SoftmaxClassifier(solver="lbfgs", max_iter=2, backend="numpy").fit(X, y)
 
 

@@ -7,8 +7,9 @@ device-to-host transfer (the loss and the flat gradient, stacked) and one host-t
 (the trial parameters); the L-BFGS two-loop recursion and line search run in float64 NumPy on the
 host, where they are a few vector operations of length ``d * K + K``.
 
-scipy is an optional extra (``pip install "softmax-xp[lbfgs]"``); it and numpy are imported inside
-:func:`minimize_lbfgs`, never at module level (solvers stay free of host libraries).
+scipy is an optional extra (``pip install "softmax-xp[lbfgs]"``), imported inside
+:func:`minimize_lbfgs`. This module never imports numpy (the solvers' rule): the host vectors it
+handles are the NumPy arrays scipy passes in and :func:`softmax_xp._backend.to_numpy` returns.
 """
 
 from __future__ import annotations
@@ -101,26 +102,28 @@ def minimize_lbfgs(
         scipy is not installed (the message names the extra to install).
     """
     optimize = _import_scipy_optimize()
-    import numpy as np  # the host side of the solver: scipy works on float64 NumPy vectors
-
     xp = array_namespace(W0, b0)
     dtype, device = W0.dtype, device_of(W0)
     d, k = W0.shape
     if max_iter <= 0:
         return LbfgsResult(xp.asarray(W0, copy=True), xp.asarray(b0, copy=True), 0, [], False, "")
-    eps = float(np.finfo(to_numpy(xp.zeros((), dtype=dtype, device=device)).dtype).eps)
+    eps = float(xp.finfo(dtype).eps)
 
-    def unflatten(x: np.ndarray) -> tuple[Array, Array]:
+    def flat_on_host(*parts: Array) -> Any:
+        """The parts, flattened and concatenated on the device, as one float64 host vector."""
+        joined = xp.concat([xp.reshape(part, (-1,)) for part in parts])
+        return to_numpy(joined).astype("float64")  # one device-to-host copy
+
+    def unflatten(x: Any) -> tuple[Array, Array]:
         on_device = xp.asarray(x, dtype=dtype, device=device)  # one host-to-device copy
         return xp.reshape(on_device[: d * k], (d, k)), xp.reshape(on_device[d * k :], (1, k))
 
     last: dict[str, Any] = {}  # the latest evaluation, which is the accepted iterate
 
-    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+    def fun(x: Any) -> tuple[float, Any]:
         W, b = unflatten(x)
         loss, dW, db = objective(W, b)
-        flat = xp.concat([xp.reshape(loss, (1,)), xp.reshape(dW, (-1,)), xp.reshape(db, (-1,))])
-        host = to_numpy(flat).astype(np.float64)  # one device-to-host copy
+        host = flat_on_host(loss, dW, db)
         last.update(x=x.copy(), W=W, b=b, loss=float(host[0]))
         return float(host[0]), host[1:]
 
@@ -128,7 +131,7 @@ def minimize_lbfgs(
 
     def on_iteration(intermediate_result: Any) -> None:
         x = intermediate_result.x
-        if "x" in last and np.array_equal(last["x"], x):
+        if "x" in last and bool((last["x"] == x).all()):
             W, b, loss = last["W"], last["b"], last["loss"]
         else:  # scipy accepted a point it did not evaluate last: evaluate it again
             W, b = unflatten(x)
@@ -137,9 +140,7 @@ def minimize_lbfgs(
         if callback is not None:
             callback(len(losses), W, b, loss)
 
-    x0 = np.concatenate([to_numpy(xp.reshape(W0, (-1,))), to_numpy(xp.reshape(b0, (-1,)))]).astype(
-        np.float64
-    )
+    x0 = flat_on_host(W0, b0)
     result = optimize.minimize(
         fun,
         x0,
