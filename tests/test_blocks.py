@@ -93,3 +93,18 @@ def test_bad_shuffle_settings_are_refused(kwargs, error, message):
     model = SoftmaxXP(D, K, backend="numpy", seed=0)
     with pytest.raises(error, match=message):
         model.train(X, y, epochs=1, verbose=0, **kwargs)
+
+
+def test_blocks_mode_weights_each_block_with_its_rows(backend):
+    """Sample weights reach every block: uniform weights change nothing (SGD normalises them to
+    mean 1 over the data), so a wrong slice or a missing block would show."""
+    X, y = blobs(90)
+    args = dict(epochs=2, batch_size=8, verbose=0, shuffle="blocks", block_rows=30)
+    runs = []
+    for weights in (None, np.full(90, 3.0)):
+        model = SoftmaxXP(
+            D, K, backend=backend.name, device=backend.device, dtype="float64", seed=2
+        )
+        model.train(X, y, sample_weight=weights, **args)
+        runs.append(to_numpy(model.W))
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-12, atol=1e-15)
