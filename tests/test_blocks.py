@@ -96,15 +96,30 @@ def test_bad_shuffle_settings_are_refused(kwargs, error, message):
 
 
 def test_blocks_mode_weights_each_block_with_its_rows(backend):
-    """Sample weights reach every block: uniform weights change nothing (SGD normalises them to
-    mean 1 over the data), so a wrong slice or a missing block would show."""
+    """Sample weights follow their rows into the blocks: each batch steps along
+    ``1/|B| sum_i w_i g_i`` with the weights normalised to mean 1 over the data."""
     X, y = blobs(90)
-    args = dict(epochs=2, batch_size=8, verbose=0, shuffle="blocks", block_rows=30)
-    runs = []
-    for weights in (None, np.full(90, 3.0)):
-        model = SoftmaxXP(
-            D, K, backend=backend.name, device=backend.device, dtype="float64", seed=2
-        )
-        model.train(X, y, sample_weight=weights, **args)
-        runs.append(to_numpy(model.W))
-    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-12, atol=1e-15)
+    w = np.random.default_rng(4).uniform(0.5, 1.5, size=90)
+    lr, reg, rows, batch = 0.2, 1e-3, 30, 8
+    model = SoftmaxXP(
+        D, K, backend=backend.name, device=backend.device, dtype="float64", seed=2, lr=lr, reg=reg
+    )
+    model.train(
+        X, y, epochs=2, batch_size=batch, verbose=0, shuffle="blocks", block_rows=rows,
+        sample_weight=w,
+    )  # fmt: skip
+    rng = _random.make_rng(2)
+    W, b = _random.initial_weights(rng, (D, K)), np.zeros((1, K))
+    w = w / w.mean()
+    for _ in range(2):
+        for i in rng.permutation(3):
+            block = slice(i * rows, (i + 1) * rows)
+            Xb, yb, wb = X[block], y[block], w[block]
+            order = rng.permutation(rows)
+            for lo in range(0, rows, batch):
+                idx = order[lo : lo + batch]
+                _, dW, db = loss_and_grads(Xb[idx], yb[idx], W, b, 0.0, sample_weight=wb[idx])
+                scale = wb[idx].mean()  # weighted mean's gradient -> 1/|B| sum w_i g_i
+                W, b = W - lr * (scale * dW + reg * W), b - lr * scale * db
+    np.testing.assert_allclose(to_numpy(model.W), W, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(to_numpy(model.b), b, rtol=1e-10, atol=1e-13)
