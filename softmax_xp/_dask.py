@@ -304,6 +304,7 @@ def train(
         val = (X_val, model._labels(y_val, X_val.shape[0], "y_val"))
     _validate(model, pairs)
     n = X.shape[0]
+    model._blocks = None if solver == "lbfgs" else list(X.chunks[0])
     model._start_run(resume_from, epochs, batch_size, n)
     after_epoch = model._after_epoch(checkpoint, batch_size, n, epochs, verbose, callback)
     accuracy = None if val is None else _accuracy(model, val)

@@ -131,6 +131,7 @@ class SoftmaxXP:
         self.W = self._asarray(W0)
         self.b = self.xp.zeros((1, self.num_classes), dtype=self.dtype, device=self.device)
         self._velocity: tuple[Array, Array] | None = None
+        self._blocks: list[int] | None = None  # the row blocks of the run (None: global shuffle)
         self.history_ = History()
         self.epoch_ = 0
         self._lbfgs_status: tuple[bool, str] | None = None  # (converged, scipy's message)
@@ -326,6 +327,9 @@ class SoftmaxXP:
                 X_val = self._features(X_val, "X_val")
                 val = (X_val, self._labels(y_val, X_val.shape[0], "y_val"))
             weights = as_sample_weight(sample_weight, self._backend, self.dtype, n)
+            self._blocks = None
+            if block_rows is not None and solver == "sgd":
+                self._blocks = [s.stop - s.start for s in _row_slices(n, block_rows)]
             self._start_run(resume_from, epochs, batch_size, n)
             if solver == "lbfgs":
                 after = self._after_epoch(checkpoint, batch_size, n, epochs, verbose, callback)
@@ -484,6 +488,13 @@ class SoftmaxXP:
                 f"resume_from={str(path)!r}: the checkpoint was written with {', '.join(differ)}; "
                 "resume with the same model settings, batch_size and training data."
             )
+        blocks = getattr(self, "_blocks", None)
+        if ckpt.blocks != blocks:
+            raise ValueError(
+                f"resume_from={str(path)!r}: the checkpoint's run visited "
+                f"{_describe_blocks(ckpt.blocks)}, this one {_describe_blocks(blocks)}; resume "
+                "with the same shuffle and blocks (block_rows, or the Dask array's chunks)."
+            )
         if ckpt.epoch > epochs:
             raise ValueError(
                 f"resume_from={str(path)!r}: the checkpoint has {ckpt.epoch} completed epochs, "
@@ -613,7 +624,8 @@ class SoftmaxXP:
             batch_size=batch_size,
             n_samples=n,
         )
-        write_checkpoint(path, state, trained_on=self.backend)
+        blocks = getattr(self, "_blocks", None)
+        write_checkpoint(path, state, trained_on=self.backend, blocks=blocks)
 
     def _report(self, epochs: int) -> None:
         history = self.history_
@@ -775,6 +787,12 @@ def _check_shuffle(shuffle: Any, block_rows: Any, dask: bool) -> int | None:
     elif shuffle == "blocks" and not dask:
         raise ValueError("shuffle='blocks' needs block_rows, the number of rows per block.")
     return block_rows
+
+
+def _describe_blocks(blocks: list[int] | None) -> str:
+    if blocks is None:
+        return "all rows in one shuffle (shuffle='global')"
+    return f"{len(blocks)} blocks of up to {max(blocks)} rows"
 
 
 def _row_slices(n: int, rows: int) -> list[slice]:

@@ -78,6 +78,21 @@ def test_blocks_mode_resumes_to_the_same_weights(tmp_path):
     assert history.loss == whole.history_.loss
 
 
+def test_resume_refuses_another_block_layout(tmp_path):
+    X, y = blobs(100)
+    path = tmp_path / "ckpt.npz"
+    model = SoftmaxXP(D, K, backend="numpy", seed=5)
+    model.train(X, y, epochs=1, verbose=0, shuffle="blocks", block_rows=30, checkpoint=path)
+    for kwargs, here in (({}, "shuffle='global'"), ({"block_rows": 50}, "2 blocks of up to 50")):
+        kwargs = {"shuffle": "blocks", **kwargs} if kwargs else kwargs
+        with pytest.raises(
+            ValueError, match=rf"visited 4 blocks of up to 30 rows, this one .*{here}"
+        ):
+            SoftmaxXP(D, K, backend="numpy", seed=5).train(
+                X, y, epochs=2, verbose=0, resume_from=path, **kwargs
+            )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [

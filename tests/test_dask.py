@@ -246,6 +246,29 @@ def test_interrupted_run_resumes_to_the_same_weights(client, monkeypatch, tmp_pa
     assert history.loss == whole.history_.loss
 
 
+def test_a_cluster_checkpoint_resumes_in_memory(client, tmp_path):
+    """The checkpoint of a Dask run resumes on in-memory data with the same blocks, and back."""
+    path = tmp_path / "ckpt.npz"
+    whole = new_model(momentum=0.9)
+    whole.train(X, Y, epochs=3, verbose=0, shuffle="blocks", block_rows=ROWS)
+    new_model(momentum=0.9).train(*dask_xy(), epochs=1, verbose=0, checkpoint=path)
+    model = new_model(momentum=0.9)
+    model.train(
+        X,
+        Y,
+        epochs=2,
+        verbose=0,
+        shuffle="blocks",
+        block_rows=ROWS,
+        resume_from=path,
+        checkpoint=path,
+    )
+    model.train(*dask_xy(), epochs=3, verbose=0, resume_from=path)
+    np.testing.assert_array_equal(model.W, whole.W)
+    with pytest.raises(ValueError, match="resume with the same shuffle and blocks"):
+        new_model(momentum=0.9).train(*dask_xy(rows=50), epochs=3, verbose=0, resume_from=path)
+
+
 # -- inference ---------------------------------------------------------------------------------------
 def test_predict_is_lazy_and_matches_in_memory(client, backend):
     model = new_model(backend)
