@@ -80,6 +80,9 @@ def test_sklearn_array_api_checks(namespace, device, dtype, solver, monkeypatch)
 
 
 def _torch_cuda_problem():
+    problem = _problem("torch")
+    if problem is not None:
+        return problem
     import torch
 
     return None if torch.cuda.is_available() else "torch has no CUDA device here"
