@@ -66,6 +66,16 @@ for _backend in BACKENDS:
     _tests_session(_backend)
 
 
+@nox.session(name="tests-dask")
+def tests_dask(session: nox.Session) -> None:
+    """Training and inference on Dask arrays on a 2-worker LocalCluster, and the README's
+    snippets with Dask installed (about 2 minutes)."""
+    session.install("-e", f".[{TEST_EXTRAS},dask]")
+    env = {"SOFTMAX_XP_TEST_BACKENDS": "numpy,array_api_strict", "MPLBACKEND": "Agg"}
+    tests = ["tests/test_dask.py", "tests/test_blocks.py", "tests/test_readme.py"]
+    session.run("pytest", *(session.posargs or ["-q", *tests]), env=env)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""

@@ -1,4 +1,6 @@
-"""``python -m benchmarks [--quick] [--gpu] [--sections 1,2,3,5,6] [--out PATH]`` from the repo root."""
+"""``python -m benchmarks [--quick] [--gpu] [--sections 1,2,3,5,6,dask] [--out PATH]`` from the repo root.
+
+Section ``dask`` (Dask arrays on a LocalCluster, out of core) runs only when named."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import _machine, accuracy, contention, epoch, estimator, gpu, scaling
+from . import _machine, accuracy, contention, dask_cluster, epoch, estimator, gpu, scaling
 from ._data import Mnist, mnist
 from ._report import Section, render, write_json, x
 
@@ -19,7 +21,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sizes, < 1 minute")
     p.add_argument("--gpu", action="store_true", help="only the GPU section (section 4)")
-    p.add_argument("--sections", default=None, help="comma-separated subset of 1,2,3,4,5,6")
+    p.add_argument("--sections", default=None, help="comma-separated subset of 1,2,3,4,5,6,dask")
+    p.add_argument(
+        "--zarr-rows",
+        type=int,
+        default=None,
+        help="rows of section dask's on-disk Zarr (default 4,000,000 = 12.5 GB; --quick 250,000)",
+    )
     p.add_argument("--repeats", type=int, default=None, help="repeats per row (at least 5)")
     p.add_argument("--out", type=Path, default=None, help="where to write the JSON record")
     p.add_argument("--gpu-backend", default="cupy", help=argparse.SUPPRESS)  # dry runs
@@ -115,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         sections["6"] = estimator.run(
             small, 1 if quick else 3, 1 if quick else 2, fast_target=0.90 if quick else 0.92
         )
+    if "dask" in wanted:
+        sections["dask"] = dask_cluster.run(repeats, quick=args.quick, zarr_rows=args.zarr_rows)
     ordered = [sections[k] for k in sorted(sections)]
     if {"1", "2", "3"} & set(sections):
         ordered.append(targets(sections, data))
@@ -126,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     default = (
         "gpu-latest.json" if args.gpu else ("cpu-quick.json" if args.quick else "cpu-latest.json")
     )
+    if wanted == {"dask"}:
+        default = "dask-quick.json" if args.quick else "dask-latest.json"
     out = args.out or RESULTS / default
     write_json(out, machine, ordered)
     print(f"wrote {out}")

@@ -46,6 +46,7 @@ class Checkpoint:
     rng_state: dict[str, Any]
     batch_size: int
     n_samples: int
+    blocks: list[int] | None = None  # the row blocks of a shuffle="blocks" (or Dask) run
 
 
 def write_model(
@@ -115,7 +116,16 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except ValueError as exc:
         raise ModelFileError(f"{path}: {exc}.") from None
     history = _history(path, header.get("history"), epoch)
-    return Checkpoint(hyper, W, b, velocity, epoch, history, rng_state, batch_size, n_samples)
+    blocks = header.get("blocks")
+    if blocks is not None and (
+        not isinstance(blocks, list)
+        or not all(type(v) is int and v >= 0 for v in blocks)
+        or sum(blocks) != n_samples
+    ):
+        raise ModelFileError(f"{path}: blocks is not a list of row counts adding up to n_samples.")
+    return Checkpoint(
+        hyper, W, b, velocity, epoch, history, rng_state, batch_size, n_samples, blocks
+    )
 
 
 def _data_bytes(path: str | os.PathLike, header: dict[str, Any]) -> dict[str, int]:

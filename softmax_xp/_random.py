@@ -7,7 +7,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["clone", "get_state", "initial_weights", "make_rng", "permutation", "rng_from_state"]
+__all__ = [
+    "block_plan",
+    "clone",
+    "get_state",
+    "initial_weights",
+    "make_rng",
+    "permutation",
+    "rng_from_state",
+]
 
 
 def make_rng(seed: int | None) -> np.random.Generator:
@@ -25,6 +33,20 @@ def initial_weights(
 def permutation(rng: np.random.Generator, n: int) -> np.ndarray:
     """A random permutation of ``range(n)`` as int64."""
     return rng.permutation(n).astype(np.int64, copy=False)
+
+
+def block_plan(
+    rng: np.random.Generator, block_sizes: list[int]
+) -> tuple[list[int], list[np.ndarray]]:
+    """One epoch's visit of row blocks: ``(visit, orders)``.
+
+    The draws, in this order: ``visit = permutation(len(block_sizes))``, the order the blocks are
+    visited in; then, for each block in visiting order, ``permutation(block_sizes[i])``, the
+    order of its rows. In-memory ``shuffle="blocks"`` and Dask training both draw exactly this,
+    so they visit the same rows in the same order.
+    """
+    visit = [int(i) for i in rng.permutation(len(block_sizes))]
+    return visit, [permutation(rng, block_sizes[i]) for i in visit]
 
 
 def get_state(rng: np.random.Generator) -> dict[str, Any]:

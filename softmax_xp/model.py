@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from array_api_compat import is_dask_array
+
 from . import _random
 from ._backend import asarray_on, resolve_backend, to_numpy
 from ._errors import TrainingDivergedError, out_of_memory_hint, quiet_float_warnings
@@ -36,6 +38,8 @@ PathLike = str | os.PathLike
 _MAX_CHUNK_ROWS = 65536
 _CHUNK_BYTES = 256 * 2**20  # default inference chunk: its features and logits stay under this
 SOLVERS = ("sgd", "lbfgs")
+# Validation hits of weights (W, b) as a 0-d int64 device array, and the number of rows.
+ValHits = tuple[Callable[[Array, Array], Array], int]
 _HITS_SPLIT = 4096  # hit counts travel as (hits // 4096, hits % 4096): exact in float32 to 2**36
 
 
@@ -144,6 +148,7 @@ class SoftmaxXP:
             self.W = self._asarray(W0)
             self.b = self.xp.zeros((1, self.num_classes), dtype=self.dtype, device=self.device)
         self._velocity: tuple[Array, Array] | None = None
+        self._blocks: list[int] | None = None  # the row blocks of the run (None: global shuffle)
         self.history_ = History()
         self.epoch_ = 0
         self._lbfgs_status: tuple[bool, str] | None = None  # (converged, scipy's message)
@@ -237,6 +242,8 @@ class SoftmaxXP:
         solver: str = "sgd",
         tol: float | None = None,
         sample_weight: Any = None,
+        shuffle: str = "global",
+        block_rows: int | None = None,
         checkpoint: PathLike | None = None,
         resume_from: PathLike | None = None,
         callback: Callable[[int, History], None] | None = None,
@@ -247,6 +254,10 @@ class SoftmaxXP:
         Data is moved to the model's backend once. Within an epoch nothing is read back to the
         host: the loss is read once per epoch. Each call starts a new run from the current weights
         (epoch 1, step size ``lr``) unless ``resume_from`` is given.
+
+        ``X`` (and ``X_val``) may be Dask arrays chunked by rows: training then runs block by
+        block where the data is (see :mod:`softmax_xp._dask`), on the active
+        ``distributed.Client`` if there is one, else on Dask's local scheduler.
 
         Parameters
         ----------
@@ -271,6 +282,13 @@ class SoftmaxXP:
             row). SGD normalises the weights to mean 1 over ``X`` once, and a batch ``B`` steps
             along ``1/|B| sum_{i in B} w_i g_i``: an unbiased estimate of the weighted mean's
             gradient, so ``lr`` keeps its meaning.
+        shuffle, block_rows
+            ``"global"`` (default): each epoch visits all rows in one random order.
+            ``"blocks"``: the rows are cut into blocks of ``block_rows`` rows (the last may be
+            shorter); each epoch visits the blocks in a random order and the rows of each block
+            in a random order, batches restarting at each block. A Dask array is always trained
+            this way, its row chunks being the blocks (``block_rows`` rechunks it first), and
+            gives the same weights as ``shuffle="blocks"`` in memory with the same blocks.
         epochs
             The total number of epochs of the run, counting those done before a resume: resuming a
             checkpoint of epoch ``k`` trains epochs ``k + 1 .. epochs``, so ``epochs=100`` finishes
@@ -312,6 +330,16 @@ class SoftmaxXP:
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val must be given together.")
         tol = _check_solver(solver, tol)
+        block_rows = _check_shuffle(shuffle, block_rows, dask=is_dask_array(X))
+        if is_dask_array(X):
+            from . import _dask
+
+            return _dask.train(
+                self, X, y, X_val, y_val, epochs=epochs, batch_size=batch_size,
+                verbose=verbose, block_rows=block_rows, solver=solver, tol=tol,
+                sample_weight=sample_weight, checkpoint=checkpoint,
+                resume_from=resume_from, callback=callback,
+            )  # fmt: skip
         advice = f"lower batch_size (now {batch_size}) or train on fewer samples"
         with out_of_memory_hint(lambda: self._memory_advice("train", advice)):
             X = self._features(X)
@@ -322,6 +350,9 @@ class SoftmaxXP:
                 X_val = self._features(X_val, "X_val")
                 val = (X_val, self._labels(y_val, X_val.shape[0], "y_val"))
             weights = as_sample_weight(sample_weight, self._backend, self.dtype, n)
+            self._blocks = None
+            if block_rows is not None and solver == "sgd":
+                self._blocks = [s.stop - s.start for s in _row_slices(n, block_rows)]
             self._start_run(resume_from, epochs, batch_size, n)
             if solver == "lbfgs":
                 after = self._after_epoch(checkpoint, batch_size, n, epochs, verbose, callback)
@@ -332,7 +363,7 @@ class SoftmaxXP:
             shape = (min(batch_size, n), self.input_dim, self.num_classes)
             for epoch in range(self.epoch_ + 1, epochs + 1):
                 with quiet_float_warnings(), training_threads(self._backend, *shape):
-                    self._epoch(X, y, val, sizes, epoch, batch_size, weights)
+                    self._epoch(X, y, val, sizes, epoch, batch_size, weights, block_rows)
                 if checkpoint is not None:
                     self._write_checkpoint(checkpoint, batch_size, n)
                 if verbose:
@@ -374,14 +405,23 @@ class SoftmaxXP:
         epochs: int,
         tol: float,
         after_epoch: Callable[[], None],
+        objective: Callable[[Array, Array], tuple[Array, Array, Array]] | None = None,
+        val_hits: ValHits | None = None,
     ) -> None:
         """L-BFGS iterations ``epoch_ + 1 .. epochs`` (fewer once converged); each accepted
-        iterate is committed like an SGD epoch, so an interruption keeps the last one."""
+        iterate is committed like an SGD epoch, so an interruption keeps the last one.
+
+        ``objective`` and ``val_hits`` replace the in-memory loss on ``(X, y)`` and the hit
+        count on ``val`` (the Dask path passes its reductions)."""
         xp, reg = self.xp, self.reg
         clock = [time.perf_counter()]
+        if val_hits is None and val is not None:
+            val_hits = self._val_hits_of(val)
 
-        def objective(W: Array, b: Array) -> tuple[Array, Array, Array]:
+        def in_memory(W: Array, b: Array) -> tuple[Array, Array, Array]:
             return loss_and_grads(X, y, W, b, reg, sample_weight=weights, xp=xp)
+
+        objective = objective or in_memory
 
         def on_iteration(_: int, W: Array, b: Array, loss: float) -> None:
             epoch = self.epoch_ + 1
@@ -393,7 +433,7 @@ class SoftmaxXP:
                     batch=None,
                     history=self.history_,
                 )
-            accuracy = None if val is None else int(self._val_hits(*val, W, b)) / val[0].shape[0]
+            accuracy = None if val_hits is None else _accuracy(val_hits, W, b)
             history = self.history_.extended(loss, accuracy, time.perf_counter() - clock[0])
             self.W, self.b, self.epoch_, self.history_ = W, b, epoch, history
             after_epoch()
@@ -414,7 +454,12 @@ class SoftmaxXP:
         self, X: Any, y: Any, *, epochs: int = 1, batch_size: int = 256, sample_weight: Any = None
     ) -> None:
         """``epochs`` more SGD epochs of the current run on ``(X, y)``: the step-size schedule,
-        the momentum and History continue where they are (scikit-learn's ``partial_fit``)."""
+        the momentum and History continue where they are (scikit-learn's ``partial_fit``).
+        A Dask ``X`` gets ``epochs`` block-wise passes."""
+        if is_dask_array(X):
+            from . import _dask
+
+            return _dask.more_epochs(self, X, y, epochs, batch_size, sample_weight)
         with out_of_memory_hint(lambda: self._memory_advice("partial_fit", "pass fewer rows")):
             X = self._features(X)
             n = X.shape[0]
@@ -467,6 +512,13 @@ class SoftmaxXP:
                 f"resume_from={str(path)!r}: the checkpoint was written with {', '.join(differ)}; "
                 "resume with the same model settings, batch_size and training data."
             )
+        blocks = getattr(self, "_blocks", None)
+        if ckpt.blocks != blocks:
+            raise ValueError(
+                f"resume_from={str(path)!r}: the checkpoint's run visited "
+                f"{_describe_blocks(ckpt.blocks)}, this one {_describe_blocks(blocks)}; resume "
+                "with the same shuffle and blocks (block_rows, or the Dask array's chunks)."
+            )
         if ckpt.epoch > epochs:
             raise ValueError(
                 f"resume_from={str(path)!r}: the checkpoint has {ckpt.epoch} completed epochs, "
@@ -482,44 +534,88 @@ class SoftmaxXP:
         epoch: int,
         batch_size: int,
         weights: Array | None = None,
+        block_rows: int | None = None,
     ) -> None:
         """Train epoch ``epoch`` and commit it, or raise leaving the model as it was."""
         xp = self.xp
         start = time.perf_counter()
         rng = _random.clone(self._rng)  # advanced only when the epoch is committed
-        order = asarray_on(self._backend, _random.permutation(rng, X.shape[0]), xp.int64)
         lr = self.lr * self.lr_decay ** (epoch - 1)
-        W, b, velocity, batch_losses = sgd_epoch(
-            X,
-            y,
-            order,
-            self.W,
-            self.b,
-            self._velocity,
-            lr=lr,
-            momentum=self.momentum,
-            reg=self.reg,
-            batch_size=batch_size,
-            xp=xp,
-            weights=weights,
+        settings = dict(lr=lr, momentum=self.momentum, reg=self.reg, batch_size=batch_size, xp=xp)
+        if block_rows is None:
+            order = asarray_on(self._backend, _random.permutation(rng, X.shape[0]), xp.int64)
+            W, b, velocity, batch_losses = sgd_epoch(
+                X, y, order, self.W, self.b, self._velocity, weights=weights, **settings
+            )
+        else:
+            W, b, velocity, batch_losses, sizes = self._blocks_epoch(
+                X, y, weights, rng, block_rows, settings
+            )
+        val_hits = None if val is None else self._val_hits_of(val)
+        self._commit(
+            epoch, start, lr, rng, W, b, velocity, batch_losses, sizes, X.shape[0], val_hits
         )
+
+    def _blocks_epoch(
+        self,
+        X: Array,
+        y: Array,
+        weights: Array | None,
+        rng: Any,
+        block_rows: int,
+        settings: dict[str, Any],
+    ) -> tuple[Array, Array, tuple[Array, Array] | None, Array, Array]:
+        """One ``shuffle="blocks"`` epoch: :func:`sgd_epoch` on each block of ``block_rows`` rows,
+        in the order of :func:`softmax_xp._random.block_plan`; also returns the batch sizes."""
+        xp, n = self.xp, X.shape[0]
+        bounds = _row_slices(n, block_rows)
+        visit, orders = _random.block_plan(rng, [s.stop - s.start for s in bounds])
+        W, b, velocity, losses, sizes = self.W, self.b, self._velocity, [], []
+        for i, order in zip(visit, orders, strict=True):
+            rows = bounds[i]
+            order = asarray_on(self._backend, order, xp.int64)
+            w = None if weights is None else weights[rows]
+            W, b, velocity, part = sgd_epoch(
+                X[rows, ...], y[rows], order, W, b, velocity, weights=w, **settings
+            )
+            losses.append(part)
+            sizes += _batch_sizes(rows.stop - rows.start, settings["batch_size"])
+        return W, b, velocity, self._concat(losses), self._asarray(sizes)
+
+    def _commit(
+        self,
+        epoch: int,
+        start: float,
+        lr: float,
+        rng: Any,
+        W: Array,
+        b: Array,
+        velocity: tuple[Array, Array] | None,
+        batch_losses: Array,
+        sizes: Array,
+        n: int,
+        val_hits: ValHits | None,
+    ) -> None:
+        """Check the epoch's result (finite loss and weights), then make it the model's state.
+
+        The epoch's loss is ``sum(batch_losses * sizes) / n``, the mean over its ``n`` rows."""
+        xp = self.xp
         # One host read: the summed loss, whether every parameter is finite, and the validation
         # hits (as two parts, each exact in the weights' dtype).
         finite = xp.all(xp.isfinite(W)) & xp.all(xp.isfinite(b))
         for v in velocity or ():
             finite = finite & xp.all(xp.isfinite(v))
         values = [xp.sum(batch_losses * sizes), xp.astype(finite, W.dtype)]
-        if val is not None:
-            hits = self._val_hits(*val, W, b)
-            values += [xp.astype(part, W.dtype) for part in _split_count(hits)]
+        if val_hits is not None:
+            values += [xp.astype(part, W.dtype) for part in _split_count(val_hits[0](W, b))]
         total, ok, *hit_parts = to_numpy(xp.stack(values)).tolist()
-        loss = total / X.shape[0]
+        loss = total / n
         if not (ok and abs(loss) < float("inf")):
             raise self._diverged(epoch, lr, batch_losses, weights_finite=bool(ok))
         accuracy = None
-        if val is not None:
+        if val_hits is not None:
             high, low = (int(part) for part in hit_parts)
-            accuracy = (high * _HITS_SPLIT + low) / val[0].shape[0]
+            accuracy = (high * _HITS_SPLIT + low) / val_hits[1]
         history = self.history_.extended(loss, accuracy, time.perf_counter() - start)
         # Commit with plain attribute stores only, so a Ctrl-C cannot split the epoch's state.
         self.W, self.b, self._velocity, self._rng = W, b, velocity, rng
@@ -559,7 +655,8 @@ class SoftmaxXP:
             batch_size=batch_size,
             n_samples=n,
         )
-        write_checkpoint(path, state, trained_on=self.backend)
+        blocks = getattr(self, "_blocks", None)
+        write_checkpoint(path, state, trained_on=self.backend, blocks=blocks)
 
     def _report(self, epochs: int) -> None:
         history = self.history_
@@ -604,8 +701,14 @@ class SoftmaxXP:
 
         ``X`` is processed ``chunk_size`` rows at a time (default: up to 65536 rows, fewer when
         the features and logits of a chunk would exceed 256 MiB). Raises ValueError when the
-        logits overflow the model's dtype (features far outside the training range).
+        logits overflow the model's dtype (features far outside the training range). A Dask
+        ``X`` gives a lazy Dask array, computed block by block where the blocks are
+        (``chunk_size`` is not used).
         """
+        if is_dask_array(X):
+            from . import _dask
+
+            return _dask.predict_proba(self, X)
         rows = self._chunk_rows(chunk_size)
         with out_of_memory_hint(lambda: self._predict_advice("predict_proba", rows)):
             finite: list[Array] = []
@@ -620,7 +723,11 @@ class SoftmaxXP:
     @_on_device
     def predict(self, X: Any, *, chunk_size: int | None = None) -> Array:
         """Most probable class of each row of ``X`` (int64, on the model's device); chunked and
-        checked as in :meth:`predict_proba`."""
+        checked as in :meth:`predict_proba` (a Dask ``X`` gives a lazy Dask array)."""
+        if is_dask_array(X):
+            from . import _dask
+
+            return _dask.predict(self, X)
         rows = self._chunk_rows(chunk_size)
         with out_of_memory_hint(lambda: self._predict_advice("predict", rows)):
             finite: list[Array] = []
@@ -635,7 +742,13 @@ class SoftmaxXP:
     @_on_device
     def score(self, X: Any, y: Any, *, chunk_size: int | None = None) -> float:
         """Accuracy of :meth:`predict` on ``(X, y)``; chunked and checked as in
-        :meth:`predict_proba`."""
+        :meth:`predict_proba`.
+
+        With a Dask ``X`` it is one reduction over the blocks (``y`` a Dask or in-memory array)."""
+        if is_dask_array(X):
+            from . import _dask
+
+            return _dask.score(self, X, y)
         rows = self._chunk_rows(chunk_size)
         with out_of_memory_hint(lambda: self._predict_advice("score", rows)):
             X = features_on_host_or_device(X, self.input_dim)
@@ -682,6 +795,10 @@ class SoftmaxXP:
         z = self._logits(X, W, b) if finite is None else self._finite_logits(X, finite)
         hits = self.xp.argmax(z, axis=1) == y
         return self.xp.sum(self.xp.astype(hits, self.xp.int64))
+
+    def _val_hits_of(self, val: tuple[Array, Array]) -> ValHits:
+        """The hit count of weights ``(W, b)`` on ``val`` (on the device), and its rows."""
+        return (lambda W, b: self._val_hits(*val, W, b)), val[0].shape[0]
 
     def _val_hits(self, X: Array, y: Array, W: Array, b: Array) -> Array:
         """How many rows of ``(X, y)``, already on the device, are right (0-d int64 device array);
@@ -743,10 +860,35 @@ def _check_solver(solver: Any, tol: Any) -> float:
     return check_real(tol, "tol", 0.0, math.inf, closed="left")
 
 
+def _check_shuffle(shuffle: Any, block_rows: Any, dask: bool) -> int | None:
+    """``block_rows`` checked: None for ``shuffle="global"`` (and for Dask chunks as they are)."""
+    if shuffle not in ("global", "blocks"):
+        raise ValueError(f"Unknown shuffle {shuffle!r}; use 'global' or 'blocks'.")
+    if block_rows is not None:
+        block_rows = check_int(block_rows, "block_rows", 1)
+        if shuffle == "global" and not dask:
+            raise ValueError("block_rows is used with shuffle='blocks'; pass both, or neither.")
+    elif shuffle == "blocks" and not dask:
+        raise ValueError("shuffle='blocks' needs block_rows, the number of rows per block.")
+    return block_rows
+
+
+def _describe_blocks(blocks: list[int] | None) -> str:
+    if blocks is None:
+        return "all rows in one shuffle (shuffle='global')"
+    return f"{len(blocks)} blocks of up to {max(blocks)} rows"
+
+
 def _row_slices(n: int, rows: int) -> list[slice]:
     """``rows``-row slices covering ``range(n)``, none running past ``n`` (array-api-strict
     refuses out-of-bounds stops)."""
     return [slice(lo, min(lo + rows, n)) for lo in range(0, n, rows)]
+
+
+def _accuracy(val_hits: ValHits, W: Array, b: Array) -> float:
+    """Validation accuracy of ``(W, b)`` (one host read)."""
+    count, n = val_hits
+    return int(count(W, b)) / n
 
 
 def _split_count(count: Array) -> tuple[Array, Array]:

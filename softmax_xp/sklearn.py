@@ -220,10 +220,25 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Array, Array]:
+        if array_api_compat.is_dask_array(X):  # X stays lazy; the labels come to the host
+            return self._dask_features(X, reset), _host_labels(y)
         xp, _, _ = get_namespace_and_device(X)
         X, y = validate_data(self, X, y, reset=reset, dtype=[xp.float64, xp.float32])
         check_classification_targets(y)
         return X, y
+
+    def _dask_features(self, X: Any, reset: bool) -> Any:
+        """A Dask ``X`` checked for its number of features only (its values are checked by
+        SoftmaxXP, block by block, when they are read)."""
+        n_features = X.shape[1] if X.ndim == 2 else None
+        if reset:
+            self.n_features_in_ = n_features
+        elif n_features != self.n_features_in_:
+            raise ValueError(
+                f"X has {n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return X
 
     def _new_model(self, X: Array, num_classes: int) -> SoftmaxXP:
         """An untrained SoftmaxXP for ``X``: on X's backend, device and dtype with dispatch on;
@@ -266,6 +281,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """``X`` validated and moved to the model, and a function that puts a model array into
         the namespace (and device) the output must have."""
         check_is_fitted(self)
+        if array_api_compat.is_dask_array(X):  # lazy outputs, computed block by block
+            return self._dask_features(X, reset=False), lambda a: a
         if _dispatch() and check_same_namespace is not None:
             check_same_namespace(X, self, attribute="coef_", method=method)
         sk_xp, _, _ = get_namespace_and_device(X)
@@ -306,6 +323,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """The most probable class of each row, a label of ``classes_``."""
         X, out = self._input(X, "predict")
         index = self.model_.predict(X)
+        if array_api_compat.is_dask_array(index):
+            classes = self.classes_
+            return index.map_blocks(_label_of, classes, dtype=classes.dtype, meta=classes[:0])
         if _dispatch() and self.classes_.dtype.kind in "biuf":
             model = self.model_
             classes = asarray_on(model._backend, self.classes_, None)
@@ -339,6 +359,20 @@ def _where(X: Array) -> tuple[str, Any, Any]:
         X = np.asarray(X)
     xp = array_api_compat.array_namespace(X)
     return backend_name(xp), xp, array_api_compat.device(X)
+
+
+def _label_of(index: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The labels of class indices (one block of a lazy Dask ``predict``)."""
+    return classes[index]
+
+
+def _host_labels(y: Any) -> np.ndarray:
+    """Labels as a 1-D host array (a Dask ``y`` is computed: labels are small beside ``X``)."""
+    y = np.asarray(y.compute() if array_api_compat.is_dask_array(y) else to_numpy(y))
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    check_classification_targets(y)
+    return y
 
 
 def _encode(y: Any) -> tuple[np.ndarray, np.ndarray]:

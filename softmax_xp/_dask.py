@@ -1,0 +1,531 @@
+"""How a Dask array is visited: block order, block tasks, reductions, map_blocks inference.
+
+The only module that imports dask. A Dask ``X`` must be chunked by rows only, with known chunk
+sizes; its row chunks are the blocks. Each block is worked on where it lives, in its own array
+namespace (NumPy or CuPy chunks); only the parameters travel between tasks, as host arrays.
+
+Training (``solver="sgd"``) runs, each epoch, a chain of block tasks, each running
+:func:`softmax_xp.solvers.sgd.sgd_epoch` on one block and handing ``(W, b, velocity)`` to the
+next, in the order :func:`softmax_xp._random.block_plan` draws (the same draws as in-memory
+``shuffle="blocks"``, so the weights are the same).
+
+With an active ``distributed.Client`` the chain runs on its workers as futures: each block is
+loaded (``client.compute`` of its chunk) where the scheduler puts it and the block's task runs
+next to it; loading block ``s`` is submitted only once task ``s - PREFETCH - 1`` is done, so at
+most ``PREFETCH + 1`` blocks of ``X`` are in the cluster's memory at once, however large ``X``
+is, while the next block loads during the current one's SGD. Without a client, Dask's local
+scheduler computes one block at a time and the task runs in this process. (A single graph with
+all the blocks would let idle workers load every block ahead of the chain.)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import dask
+import dask.array as da
+import numpy as np
+from array_api_compat import array_namespace
+from array_api_compat import device as device_of
+
+from . import _random
+from ._backend import to_numpy
+from ._errors import quiet_float_warnings
+from ._validation import check_finite
+from .functional import loss_and_grads, softmax
+from .solvers.sgd import sgd_epoch
+
+if TYPE_CHECKING:
+    from .model import History, SoftmaxXP, ValHits
+
+__all__ = ["more_epochs", "predict", "predict_proba", "score", "train"]
+
+Array = Any
+PREFETCH = 1  # blocks loaded ahead of the one the SGD chain works on
+_MODEL = "SoftmaxXP"
+
+
+# -- layout checks (no data read) ----------------------------------------------------------------
+def _features_layout(X: da.Array, input_dim: int, name: str, *, known: bool) -> da.Array:
+    """``X`` as a 2-D Dask array chunked by rows only; ``known`` also requires known chunk sizes."""
+    kind = np.dtype(X.dtype).kind
+    if kind not in "biuf":
+        raise TypeError(f"{name} has dtype {X.dtype}; {_MODEL} needs real numeric features.")
+    if X.ndim < 2:
+        raise ValueError(
+            f"Expected a 2-D Dask array {name} of shape (n_samples, {input_dim}), got a "
+            f"{X.ndim}-D array of shape {X.shape}."
+        )
+    if any(len(c) != 1 for c in X.chunks[1:]):
+        raise ValueError(
+            f"{name} is chunked along its columns (chunks {X.chunks[1:]}); {_MODEL} works on "
+            f"blocks of whole rows. Rechunk it first: {name} = {name}.rechunk({{1: -1}})."
+        )
+    features = math.prod(X.shape[1:])
+    if features != input_dim:
+        raise ValueError(
+            f"{name} has {features} features (shape {X.shape}), but {_MODEL} is expecting "
+            f"{input_dim} features as input."
+        )
+    if X.ndim > 2:
+        X = X.reshape((X.shape[0], input_dim))
+    if known and any(math.isnan(c) for c in X.chunks[0]):
+        raise ValueError(
+            f"{name} has unknown chunk sizes (NaN in {name}.chunks); training needs them. "
+            f"Compute them first: {name} = {name}.compute_chunk_sizes()."
+        )
+    if known and X.shape[0] == 0:
+        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) in {name}.")
+    return X
+
+
+def _labels_layout(y: Any, row_chunks: tuple[int, ...], name: str) -> da.Array:
+    """``y`` as a 1-D Dask array chunked like the rows of ``X`` (rechunked or wrapped if not)."""
+    if not isinstance(y, da.Array):
+        y = np.asarray(to_numpy(y) if hasattr(y, "__array_namespace__") else y)
+    kind = np.dtype(y.dtype).kind
+    valid = "class labels must be integers in [0, num_classes)"
+    if kind == "b":
+        raise TypeError(f"{name} has dtype bool; {valid} (for 0/1 labels pass y.astype(int)).")
+    if kind not in "iuf":
+        raise TypeError(f"{name} has dtype {y.dtype}; {valid}.")
+    if y.ndim != 1:
+        raise ValueError(
+            f"{name} should be a 1-D array of shape (n_samples,), got shape {y.shape}."
+        )
+    n = sum(row_chunks)
+    if y.shape[0] != n:
+        raise ValueError(
+            f"Found input variables with inconsistent numbers of samples: [{n}, {y.shape[0]}]"
+        )
+    if not isinstance(y, da.Array):
+        return da.from_array(y, chunks=(row_chunks,))
+    return y if y.chunks[0] == row_chunks else y.rechunk((row_chunks,))
+
+
+# -- the validation pass (one compute before training) ------------------------------------------
+def _block_summary(Xb: Array, yb: Array, dtype: str) -> tuple[bool, bool, float, float, bool]:
+    """``(X finite, X has NaN, min label, max label, labels whole)`` of one block, in ``dtype``."""
+    xp = array_namespace(Xb)
+    with np.errstate(over="ignore", invalid="ignore"):
+        Xb = xp.astype(Xb, getattr(xp, dtype), copy=False)
+        try:
+            check_finite(Xb, xp)
+            finite, nan = True, False
+        except ValueError:
+            finite, nan = False, bool(xp.any(xp.isnan(Xb)))
+    yp = array_namespace(yb)
+    if yb.shape[0] == 0:
+        return finite, nan, 0.0, 0.0, True
+    whole = True
+    if yp.isdtype(yb.dtype, "real floating"):
+        whole = bool(yp.all(yp.isfinite(yb) & (yb == yp.floor(yb))))
+        if not whole:
+            return finite, nan, 0.0, 0.0, False
+    return finite, nan, float(yp.min(yb)), float(yp.max(yb)), whole
+
+
+def _validate(model: SoftmaxXP, pairs: list[tuple[da.Array, da.Array, str, str]]) -> None:
+    """Check every block of every ``(X, y)`` pair in one ``dask.compute``: finite features,
+    whole labels in ``[0, num_classes)``. The first bad block is named in the error."""
+    tasks, where = [], []
+    for X, y, xname, yname in pairs:
+        starts = np.cumsum((0, *X.chunks[0]))
+        for i, (xb, yb) in enumerate(zip(X.to_delayed().ravel(), y.to_delayed(), strict=True)):
+            tasks.append(dask.delayed(_block_summary)(xb, yb, model.dtype_name))
+            where.append((xname, yname, f"block {i}, rows {starts[i]}-{starts[i + 1] - 1}"))
+    summaries = dask.compute(*tasks)
+    k = model.num_classes
+    valid = f"class labels must be integers in [0, {k})"
+    for (finite, nan, low, high, whole), (xname, yname, block) in zip(
+        summaries, where, strict=True
+    ):
+        if nan:
+            raise ValueError(f"Input {xname} contains NaN ({block}).")
+        if not finite:
+            raise ValueError(
+                f"Input {xname} contains infinity or a value too large for {model.dtype_name} "
+                f"({block})."
+            )
+        if not whole:
+            raise ValueError(f"{yname} contains a NaN or non-integer label ({block}); {valid}.")
+        if low < 0:
+            raise ValueError(f"{yname} contains the negative label {low:g} ({block}); {valid}.")
+        if high >= k:
+            raise ValueError(
+                f"{yname} contains the label {high:g} ({block}), but {_MODEL} has "
+                f"num_classes={k}; {valid}."
+            )
+
+
+# -- worker processes ------------------------------------------------------------------------------
+_malloc_checked = False
+
+
+def _undo_small_mmap_threshold() -> None:
+    """Once per process: when ``MALLOC_TRIM_THRESHOLD_`` is set (distributed's nanny starts
+    workers with 65536), glibc also stops adapting its mmap threshold, so every batch's 800 KB
+    gather becomes a fresh mmap, page faults and munmap, and an SGD epoch runs ~1.8x slower
+    (measured). Raise the mmap threshold to 4 MiB and the trim threshold to 8 MiB: freed memory
+    above that still goes back to the system, as distributed intends."""
+    global _malloc_checked
+    if _malloc_checked:
+        return
+    _malloc_checked = True
+    if not sys.platform.startswith("linux") or "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 4 * 2**20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 8 * 2**20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: nothing to undo
+        pass
+
+
+# -- one block's work ------------------------------------------------------------------------------
+def aligned(x: Array) -> Array:
+    """``x``, copied to an aligned C-contiguous array when it is a NumPy array that is not.
+
+    Blocks that arrive by transfer between workers can sit at unaligned offsets of a message
+    buffer, where NumPy's ``take`` is many times slower; the copy costs one pass over the block.
+    """
+    if isinstance(x, np.ndarray) and not (x.flags.aligned and x.flags.c_contiguous):
+        return np.require(x, requirements=["A", "C"])
+    return x
+
+
+def _on_block(Xb: Array, yb: Array | None, dtype: str) -> tuple[Any, Array, Array | None]:
+    """The block's namespace, its features (aligned, in ``dtype``) and its int64 labels."""
+    xp = array_namespace(Xb)
+    Xb = xp.astype(aligned(Xb), getattr(xp, dtype), copy=False)
+    if yb is not None:
+        yb = xp.astype(xp.asarray(yb, device=device_of(Xb)), xp.int64, copy=False)
+    return xp, Xb, yb
+
+
+def _to(xp: Any, like: Array, *arrays: Array | None) -> list[Array | None]:
+    """Host (or other) arrays moved to ``like``'s namespace, device and dtype."""
+    return [
+        None if a is None else xp.asarray(a, dtype=like.dtype, device=device_of(like))
+        for a in arrays
+    ]
+
+
+Params = tuple[Array, Array, "tuple[Array, Array] | None"]
+
+
+def _sgd_block(
+    Xb: Array,
+    yb: Array,
+    order: np.ndarray,
+    previous: tuple[Params, Array | None],
+    *,
+    dtype: str,
+    **settings: Any,
+) -> tuple[Params, Array]:
+    """One block of the SGD chain: ``((W, b, velocity), batch_losses)`` after ``sgd_epoch``,
+    starting from the parameters of the ``previous`` block's result."""
+    _undo_small_mmap_threshold()
+    xp, Xb, yb = _on_block(Xb, yb, dtype)
+    if Xb.shape[0] == 0:  # an empty chunk: nothing to learn from
+        return previous[0], xp.zeros((0,), dtype=Xb.dtype, device=device_of(Xb))
+    W, b, velocity = previous[0]
+    W, b = _to(xp, Xb, W, b)
+    if velocity is not None:
+        velocity = tuple(_to(xp, Xb, *velocity))
+    order = xp.asarray(order, device=device_of(Xb))
+    with quiet_float_warnings():
+        W, b, velocity, losses = sgd_epoch(Xb, yb, order, W, b, velocity, xp=xp, **settings)
+    return (W, b, velocity), losses
+
+
+def _logits(Xb: Array, params: tuple[Array, Array], dtype: str) -> tuple[Any, Array]:
+    xp, Xb, _ = _on_block(Xb, None, dtype)
+    check_finite(Xb, xp)
+    W, b = _to(xp, Xb, *params)
+    return xp, Xb @ W + b
+
+
+def _proba_block(Xb: Array, params: tuple[Array, Array], dtype: str) -> Array:
+    xp, z = _logits(Xb, params, dtype)
+    return softmax(z, axis=-1, xp=xp)
+
+
+def _predict_block(Xb: Array, params: tuple[Array, Array], dtype: str) -> Array:
+    xp, z = _logits(Xb, params, dtype)
+    return xp.argmax(z, axis=1)
+
+
+# -- training ----------------------------------------------------------------------------------------
+def train(
+    model: SoftmaxXP,
+    X: da.Array,
+    y: Any,
+    X_val: Any,
+    y_val: Any,
+    *,
+    epochs: int,
+    batch_size: int,
+    verbose: int,
+    block_rows: int | None,
+    solver: str,
+    tol: float,
+    sample_weight: Any,
+    checkpoint: Any,
+    resume_from: Any,
+    callback: Callable[[int, History], None] | None,
+) -> History:
+    """:meth:`SoftmaxXP.train` on a Dask ``X``: block SGD epoch by epoch (see the module doc),
+    or L-BFGS whose every evaluation is one reduction over the blocks."""
+    if sample_weight is not None:
+        raise ValueError(
+            "sample_weight is not supported with a Dask X yet; train on in-memory arrays to "
+            "weight samples, or repeat rows in the Dask array."
+        )
+    X = _features_layout(X, model.input_dim, "X", known=True)
+    if block_rows is not None:
+        X = X.rechunk({0: block_rows})
+    y = _labels_layout(y, X.chunks[0], "y")
+    pairs = [(X, y, "X", "y")]
+    val = None
+    if X_val is not None and isinstance(X_val, da.Array):
+        X_val = _features_layout(X_val, model.input_dim, "X_val", known=True)
+        y_val = _labels_layout(y_val, X_val.chunks[0], "y_val")
+        pairs.append((X_val, y_val, "X_val", "y_val"))
+        val = (X_val, y_val)
+    elif X_val is not None:
+        X_val = model._features(X_val, "X_val")
+        val = (X_val, model._labels(y_val, X_val.shape[0], "y_val"))
+    _validate(model, pairs)
+    n = X.shape[0]
+    model._blocks = None if solver == "lbfgs" else list(X.chunks[0])
+    model._start_run(resume_from, epochs, batch_size, n)
+    after_epoch = model._after_epoch(checkpoint, batch_size, n, epochs, verbose, callback)
+    val_hits = None if val is None else _val_hits(model, val)
+    if solver == "lbfgs":
+        objective = _objective(model, X, y)
+        model._lbfgs(X, y, None, None, epochs, tol, after_epoch, objective, val_hits)
+        return model.history_
+    for epoch in range(model.epoch_ + 1, epochs + 1):
+        _epoch(model, X, y, val_hits, epoch, batch_size)
+        after_epoch()
+    return model.history_
+
+
+def more_epochs(
+    model: SoftmaxXP, X: da.Array, y: Any, epochs: int, batch_size: int, sample_weight: Any
+) -> None:
+    """``epochs`` more block-wise SGD passes of the current run (``partial_fit`` on Dask)."""
+    if sample_weight is not None:
+        raise ValueError("sample_weight is not supported with a Dask X yet.")
+    X = _features_layout(X, model.input_dim, "X", known=True)
+    y = _labels_layout(y, X.chunks[0], "y")
+    _validate(model, [(X, y, "X", "y")])
+    if model.momentum > 0 and model._velocity is None:
+        model._velocity = (model.xp.zeros_like(model.W), model.xp.zeros_like(model.b))
+    for epoch in range(model.epoch_ + 1, model.epoch_ + epochs + 1):
+        _epoch(model, X, y, None, epoch, batch_size)
+
+
+def _val_hits(model: SoftmaxXP, val: tuple[Any, Any]) -> ValHits:
+    """Validation hits of weights ``(W, b)``: a reduction for Dask data, else in memory."""
+    if not isinstance(val[0], da.Array):
+        return model._val_hits_of(val)
+
+    def count(W: Array, b: Array) -> Array:
+        return model._asarray(_hit_count(model, *val, W, b), model.xp.int64)
+
+    return count, val[0].shape[0]
+
+
+def _loss_sums(Xb: Array, yb: Array, params: tuple[Array, Array], dtype: str) -> tuple[Any, ...]:
+    """One block's unnormalised terms: ``(sum_i l_i, X^T (P - Y), sum_i (p_i - y_i), rows)``,
+    from :func:`softmax_xp.functional.loss_and_grads` (means, no L2) times the block's rows."""
+    _undo_small_mmap_threshold()
+    xp, Xb, yb = _on_block(Xb, yb, dtype)
+    W, b = _to(xp, Xb, *params)
+    rows = Xb.shape[0]
+    if rows == 0:
+        return 0.0, 0.0, 0.0, 0
+    with quiet_float_warnings():
+        loss, dW, db = loss_and_grads(Xb, yb, W, b, 0.0, xp=xp)
+    return to_numpy(loss * rows), to_numpy(dW * rows), to_numpy(db * rows), rows
+
+
+def _add(parts: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The sum of block terms, in block order."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = tuple(a + b for a, b in zip(total, part, strict=True))
+    return total
+
+
+def _objective(
+    model: SoftmaxXP, X: da.Array, y: da.Array
+) -> Callable[[Array, Array], tuple[Array, Array, Array]]:
+    """``objective(W, b) -> (loss, dW, db)`` of the whole data set, each call one reduction:
+    ``loss = sum l_i / n + 0.5 reg ||W||^2``, ``dW = X^T (P - Y) / n + reg W``,
+    ``db = sum (p_i - y_i) / n``. Persist ``X`` first if it fits the cluster's memory, or each
+    evaluation reads it again."""
+    x_blocks, y_blocks = X.to_delayed().ravel(), y.to_delayed()
+    n, reg = X.shape[0], model.reg
+
+    def objective(W: Array, b: Array) -> tuple[Array, Array, Array]:
+        params = _params(model, W, b)
+        parts = [
+            dask.delayed(_loss_sums, pure=False)(xb, yb, params, model.dtype_name)
+            for xb, yb in zip(x_blocks, y_blocks, strict=True)
+        ]
+        loss, dW, db, _ = dask.compute(dask.delayed(_add)(parts))[0]
+        scale = model._asarray(1.0 / n)
+        loss = model._asarray(loss) * scale + model._asarray(0.5 * reg) * model.xp.sum(W * W)
+        dW = model._asarray(dW) * scale + model._asarray(reg) * W
+        return loss, dW, model._asarray(db) * scale
+
+    return objective
+
+
+def _epoch(
+    model: SoftmaxXP,
+    X: da.Array,
+    y: da.Array,
+    val_hits: ValHits | None,
+    epoch: int,
+    batch_size: int,
+) -> None:
+    """One epoch as one graph: the chain of block tasks, computed at once; then committed."""
+    from .model import _batch_sizes
+
+    start = time.perf_counter()
+    rng = _random.clone(model._rng)  # advanced only when the epoch is committed
+    lr = model.lr * model.lr_decay ** (epoch - 1)
+    rows = X.chunks[0]
+    visit, orders = _random.block_plan(rng, list(rows))
+    settings = dict(
+        lr=lr, momentum=model.momentum, reg=model.reg, batch_size=batch_size, dtype=model.dtype_name
+    )
+    velocity = None if model._velocity is None else tuple(map(to_numpy, model._velocity))
+    start_params = (to_numpy(model.W), to_numpy(model.b), velocity)
+    W, b, velocity, parts = _chain(X, y, visit, orders, start_params, settings)
+    sizes = [s for i in visit for s in _batch_sizes(rows[i], batch_size)]
+    W, b = model._asarray(to_numpy(W)), model._asarray(to_numpy(b))
+    if velocity is not None:
+        velocity = tuple(model._asarray(to_numpy(v)) for v in velocity)
+    batch_losses = model._asarray(np.concatenate([to_numpy(p) for p in parts]))
+    with quiet_float_warnings():
+        model._commit(
+            epoch, start, lr, rng, W, b, velocity, batch_losses, model._asarray(sizes), X.shape[0],
+            val_hits,
+        )  # fmt: skip
+
+
+def _client() -> Any:
+    """The ``distributed.Client`` that ``dask.compute`` would use now, or None."""
+    if dask.config.get("scheduler", None) not in (None, "dask.distributed"):
+        return None
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def _chain(
+    X: da.Array,
+    y: da.Array,
+    visit: list[int],
+    orders: list[np.ndarray],
+    params: Params,
+    settings: dict[str, Any],
+) -> tuple[Array, Array, tuple[Array, Array] | None, list[Array]]:
+    """Run the block tasks in ``visit`` order; ``(W, b, velocity, batch losses per block)``."""
+    x_blocks, y_blocks = X.to_delayed().ravel(), y.to_delayed()
+    client = _client()
+    result: Any = (params, None)
+    if client is None:  # local scheduler: one block in memory at a time
+        parts = []
+        for i, order in zip(visit, orders, strict=True):
+            xb, yb = dask.compute(x_blocks[i], y_blocks[i])
+            result = _sgd_block(xb, yb, order, result, **settings)
+            parts.append(result[1])
+        return (*result[0], parts)
+    from distributed import wait
+
+    chain = []
+    for step, (i, order) in enumerate(zip(visit, orders, strict=True)):
+        if step > PREFETCH:  # load this block once the chain is PREFETCH blocks behind it
+            wait(chain[step - PREFETCH - 1])
+        xb, yb = client.compute([x_blocks[i], y_blocks[i]])
+        result = client.submit(_sgd_block, xb, yb, order, result, pure=False, **settings)
+        chain.append(result)
+    results = client.gather(chain)
+    return (*results[-1][0], [part for _, part in results])
+
+
+# -- inference -------------------------------------------------------------------------------------
+def _params(model: SoftmaxXP, W: Array = None, b: Array = None) -> Any:
+    """The weights as one graph key: sent to each worker once, whatever the number of blocks."""
+    W = model.W if W is None else W
+    b = model.b if b is None else b
+    return dask.delayed((to_numpy(W), to_numpy(b)), traverse=False)
+
+
+def predict_proba(model: SoftmaxXP, X: da.Array) -> da.Array:
+    """Lazy ``softmax(X W + b)`` block by block, chunked like the rows of ``X``."""
+    X = _features_layout(X, model.input_dim, "X", known=False)
+    return X.map_blocks(
+        _proba_block,
+        _params(model),
+        model.dtype_name,
+        chunks=(X.chunks[0], (model.num_classes,)),
+        dtype=model.dtype_name,
+        meta=X._meta.astype(model.dtype_name),
+        name="softmax_xp-predict_proba",
+    )
+
+
+def predict(model: SoftmaxXP, X: da.Array) -> da.Array:
+    """Lazy most probable class (int64) of each row of ``X``."""
+    X = _features_layout(X, model.input_dim, "X", known=False)
+    return X.map_blocks(
+        _predict_block,
+        _params(model),
+        model.dtype_name,
+        chunks=(X.chunks[0],),
+        drop_axis=1,
+        dtype=np.int64,
+        meta=X._meta.astype(np.int64).reshape((0,)),
+        name="softmax_xp-predict",
+    )
+
+
+def _hit_count(model: SoftmaxXP, X: da.Array, y: Any, W: Array = None, b: Array = None) -> int:
+    """How many rows of ``(X, y)`` the weights ``(W, b)`` (default: the model's) classify right:
+    one reduction."""
+    X = _features_layout(X, model.input_dim, "X", known=True)
+    y = _labels_layout(y, X.chunks[0], "y")
+    labels = X.map_blocks(
+        _predict_block,
+        _params(model, W, b),
+        model.dtype_name,
+        chunks=(X.chunks[0],),
+        drop_axis=1,
+        dtype=np.int64,
+        meta=X._meta.astype(np.int64).reshape((0,)),
+    )
+    hits = da.sum(labels == y.astype(np.int64))
+    return int(hits.compute())
+
+
+def score(model: SoftmaxXP, X: da.Array, y: Any) -> float:
+    """Accuracy of :func:`predict` on ``(X, y)``, computed as one reduction over the blocks."""
+    return _hit_count(model, X, y) / X.shape[0]
