@@ -354,8 +354,8 @@ class SoftmaxXP:
             if block_rows is not None and solver == "sgd":
                 self._blocks = [s.stop - s.start for s in _row_slices(n, block_rows)]
             self._start_run(resume_from, epochs, batch_size, n)
+            after = self._after_epoch(checkpoint, batch_size, n, epochs, verbose, callback)
             if solver == "lbfgs":
-                after = self._after_epoch(checkpoint, batch_size, n, epochs, verbose, callback)
                 self._lbfgs(X, y, val, weights, epochs, tol, after)
                 return self.history_
             sizes = self._asarray(_batch_sizes(n, batch_size))
@@ -364,12 +364,7 @@ class SoftmaxXP:
             for epoch in range(self.epoch_ + 1, epochs + 1):
                 with quiet_float_warnings(), training_threads(self._backend, *shape):
                     self._epoch(X, y, val, sizes, epoch, batch_size, weights, block_rows)
-                if checkpoint is not None:
-                    self._write_checkpoint(checkpoint, batch_size, n)
-                if verbose:
-                    self._report(epochs)
-                if callback is not None:
-                    callback(self.epoch_, self.history_)
+                after()
         return self.history_
 
     fit = train
@@ -383,8 +378,8 @@ class SoftmaxXP:
         verbose: int,
         callback: Callable[[int, History], None] | None,
     ) -> Callable[[], None]:
-        """What follows every committed L-BFGS iteration, as after an SGD epoch: checkpoint,
-        report, callback."""
+        """What follows every committed SGD epoch or L-BFGS iteration: checkpoint, report,
+        callback."""
 
         def after() -> None:
             if checkpoint is not None:
