@@ -35,15 +35,6 @@ BLOCK_ROWS = 16_384  # 16,384 x 784 float32 = 51 MB per block
 BATCH = 256
 
 
-def _aligned_original() -> Any:
-    import softmax_xp._dask as module
-
-    return module.aligned
-
-
-_ALIGNED = _aligned_original()
-
-
 def _rss() -> int:
     import psutil
 
@@ -92,9 +83,10 @@ def _epoch_seconds(
 
 def _set_alignment(on: bool) -> None:
     """Switch the copy of unaligned blocks on or off in this process (run on each worker)."""
-    import softmax_xp._dask as module
+    import softmax_xp._dask as module  # dask is imported only when this section runs
 
-    module.aligned = _ALIGNED if on else (lambda x: x)
+    original = vars(module).setdefault("_aligned_original", module.aligned)
+    module.aligned = original if on else (lambda x: x)
 
 
 def _take(X: np.ndarray, idx: np.ndarray) -> None:
