@@ -496,15 +496,20 @@ def predict_proba(model: SoftmaxXP, X: da.Array) -> da.Array:
 def predict(model: SoftmaxXP, X: da.Array) -> da.Array:
     """Lazy most probable class (int64) of each row of ``X``."""
     X = _features_layout(X, model.input_dim, "X", known=False)
+    return _classes(model, X, _params(model), name="softmax_xp-predict")
+
+
+def _classes(model: SoftmaxXP, X: da.Array, params: Any, name: str | None = None) -> da.Array:
+    """Lazy most probable class (int64) of each row of a checked ``X`` under ``params``."""
     return X.map_blocks(
         _predict_block,
-        _params(model),
+        params,
         model.dtype_name,
         chunks=(X.chunks[0],),
         drop_axis=1,
         dtype=np.int64,
         meta=X._meta.astype(np.int64).reshape((0,)),
-        name="softmax_xp-predict",
+        name=name,
     )
 
 
@@ -513,15 +518,7 @@ def _hit_count(model: SoftmaxXP, X: da.Array, y: Any, W: Array = None, b: Array 
     one reduction."""
     X = _features_layout(X, model.input_dim, "X", known=True)
     y = _labels_layout(y, X.chunks[0], "y")
-    labels = X.map_blocks(
-        _predict_block,
-        _params(model, W, b),
-        model.dtype_name,
-        chunks=(X.chunks[0],),
-        drop_axis=1,
-        dtype=np.int64,
-        meta=X._meta.astype(np.int64).reshape((0,)),
-    )
+    labels = _classes(model, X, _params(model, W, b))
     hits = da.sum(labels == y.astype(np.int64))
     return int(hits.compute())
 
