@@ -327,8 +327,7 @@ def more_epochs(
     X = _features_layout(X, model.input_dim, "X", known=True)
     y = _labels_layout(y, X.chunks[0], "y")
     _validate(model, [(X, y, "X", "y")])
-    if model.momentum > 0 and model._velocity is None:
-        model._velocity = (model.xp.zeros_like(model.W), model.xp.zeros_like(model.b))
+    model._zero_velocity()
     for epoch in range(model.epoch_ + 1, model.epoch_ + epochs + 1):
         _epoch(model, X, y, None, epoch, batch_size)
 

@@ -460,21 +460,24 @@ class SoftmaxXP:
             n = X.shape[0]
             y = self._labels(y, n)
             weights = as_sample_weight(sample_weight, self._backend, self.dtype, n)
-            if self.momentum > 0 and self._velocity is None:
-                self._velocity = (self.xp.zeros_like(self.W), self.xp.zeros_like(self.b))
+            self._zero_velocity()
             sizes = self._asarray(_batch_sizes(n, batch_size))
             weights = _mean_one(weights, self.xp)
             for epoch in range(self.epoch_ + 1, self.epoch_ + epochs + 1):
                 with quiet_float_warnings():
                     self._epoch(X, y, None, sizes, epoch, batch_size, weights)
 
+    def _zero_velocity(self) -> None:
+        """Start the momentum buffers at zero, when the model has momentum and none yet."""
+        if self.momentum > 0 and self._velocity is None:
+            self._velocity = (self.xp.zeros_like(self.W), self.xp.zeros_like(self.b))
+
     def _start_run(
         self, resume_from: PathLike | None, epochs: int, batch_size: int, n: int
     ) -> None:
         """Set up a fresh run, or restore the state of ``resume_from``."""
         if resume_from is None:
-            if self.momentum > 0 and self._velocity is None:
-                self._velocity = (self.xp.zeros_like(self.W), self.xp.zeros_like(self.b))
+            self._zero_velocity()
             self.history_, self.epoch_ = History(), 0
             return
         ckpt = read_checkpoint(resume_from)
