@@ -440,6 +440,7 @@ class SoftmaxXP:
                 self.W,
                 self.b,
                 max_iter=epochs - self.epoch_,
+                to_host=to_numpy,
                 tol=tol,
                 callback=on_iteration,
             )
