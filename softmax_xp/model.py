@@ -708,16 +708,9 @@ class SoftmaxXP:
             from . import _dask
 
             return _dask.predict_proba(self, X)
-        rows = self._chunk_rows(chunk_size)
-        with out_of_memory_hint(lambda: self._predict_advice("predict_proba", rows)):
-            finite: list[Array] = []
-            with quiet_float_warnings():
-                parts = [
-                    softmax(self._finite_logits(Xc, finite), axis=-1, xp=self.xp)
-                    for Xc in self._chunks(X, rows)
-                ]
-            self._check_logits(finite)
-            return self._concat(parts)
+        return self._per_chunk(
+            "predict_proba", X, chunk_size, lambda z: softmax(z, axis=-1, xp=self.xp)
+        )
 
     @_on_device
     def predict(self, X: Any, *, chunk_size: int | None = None) -> Array:
@@ -727,14 +720,18 @@ class SoftmaxXP:
             from . import _dask
 
             return _dask.predict(self, X)
+        return self._per_chunk("predict", X, chunk_size, lambda z: self.xp.argmax(z, axis=1))
+
+    def _per_chunk(
+        self, where: str, X: Any, chunk_size: int | None, of_logits: Callable[[Array], Array]
+    ) -> Array:
+        """``of_logits`` of each chunk's logits, concatenated; refused if any logits overflowed
+        (see :meth:`_check_logits`)."""
         rows = self._chunk_rows(chunk_size)
-        with out_of_memory_hint(lambda: self._predict_advice("predict", rows)):
+        with out_of_memory_hint(lambda: self._predict_advice(where, rows)):
             finite: list[Array] = []
             with quiet_float_warnings():
-                parts = [
-                    self.xp.argmax(self._finite_logits(Xc, finite), axis=1)
-                    for Xc in self._chunks(X, rows)
-                ]
+                parts = [of_logits(self._finite_logits(Xc, finite)) for Xc in self._chunks(X, rows)]
             self._check_logits(finite)
             return self._concat(parts)
 
