@@ -511,11 +511,10 @@ class SoftmaxXP:
                 f"resume_from={str(path)!r}: the checkpoint was written with {', '.join(differ)}; "
                 "resume with the same model settings, batch_size and training data."
             )
-        blocks = getattr(self, "_blocks", None)
-        if ckpt.blocks != blocks:
+        if ckpt.blocks != self._blocks:
             raise ValueError(
                 f"resume_from={str(path)!r}: the checkpoint's run visited "
-                f"{_describe_blocks(ckpt.blocks)}, this one {_describe_blocks(blocks)}; resume "
+                f"{_describe_blocks(ckpt.blocks)}, this one {_describe_blocks(self._blocks)}; resume "
                 "with the same shuffle and blocks (block_rows, or the Dask array's chunks)."
             )
         if ckpt.epoch > epochs:
@@ -654,8 +653,7 @@ class SoftmaxXP:
             batch_size=batch_size,
             n_samples=n,
         )
-        blocks = getattr(self, "_blocks", None)
-        write_checkpoint(path, state, trained_on=self.backend, blocks=blocks)
+        write_checkpoint(path, state, trained_on=self.backend, blocks=self._blocks)
 
     def _report(self, epochs: int) -> None:
         history = self.history_
