@@ -398,7 +398,7 @@ def _epoch(
     epoch: int,
     batch_size: int,
 ) -> None:
-    """One epoch as one graph: the chain of block tasks, computed at once; then committed."""
+    """One epoch: the chain of block tasks (see :func:`_chain`), then committed."""
     from .model import _batch_sizes
 
     start = time.perf_counter()
