@@ -403,7 +403,7 @@ def _epoch(
 
     start = time.perf_counter()
     rng = _random.clone(model._rng)  # advanced only when the epoch is committed
-    lr = model.lr * model.lr_decay ** (epoch - 1)
+    lr = model._step_size(epoch)
     rows = X.chunks[0]
     visit, orders = _random.block_plan(rng, list(rows))
     settings = dict(

@@ -538,7 +538,7 @@ class SoftmaxXP:
         xp = self.xp
         start = time.perf_counter()
         rng = _random.clone(self._rng)  # advanced only when the epoch is committed
-        lr = self.lr * self.lr_decay ** (epoch - 1)
+        lr = self._step_size(epoch)
         settings = dict(lr=lr, momentum=self.momentum, reg=self.reg, batch_size=batch_size, xp=xp)
         if block_rows is None:
             order = asarray_on(self._backend, _random.permutation(rng, X.shape[0]), xp.int64)
@@ -553,6 +553,10 @@ class SoftmaxXP:
         self._commit(
             epoch, start, lr, rng, W, b, velocity, batch_losses, sizes, X.shape[0], val_hits
         )
+
+    def _step_size(self, epoch: int) -> float:
+        """SGD's step size in epoch ``epoch`` (1-based): ``lr * lr_decay ** (epoch - 1)``."""
+        return self.lr * self.lr_decay ** (epoch - 1)
 
     def _blocks_epoch(
         self,
