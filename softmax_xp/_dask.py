@@ -2,7 +2,8 @@
 
 The only module that imports dask. A Dask ``X`` must be chunked by rows only, with known chunk
 sizes; its row chunks are the blocks. Each block is worked on where it lives, in its own array
-namespace (NumPy or CuPy chunks); only the parameters travel between tasks, as host arrays.
+namespace (NumPy or CuPy chunks); only the parameters travel between tasks: host arrays into
+an epoch's first block task, then the arrays each task returns (in its block's namespace).
 
 Training (``solver="sgd"``) runs, each epoch, a chain of block tasks, each running
 :func:`softmax_xp.solvers.sgd.sgd_epoch` on one block and handing ``(W, b, velocity)`` to the
