@@ -482,21 +482,29 @@ def _params(model: SoftmaxXP, W: Array = None, b: Array = None) -> Any:
 def predict_proba(model: SoftmaxXP, X: da.Array) -> da.Array:
     """Lazy ``softmax(X W + b)`` block by block, chunked like the rows of ``X``."""
     X = _features_layout(X, model.input_dim, "X", known=False)
+    params = _params(model)
     return X.map_blocks(
         _proba_block,
-        _params(model),
+        params,
         model.dtype_name,
         chunks=(X.chunks[0], (model.num_classes,)),
         dtype=model.dtype_name,
         meta=X._meta.astype(model.dtype_name),
-        name="softmax_xp-predict_proba",
+        name=_key_name("softmax_xp-predict_proba", X, params, model.dtype_name),
     )
 
 
 def predict(model: SoftmaxXP, X: da.Array) -> da.Array:
     """Lazy most probable class (int64) of each row of ``X``."""
     X = _features_layout(X, model.input_dim, "X", known=False)
-    return _classes(model, X, _params(model), name="softmax_xp-predict")
+    params = _params(model)
+    return _classes(model, X, params, name=_key_name("softmax_xp-predict", X, params))
+
+
+def _key_name(prefix: str, *inputs: Any) -> str:
+    """``prefix`` and a hash of ``inputs``: map_blocks uses ``name`` as the output's whole key
+    name, so outputs of other data or other weights must not share it."""
+    return f"{prefix}-{dask.base.tokenize(*inputs)}"
 
 
 def _classes(model: SoftmaxXP, X: da.Array, params: Any, name: str | None = None) -> da.Array:
