@@ -178,5 +178,11 @@ def _recipe_text(p: dict[str, Any]) -> str:
 def fast_seconds(section: Section) -> float | None:
     """The FAST preset's median seconds to target, or None when it did not get there."""
     runs = section.data.get("FAST preset", {}).get("runs", [])
-    hits = [r["seconds"] for r in runs if r["seconds"] is not None]
-    return statistics.median(hits) if len(hits) * 2 > len(runs) else None
+    return median_to_target([r["seconds"] for r in runs])
+
+
+def median_to_target(seconds: list[float | None]) -> float | None:
+    """The median seconds to target of the runs that reached it (None: one that did not), or
+    None when no more than half of them did."""
+    hits = [s for s in seconds if s is not None]
+    return statistics.median(hits) if len(hits) * 2 > len(seconds) else None

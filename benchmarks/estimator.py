@@ -15,6 +15,7 @@ from softmax_xp.presets import FAST, model_args
 
 from ._data import Mnist
 from ._report import Section, x
+from .accuracy import median_to_target
 
 REG = 1e-4  # the chapter's L2 strength; LogisticRegression's C = 1 / (REG * n)
 FAST_TARGET = 0.92
@@ -124,8 +125,7 @@ def _classifier_fast(data: Mnist, target: float) -> dict[str, Any]:
 
 
 def _median(runs: list[dict[str, Any]]) -> float | None:
-    hits = [r["seconds"] for r in runs if r["seconds"] is not None]
-    return statistics.median(hits) if hits and len(hits) * 2 > len(runs) else None
+    return median_to_target([r["seconds"] for r in runs])
 
 
 def _s(value: float | None) -> str:

@@ -32,7 +32,7 @@ from . import references
 from ._data import CHAPTER_ACCURACY, Mnist, synthetic
 from ._report import Section, ms, x
 from ._timing import Case, interleave
-from .accuracy import Recipe, Run
+from .accuracy import Recipe, Run, median_to_target
 
 
 def problem(backend: str = "cupy") -> str | None:
@@ -287,11 +287,6 @@ class SklearnOnDevice:
         return seconds
 
 
-def _hit_seconds(runs: list[Run]) -> float | None:
-    hits = [r.seconds for r in runs if r.seconds is not None]
-    return statistics.median(hits) if len(hits) * 2 > len(runs) else None
-
-
 def targets(data: Mnist, repeats: int, backend: str = "cupy") -> Section:
     """The issue's GPU targets: 100 chapter epochs < 1 s; per epoch no slower than the PyTorch
     idiom on CUDA; time to the chapter's accuracy no slower than scikit-learn on the device."""
@@ -355,7 +350,8 @@ def targets(data: Mnist, repeats: int, backend: str = "cupy") -> Section:
             except Exception as exc:  # an estimator without array-API support, for one
                 why = f"scikit-learn failed on {backend}: {type(exc).__name__}: {exc}"
         if why is None:
-            ours, theirs = _hit_seconds(fast.runs), _hit_seconds(sk.runs)
+            ours = median_to_target([r.seconds for r in fast.runs])
+            theirs = median_to_target([r.seconds for r in sk.runs])
             r = None if ours is None or theirs is None else ours / theirs
             section.rows.append(
                 [

@@ -2,7 +2,8 @@
 
 The only module that imports dask. A Dask ``X`` must be chunked by rows only, with known chunk
 sizes; its row chunks are the blocks. Each block is worked on where it lives, in its own array
-namespace (NumPy or CuPy chunks); only the parameters travel between tasks, as host arrays.
+namespace (NumPy or CuPy chunks); only the parameters travel between tasks: host arrays into
+an epoch's first block task, then the arrays each task returns (in its block's namespace).
 
 Training (``solver="sgd"``) runs, each epoch, a chain of block tasks, each running
 :func:`softmax_xp.solvers.sgd.sgd_epoch` on one block and handing ``(W, b, velocity)`` to the
@@ -327,8 +328,7 @@ def more_epochs(
     X = _features_layout(X, model.input_dim, "X", known=True)
     y = _labels_layout(y, X.chunks[0], "y")
     _validate(model, [(X, y, "X", "y")])
-    if model.momentum > 0 and model._velocity is None:
-        model._velocity = (model.xp.zeros_like(model.W), model.xp.zeros_like(model.b))
+    model._zero_velocity()
     for epoch in range(model.epoch_ + 1, model.epoch_ + epochs + 1):
         _epoch(model, X, y, None, epoch, batch_size)
 
@@ -399,12 +399,12 @@ def _epoch(
     epoch: int,
     batch_size: int,
 ) -> None:
-    """One epoch as one graph: the chain of block tasks, computed at once; then committed."""
+    """One epoch: the chain of block tasks (see :func:`_chain`), then committed."""
     from .model import _batch_sizes
 
     start = time.perf_counter()
     rng = _random.clone(model._rng)  # advanced only when the epoch is committed
-    lr = model.lr * model.lr_decay ** (epoch - 1)
+    lr = model._step_size(epoch)
     rows = X.chunks[0]
     visit, orders = _random.block_plan(rng, list(rows))
     settings = dict(
@@ -482,29 +482,42 @@ def _params(model: SoftmaxXP, W: Array = None, b: Array = None) -> Any:
 def predict_proba(model: SoftmaxXP, X: da.Array) -> da.Array:
     """Lazy ``softmax(X W + b)`` block by block, chunked like the rows of ``X``."""
     X = _features_layout(X, model.input_dim, "X", known=False)
+    params = _params(model)
     return X.map_blocks(
         _proba_block,
-        _params(model),
+        params,
         model.dtype_name,
         chunks=(X.chunks[0], (model.num_classes,)),
         dtype=model.dtype_name,
         meta=X._meta.astype(model.dtype_name),
-        name="softmax_xp-predict_proba",
+        name=_key_name("softmax_xp-predict_proba", X, params, model.dtype_name),
     )
 
 
 def predict(model: SoftmaxXP, X: da.Array) -> da.Array:
     """Lazy most probable class (int64) of each row of ``X``."""
     X = _features_layout(X, model.input_dim, "X", known=False)
+    params = _params(model)
+    return _classes(model, X, params, name=_key_name("softmax_xp-predict", X, params))
+
+
+def _key_name(prefix: str, *inputs: Any) -> str:
+    """``prefix`` and a hash of ``inputs``: map_blocks uses ``name`` as the output's whole key
+    name, so outputs of other data or other weights must not share it."""
+    return f"{prefix}-{dask.base.tokenize(*inputs)}"
+
+
+def _classes(model: SoftmaxXP, X: da.Array, params: Any, name: str | None = None) -> da.Array:
+    """Lazy most probable class (int64) of each row of a checked ``X`` under ``params``."""
     return X.map_blocks(
         _predict_block,
-        _params(model),
+        params,
         model.dtype_name,
         chunks=(X.chunks[0],),
         drop_axis=1,
         dtype=np.int64,
         meta=X._meta.astype(np.int64).reshape((0,)),
-        name="softmax_xp-predict",
+        name=name,
     )
 
 
@@ -513,15 +526,7 @@ def _hit_count(model: SoftmaxXP, X: da.Array, y: Any, W: Array = None, b: Array 
     one reduction."""
     X = _features_layout(X, model.input_dim, "X", known=True)
     y = _labels_layout(y, X.chunks[0], "y")
-    labels = X.map_blocks(
-        _predict_block,
-        _params(model, W, b),
-        model.dtype_name,
-        chunks=(X.chunks[0],),
-        drop_axis=1,
-        dtype=np.int64,
-        meta=X._meta.astype(np.int64).reshape((0,)),
-    )
+    labels = _classes(model, X, _params(model, W, b))
     hits = da.sum(labels == y.astype(np.int64))
     return int(hits.compute())
 

@@ -440,6 +440,7 @@ class SoftmaxXP:
                 self.W,
                 self.b,
                 max_iter=epochs - self.epoch_,
+                to_host=to_numpy,
                 tol=tol,
                 callback=on_iteration,
             )
@@ -460,21 +461,24 @@ class SoftmaxXP:
             n = X.shape[0]
             y = self._labels(y, n)
             weights = as_sample_weight(sample_weight, self._backend, self.dtype, n)
-            if self.momentum > 0 and self._velocity is None:
-                self._velocity = (self.xp.zeros_like(self.W), self.xp.zeros_like(self.b))
+            self._zero_velocity()
             sizes = self._asarray(_batch_sizes(n, batch_size))
             weights = _mean_one(weights, self.xp)
             for epoch in range(self.epoch_ + 1, self.epoch_ + epochs + 1):
                 with quiet_float_warnings():
                     self._epoch(X, y, None, sizes, epoch, batch_size, weights)
 
+    def _zero_velocity(self) -> None:
+        """Start the momentum buffers at zero, when the model has momentum and none yet."""
+        if self.momentum > 0 and self._velocity is None:
+            self._velocity = (self.xp.zeros_like(self.W), self.xp.zeros_like(self.b))
+
     def _start_run(
         self, resume_from: PathLike | None, epochs: int, batch_size: int, n: int
     ) -> None:
         """Set up a fresh run, or restore the state of ``resume_from``."""
         if resume_from is None:
-            if self.momentum > 0 and self._velocity is None:
-                self._velocity = (self.xp.zeros_like(self.W), self.xp.zeros_like(self.b))
+            self._zero_velocity()
             self.history_, self.epoch_ = History(), 0
             return
         ckpt = read_checkpoint(resume_from)
@@ -507,11 +511,10 @@ class SoftmaxXP:
                 f"resume_from={str(path)!r}: the checkpoint was written with {', '.join(differ)}; "
                 "resume with the same model settings, batch_size and training data."
             )
-        blocks = getattr(self, "_blocks", None)
-        if ckpt.blocks != blocks:
+        if ckpt.blocks != self._blocks:
             raise ValueError(
                 f"resume_from={str(path)!r}: the checkpoint's run visited "
-                f"{_describe_blocks(ckpt.blocks)}, this one {_describe_blocks(blocks)}; resume "
+                f"{_describe_blocks(ckpt.blocks)}, this one {_describe_blocks(self._blocks)}; resume "
                 "with the same shuffle and blocks (block_rows, or the Dask array's chunks)."
             )
         if ckpt.epoch > epochs:
@@ -535,7 +538,7 @@ class SoftmaxXP:
         xp = self.xp
         start = time.perf_counter()
         rng = _random.clone(self._rng)  # advanced only when the epoch is committed
-        lr = self.lr * self.lr_decay ** (epoch - 1)
+        lr = self._step_size(epoch)
         settings = dict(lr=lr, momentum=self.momentum, reg=self.reg, batch_size=batch_size, xp=xp)
         if block_rows is None:
             order = asarray_on(self._backend, _random.permutation(rng, X.shape[0]), xp.int64)
@@ -550,6 +553,10 @@ class SoftmaxXP:
         self._commit(
             epoch, start, lr, rng, W, b, velocity, batch_losses, sizes, X.shape[0], val_hits
         )
+
+    def _step_size(self, epoch: int) -> float:
+        """SGD's step size in epoch ``epoch`` (1-based): ``lr * lr_decay ** (epoch - 1)``."""
+        return self.lr * self.lr_decay ** (epoch - 1)
 
     def _blocks_epoch(
         self,
@@ -650,8 +657,7 @@ class SoftmaxXP:
             batch_size=batch_size,
             n_samples=n,
         )
-        blocks = getattr(self, "_blocks", None)
-        write_checkpoint(path, state, trained_on=self.backend, blocks=blocks)
+        write_checkpoint(path, state, trained_on=self.backend, blocks=self._blocks)
 
     def _report(self, epochs: int) -> None:
         history = self.history_
@@ -704,16 +710,9 @@ class SoftmaxXP:
             from . import _dask
 
             return _dask.predict_proba(self, X)
-        rows = self._chunk_rows(chunk_size)
-        with out_of_memory_hint(lambda: self._predict_advice("predict_proba", rows)):
-            finite: list[Array] = []
-            with quiet_float_warnings():
-                parts = [
-                    softmax(self._finite_logits(Xc, finite), axis=-1, xp=self.xp)
-                    for Xc in self._chunks(X, rows)
-                ]
-            self._check_logits(finite)
-            return self._concat(parts)
+        return self._per_chunk(
+            "predict_proba", X, chunk_size, lambda z: softmax(z, axis=-1, xp=self.xp)
+        )
 
     @_on_device
     def predict(self, X: Any, *, chunk_size: int | None = None) -> Array:
@@ -723,14 +722,18 @@ class SoftmaxXP:
             from . import _dask
 
             return _dask.predict(self, X)
+        return self._per_chunk("predict", X, chunk_size, lambda z: self.xp.argmax(z, axis=1))
+
+    def _per_chunk(
+        self, where: str, X: Any, chunk_size: int | None, of_logits: Callable[[Array], Array]
+    ) -> Array:
+        """``of_logits`` of each chunk's logits, concatenated; refused if any logits overflowed
+        (see :meth:`_check_logits`)."""
         rows = self._chunk_rows(chunk_size)
-        with out_of_memory_hint(lambda: self._predict_advice("predict", rows)):
+        with out_of_memory_hint(lambda: self._predict_advice(where, rows)):
             finite: list[Array] = []
             with quiet_float_warnings():
-                parts = [
-                    self.xp.argmax(self._finite_logits(Xc, finite), axis=1)
-                    for Xc in self._chunks(X, rows)
-                ]
+                parts = [of_logits(self._finite_logits(Xc, finite)) for Xc in self._chunks(X, rows)]
             self._check_logits(finite)
             return self._concat(parts)
 

@@ -277,9 +277,10 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = list(model.history_.loss)
 
     # -- prediction --------------------------------------------------------------------------
-    def _input(self, X: Any, method: str) -> tuple[Array, Any]:
-        """``X`` validated and moved to the model, and a function that puts a model array into
-        the namespace (and device) the output must have."""
+    def _input(self, X: Any, method: str, move: bool = True) -> tuple[Array, Any]:
+        """``X`` validated (and, with ``move``, moved to the model; SoftmaxXP's predict and
+        predict_proba move it themselves, chunk by chunk), and a function that puts a model
+        array into the namespace (and device) the output must have."""
         check_is_fitted(self)
         if array_api_compat.is_dask_array(X):  # lazy outputs, computed block by block
             return self._dask_features(X, reset=False), lambda a: a
@@ -297,7 +298,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 return a
             return xp.asarray(to_numpy(a), device=device)
 
-        return model._features(X), out
+        return (model._features(X) if move else X), out
 
     def decision_function(self, X: Any) -> Array:
         """The logits ``X W + b``, shape (n_samples, n_classes); for two classes, as in every
@@ -311,7 +312,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> Array:
         """Class probabilities ``softmax(X W + b)``, columns in the order of ``classes_``."""
-        X, out = self._input(X, "predict_proba")
+        X, out = self._input(X, "predict_proba", move=False)
         return out(self.model_.predict_proba(X))
 
     def predict_log_proba(self, X: Any) -> Array:
@@ -321,7 +322,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> Array:
         """The most probable class of each row, a label of ``classes_``."""
-        X, out = self._input(X, "predict")
+        X, out = self._input(X, "predict", move=False)
         index = self.model_.predict(X)
         if array_api_compat.is_dask_array(index):
             classes = self.classes_

@@ -287,6 +287,17 @@ def test_predict_is_lazy_and_matches_in_memory(client, backend):
     assert model.score(Xd, da.from_array(Y, chunks=100)) == model.score(X, Y)
 
 
+def test_lazy_predictions_of_two_models_computed_together_stay_apart(client):
+    Xd = dask_xy()[0]
+    one, two = new_model(), new_model()
+    two.train(X, Y, epochs=1, verbose=0)
+    for method in ("predict_proba", "predict"):
+        lazy = [getattr(m, method)(Xd) for m in (one, two)]
+        assert lazy[0].name != lazy[1].name
+        for got, model in zip(dask.compute(*lazy), (one, two), strict=True):
+            np.testing.assert_allclose(got, to_numpy(getattr(model, method)(X)), rtol=1e-12)
+
+
 def test_lazy_predict_refuses_nan_when_computed(client):
     model = new_model()
     labels = model.predict(bad()[0])  # nothing is read yet

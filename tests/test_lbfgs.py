@@ -89,7 +89,7 @@ def test_minimize_lbfgs_takes_any_objective(arrays):
 
     iterations = []
     result = minimize_lbfgs(
-        objective, W0, b0, max_iter=100, tol=1e-9,
+        objective, W0, b0, max_iter=100, to_host=to_numpy, tol=1e-9,
         callback=lambda i, W, b, loss: iterations.append((i, loss)),
     )  # fmt: skip
     W, b, n_iter, losses, converged, _ = result
@@ -105,7 +105,7 @@ def test_minimize_lbfgs_takes_any_objective(arrays):
 def test_max_iter_zero_returns_the_start(arrays):
     W0, b0 = arrays(np.ones((2, 3))), arrays(np.zeros((1, 3)))
     W, _b, n_iter, losses, converged, _ = minimize_lbfgs(
-        lambda W, b: (None, None, None), W0, b0, max_iter=0
+        lambda W, b: (None, None, None), W0, b0, max_iter=0, to_host=to_numpy
     )
     assert n_iter == 0 and losses == [] and not converged
     np.testing.assert_array_equal(arrays.host(W), 1.0)

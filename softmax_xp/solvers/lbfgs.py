@@ -8,8 +8,9 @@ device-to-host transfer (the loss and the flat gradient, stacked) and one host-t
 host, where they are a few vector operations of length ``d * K + K``.
 
 scipy is an optional extra (``pip install "softmax-xp[lbfgs]"``), imported inside
-:func:`minimize_lbfgs`. This module never imports numpy (the solvers' rule): the host vectors it
-handles are the NumPy arrays scipy passes in and :func:`softmax_xp._backend.to_numpy` returns.
+:func:`minimize_lbfgs`. This module imports neither numpy nor anything of ours (the solvers'
+rule): the host vectors it handles are the NumPy arrays scipy passes in and those the caller's
+``to_host`` returns (:func:`softmax_xp._backend.to_numpy` in the model).
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from typing import Any, NamedTuple
 
 from array_api_compat import array_namespace
 from array_api_compat import device as device_of
-
-from .._backend import to_numpy
 
 Array = Any
 Objective = Callable[[Array, Array], tuple[Array, Array, Array]]
@@ -64,6 +63,7 @@ def minimize_lbfgs(
     b0: Array,
     *,
     max_iter: int,
+    to_host: Callable[[Array], Any],
     tol: float = DEFAULT_TOL,
     callback: Callable[[int, Array, Array, float], None] | None = None,
 ) -> LbfgsResult:
@@ -83,6 +83,9 @@ def minimize_lbfgs(
         result and of every ``W, b`` passed to ``objective``.
     max_iter
         At most this many L-BFGS iterations (each one or more evaluations); 0 returns the start.
+    to_host
+        Copies an array of ``W0``'s namespace to a host NumPy array (the model passes
+        :func:`softmax_xp._backend.to_numpy`).
     tol
         Stop when ``max_i |gradient_i| <= tol`` (scipy's ``gtol``), or when the objective's
         relative decrease falls below ``64 * eps`` of the dtype (``ftol``), as scikit-learn's
@@ -112,7 +115,7 @@ def minimize_lbfgs(
     def flat_on_host(*parts: Array) -> Any:
         """The parts, flattened and concatenated on the device, as one float64 host vector."""
         joined = xp.concat([xp.reshape(part, (-1,)) for part in parts])
-        return to_numpy(joined).astype("float64")  # one device-to-host copy
+        return to_host(joined).astype("float64")  # one device-to-host copy
 
     def unflatten(x: Any) -> tuple[Array, Array]:
         on_device = xp.asarray(x, dtype=dtype, device=device)  # one host-to-device copy
@@ -133,7 +136,7 @@ def minimize_lbfgs(
         x = intermediate_result.x
         if "x" in last and bool((last["x"] == x).all()):
             W, b, loss = last["W"], last["b"], last["loss"]
-        else:  # scipy accepted a point it did not evaluate last: evaluate it again
+        else:  # scipy accepted a point it did not evaluate last: move it to the device
             W, b = unflatten(x)
             loss = float(intermediate_result.fun)
         losses.append(loss)
