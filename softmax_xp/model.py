@@ -446,6 +446,7 @@ class SoftmaxXP:
             )
         self._lbfgs_status = (result.converged, result.message)
 
+    @_on_device
     def _more_sgd_epochs(
         self, X: Any, y: Any, *, epochs: int = 1, batch_size: int = 256, sample_weight: Any = None
     ) -> None:
@@ -464,8 +465,9 @@ class SoftmaxXP:
             self._zero_velocity()
             sizes = self._asarray(_batch_sizes(n, batch_size))
             weights = _mean_one(weights, self.xp)
+            shape = (min(batch_size, n), self.input_dim, self.num_classes)
             for epoch in range(self.epoch_ + 1, self.epoch_ + epochs + 1):
-                with quiet_float_warnings():
+                with quiet_float_warnings(), training_threads(self._backend, *shape):
                     self._epoch(X, y, None, sizes, epoch, batch_size, weights)
 
     def _zero_velocity(self) -> None:
