@@ -10,6 +10,7 @@ namespace, imported only for them), and non-finite logits give NaN rows rather t
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from array_api_compat import array_namespace, is_array_api_obj
@@ -63,27 +64,40 @@ def _as_real_float(x: Any, xp: Any = None, name: str = "x") -> tuple[Array, Any]
     raise TypeError(f"{name} has dtype {x.dtype}; expected real numbers.")
 
 
-def _check_axis(x: Array, axis: int | None) -> int | None:
-    """``axis`` checked against ``x.ndim``; a 0-d ``x`` is reduced whole (axis None)."""
+def _check_axis(x: Array, axis: int | tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """``axis`` (an int, a tuple of ints or None) as a tuple of distinct non-negative axes of
+    ``x``; None (and any axis of a 0-d ``x``) means every axis."""
     if axis is None or x.ndim == 0:
         return None
-    if isinstance(axis, bool) or not isinstance(axis, int):
-        raise TypeError(f"axis must be an int or None, got {axis!r}.")
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"axis {axis} is out of range for an array of {x.ndim} dimension(s).")
-    return axis
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    checked = []
+    for a in axes:
+        if isinstance(a, bool) or not hasattr(a, "__index__"):
+            raise TypeError(f"axis must be an int, a tuple of ints or None, got {axis!r}.")
+        a = operator.index(a)
+        if not -x.ndim <= a < x.ndim:
+            raise ValueError(f"axis {a} is out of range for an array of {x.ndim} dimension(s).")
+        checked.append(a % x.ndim)
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"axis {axis!r} names an axis twice.")
+    return tuple(sorted(checked))
 
 
-def _is_empty(x: Array, axis: int | None) -> bool:
+def _is_empty(x: Array, axis: tuple[int, ...] | None) -> bool:
     """Whether the reduction along ``axis`` (all axes for None) runs over zero elements."""
-    return any(n == 0 for n in x.shape) if axis is None else x.shape[axis] == 0
+    return any(n == 0 for i, n in enumerate(x.shape) if axis is None or i in axis)
 
 
-def _reduced_shape(x: Array, axis: int | None) -> tuple[int, ...]:
-    return () if axis is None else tuple(n for i, n in enumerate(x.shape) if i != axis % x.ndim)
+def _kept_shape(x: Array, axis: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape of the reduction along ``axis`` with the reduced axes kept as size 1."""
+    return tuple(1 if axis is None or i in axis else n for i, n in enumerate(x.shape))
 
 
-def _pieces(x: Array, axis: int | None, xp: Any) -> tuple[Array, Array, Array, Array]:
+def _reduced_shape(x: Array, axis: tuple[int, ...] | None) -> tuple[int, ...]:
+    return () if axis is None else tuple(n for i, n in enumerate(x.shape) if i not in axis)
+
+
+def _pieces(x: Array, axis: tuple[int, ...] | None, xp: Any) -> tuple[Array, Array, Array, Array]:
     """The shared part of softmax, log_softmax and logsumexp along ``axis`` (kept as size 1).
 
     Returns ``(m, finite, shifted, rest)``: ``m = max(x)``, ``finite = isfinite(m)``,
@@ -104,7 +118,7 @@ def _pieces(x: Array, axis: int | None, xp: Any) -> tuple[Array, Array, Array, A
     return m, finite, shifted, rest
 
 
-def softmax(x: Array, /, *, axis: int | None = -1, xp: Any = None) -> Array:
+def softmax(x: Array, /, *, axis: int | tuple[int, ...] | None = -1, xp: Any = None) -> Array:
     """Softmax along ``axis`` (all elements for None): ``exp(x - m) / sum(exp(x - m))``,
     ``m = max(x)``.
 
@@ -122,7 +136,7 @@ def softmax(x: Array, /, *, axis: int | None = -1, xp: Any = None) -> Array:
     return xp.where(finite, p, xp.asarray(xp.nan, dtype=x.dtype, device=device_of(x)))
 
 
-def log_softmax(x: Array, /, *, axis: int | None = -1, xp: Any = None) -> Array:
+def log_softmax(x: Array, /, *, axis: int | tuple[int, ...] | None = -1, xp: Any = None) -> Array:
     """``log(softmax(x)) = (x - m) - log1p(sum(exp(x - m)) - 1)``, computed without forming
     softmax; rows holding NaN or +inf, or only -inf, are all NaN (as in PyTorch)."""
     x, xp = _as_real_float(x, xp)
@@ -135,7 +149,12 @@ def log_softmax(x: Array, /, *, axis: int | None = -1, xp: Any = None) -> Array:
 
 
 def logsumexp(
-    x: Array, /, *, axis: int | None = -1, keepdims: bool = False, xp: Any = None
+    x: Array,
+    /,
+    *,
+    axis: int | tuple[int, ...] | None = -1,
+    keepdims: bool = False,
+    xp: Any = None,
 ) -> Array:
     """``log(sum(exp(x))) = m + log1p(sum(exp(x - m)) - 1)`` along ``axis`` (all for None).
 
@@ -147,8 +166,7 @@ def logsumexp(
     x, xp = _as_real_float(x, xp)
     axis = _check_axis(x, axis)
     if _is_empty(x, axis):
-        kept = tuple(1 if axis is None or i == axis % x.ndim else n for i, n in enumerate(x.shape))
-        out = xp.full(kept, -xp.inf, dtype=x.dtype, device=device_of(x))
+        out = xp.full(_kept_shape(x, axis), -xp.inf, dtype=x.dtype, device=device_of(x))
     else:
         m, _, _, rest = _pieces(x, axis, xp)
         out = m + xp.log1p(rest)  # rest is 0 where m is +-inf or NaN: the answer is m
