@@ -223,8 +223,17 @@ def _mean_nll(logp: Array, y: Array, xp: Any) -> Array:
 
 
 def _check_labels(y: Array, n: int, against: str, xp: Any) -> None:
-    """Labels must be integers of shape ``(N,)``, one per row of ``against``."""
-    if not xp.isdtype(y.dtype, "integral"):
+    """Labels must be integers of shape ``(N,)``, one per row of ``against``, in its namespace."""
+    try:
+        integral = xp.isdtype(y.dtype, "integral")
+    except (TypeError, ValueError):  # array-api-strict on a dtype of another library
+        integral = False
+    if not integral and array_namespace(y) is not xp and "int" in str(y.dtype):
+        raise TypeError(
+            f"labels are a {type(y).__module__}.{type(y).__name__}, of another library than "
+            f"{against}: pass them as an array of the same library (and device)."
+        )
+    if not integral:
         raise TypeError(f"labels must be integers (class indices), got dtype {y.dtype}.")
     if tuple(y.shape) != (n,):
         raise ValueError(
@@ -238,6 +247,9 @@ def cross_entropy(
 ) -> Array:
     """Mean cross-entropy ``-1/N sum_i log softmax(z_i)[y_i]``, plus ``0.5 * reg * ||W||^2`` when
     ``W`` is given. Computed from :func:`log_softmax`, never as ``log(softmax)``. Returns a 0-d array.
+
+    A label outside ``[0, K)`` makes the loss NaN (checking it would need a host read; PyTorch
+    raises), never a plausible number.
     """
     logits, xp = _as_real_float(logits, xp, "logits")
     if not is_array_api_obj(y):  # a list of labels
@@ -249,6 +261,8 @@ def cross_entropy(
         )
     _check_labels(y, logits.shape[0], f"logits of shape {tuple(logits.shape)}", xp)
     loss = _mean_nll(log_softmax(logits, axis=-1, xp=xp), y, xp)
+    valid = xp.all((y >= 0) & (y < logits.shape[-1]))
+    loss = xp.where(valid, loss, xp.asarray(xp.nan, dtype=loss.dtype, device=device_of(loss)))
     if W is not None and reg:
         loss = loss + _l2_penalty(W, reg, xp)
     return loss
