@@ -71,7 +71,7 @@ Exit codes: 0 done, 2 error (one line), 128 + signal number when stopped by a si
 
 # -- argument parsing -------------------------------------------------------------------------
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _nonnegative_int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
@@ -110,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         help="fail at once (exit 2) when --backend cannot run here, instead of using NumPy",
     )
     train.add_argument(
-        "--epochs", type=_nonnegative_int, default=None, help=f"(default {chapter['epochs']})"
+        "--epochs", type=_positive_int, default=None, help=f"(default {chapter['epochs']})"
     )
     train.add_argument(
         "--batch-size", type=_positive_int, default=None, help=f"(default {chapter['batch_size']})"
