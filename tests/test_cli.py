@@ -176,6 +176,15 @@ def test_predict_missing_image_is_one_line_error(trained, capsys):
     assert "No such image file" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["evaluate"], ["predict", "x.png"]])
+def test_model_given_as_the_run_folder_names_its_model_file(trained, capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command[0], "--model", str(trained), *command[1:]])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "is a folder, not a model file" in err and str(trained / "model.npz") in err
+
+
 def test_python_dash_m_entry_point():
     result = subprocess.run(
         [sys.executable, "-m", "softmax_xp", "--version"],
