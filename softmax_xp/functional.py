@@ -205,10 +205,22 @@ def one_hot(y: Array, /, num_classes: int, *, dtype: Any = None, xp: Any = None)
     ``dtype`` defaults to the namespace's default floating dtype on ``y``'s device.
     """
     xp = array_namespace(y) if xp is None else xp
-    dev = device_of(y)
-    dtype = _default_float(xp, dev) if dtype is None else dtype
-    classes = xp.arange(num_classes, dtype=y.dtype, device=dev)
+    if isinstance(num_classes, bool) or not hasattr(num_classes, "__index__"):
+        raise TypeError(f"num_classes must be an integer, got {num_classes!r}.")
+    if num_classes < 0:
+        raise ValueError(f"num_classes must be >= 0, got {num_classes!r}.")
+    dtype = _default_float(xp, device_of(y)) if dtype is None else dtype
+    y, classes = _class_indices(y, operator.index(num_classes), xp)
     return xp.astype(y[..., None] == classes, dtype)
+
+
+def _class_indices(y: Array, num_classes: int, xp: Any) -> tuple[Array, Array]:
+    """``(y, arange(num_classes))`` in one integer dtype that holds every class: labels of a
+    narrow dtype (uint8 with 300 classes) are widened to int64, so no class number wraps around
+    and matches a wrong label."""
+    if xp.isdtype(y.dtype, "integral") and xp.iinfo(y.dtype).max < num_classes - 1:
+        y = xp.astype(y, xp.int64)
+    return y, xp.arange(num_classes, dtype=y.dtype, device=device_of(y))
 
 
 def _l2_penalty(W: Array, reg: float, xp: Any) -> Array:
@@ -219,7 +231,7 @@ def _l2_penalty(W: Array, reg: float, xp: Any) -> Array:
 def _mean_nll(logp: Array, y: Array, xp: Any) -> Array:
     """``-mean_i logp[i, y_i]``; a boolean mask instead of a gather, and ``where`` so that a
     ``-inf`` log-probability of a wrong class does not turn ``0 * -inf`` into NaN."""
-    classes = xp.arange(logp.shape[-1], dtype=y.dtype, device=device_of(y))
+    y, classes = _class_indices(y, logp.shape[-1], xp)
     picked = xp.where(y[:, None] == classes, logp, xp.zeros_like(logp))
     return -xp.sum(picked) / logp.shape[0]
 
@@ -263,6 +275,7 @@ def cross_entropy(
         )
     _check_labels(y, logits.shape[0], f"logits of shape {tuple(logits.shape)}", xp)
     loss = _mean_nll(log_softmax(logits, axis=-1, xp=xp), y, xp)
+    y, _ = _class_indices(y, logits.shape[-1] + 1, xp)  # K itself must fit for y < K
     valid = xp.all((y >= 0) & (y < logits.shape[-1]))
     loss = xp.where(valid, loss, xp.asarray(xp.nan, dtype=loss.dtype, device=device_of(loss)))
     if W is not None and reg:
