@@ -170,19 +170,32 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--no-plots", action="store_true", help="do not write the PNG figures")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    model_help = "a model file written by train (e.g. runs/mnist/model.npz)"
     evaluate = commands.add_parser("evaluate", help="report a saved model on the MNIST test set")
-    evaluate.add_argument("--model", type=Path, required=True)
+    evaluate.add_argument("--model", type=Path, required=True, help=model_help)
     evaluate.add_argument("--backend", choices=BACKENDS, default="auto")
-    evaluate.add_argument("--data-dir", type=Path, default=None)
+    evaluate.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="directory with the MNIST (or Fashion-MNIST) IDX test files (default: the bundled MNIST)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
 
     predict = commands.add_parser("predict", help="classify digit images (PNG, JPEG, .npy)")
-    predict.add_argument("--model", type=Path, required=True)
+    predict.add_argument("--model", type=Path, required=True, help=model_help)
     predict.add_argument("--backend", choices=BACKENDS, default="auto")
-    predict.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    predict.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="a picture of one digit (PNG, JPEG, ...), or a .npy of 28x28 or 784 pixels "
+        "(or a stack of them)",
+    )
 
     info = commands.add_parser("info", help="version, backends and devices of this machine")
-    info.add_argument("--json", action="store_true")
+    info.add_argument("--json", action="store_true", help="print the same as JSON")
     return parser
 
 

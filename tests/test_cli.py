@@ -193,3 +193,19 @@ def test_python_dash_m_entry_point():
         check=False,
     )
     assert result.returncode == 0 and result.stdout.startswith("softmax-xp ")
+
+
+@pytest.mark.parametrize(
+    ("command", "phrases"),
+    [
+        ("evaluate", ["runs/mnist/model.npz", "bundled MNIST"]),
+        ("predict", ["runs/mnist/model.npz", "PNG", ".npy"]),
+        ("info", ["JSON"]),
+    ],
+)
+def test_every_option_of_a_command_has_help(capsys, command, phrases):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in phrases:
+        assert phrase in text, phrase
