@@ -178,7 +178,10 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir",
         type=Path,
         default=None,
-        help="directory with the MNIST (or Fashion-MNIST) IDX test files (default: the bundled MNIST)",
+        help="directory with the MNIST (or Fashion-MNIST) IDX files (default: the bundled MNIST)",
+    )
+    evaluate.add_argument(
+        "--download", action="store_true", help="download MNIST into the cache if it is not found"
     )
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -459,7 +462,7 @@ def _status(stop: BaseException | None, completed: int, epochs: int) -> tuple[st
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     model = _load_model(args.model, args.backend)
-    _, (X_test, y_test) = _load_data(args.data_dir)
+    _, (X_test, y_test) = _load_data(args.data_dir, args.download)
     report, _ = _evaluate(model, X_test, y_test)
     report.update(model=str(args.model), backend=model.backend)
     if args.json:

@@ -209,3 +209,24 @@ def test_every_option_of_a_command_has_help(capsys, command, phrases):
     text = " ".join(capsys.readouterr().out.split())
     for phrase in phrases:
         assert phrase in text, phrase
+
+
+def test_evaluate_offers_the_download_it_suggests(trained, tmp_path, monkeypatch, capsys):
+    """evaluate's missing-data message says "Pass --download": evaluate must accept it."""
+    import shutil
+
+    from softmax_xp.datasets import mnist as mnist_module
+
+    model, folder = str(trained / "model.npz"), tmp_path / "data"
+    folder.mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--model", model, "--data-dir", str(folder)])
+    assert exit_info.value.code == 2 and "Pass --download" in capsys.readouterr().err
+
+    def fake_download(directory, *args, **kwargs):  # the bundled files stand in for the network
+        for path in mnist_module.bundled_dir().iterdir():
+            shutil.copy(path, directory)
+
+    monkeypatch.setattr(mnist_module, "download_mnist", fake_download)
+    assert main(["evaluate", "--model", model, "--data-dir", str(folder), "--download"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
