@@ -218,7 +218,8 @@ def _class_indices(y: Array, num_classes: int, xp: Any) -> tuple[Array, Array]:
     """``(y, arange(num_classes))`` in one integer dtype that holds every class: labels of a
     narrow dtype (uint8 with 300 classes) are widened to int64, so no class number wraps around
     and matches a wrong label."""
-    if xp.isdtype(y.dtype, "integral") and xp.iinfo(y.dtype).max < num_classes - 1:
+    narrow = num_classes > 128 and xp.isdtype(y.dtype, "integral")  # int8 holds 0..127
+    if narrow and xp.iinfo(y.dtype).max < num_classes - 1:
         y = xp.astype(y, xp.int64)
     return y, xp.arange(num_classes, dtype=y.dtype, device=device_of(y))
 
