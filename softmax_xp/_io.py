@@ -76,6 +76,13 @@ def read_npz(
     path = Path(path)
     if not path.is_file() and npz_path(path).is_file():
         path = npz_path(path)
+    if path.is_dir():
+        hint = (
+            f" (did you mean {str(path / 'model.npz')!r}?)"
+            if (path / "model.npz").is_file()
+            else ""
+        )
+        raise FileNotFoundError(f"{str(path)!r} is a folder, not a model file{hint}.")
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {str(path)!r}.")
     try:

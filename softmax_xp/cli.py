@@ -71,7 +71,7 @@ Exit codes: 0 done, 2 error (one line), 128 + signal number when stopped by a si
 
 # -- argument parsing -------------------------------------------------------------------------
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _nonnegative_int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
@@ -110,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         help="fail at once (exit 2) when --backend cannot run here, instead of using NumPy",
     )
     train.add_argument(
-        "--epochs", type=_nonnegative_int, default=None, help=f"(default {chapter['epochs']})"
+        "--epochs", type=_positive_int, default=None, help=f"(default {chapter['epochs']})"
     )
     train.add_argument(
         "--batch-size", type=_positive_int, default=None, help=f"(default {chapter['batch_size']})"
@@ -170,19 +170,35 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--no-plots", action="store_true", help="do not write the PNG figures")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    model_help = "a model file written by train (e.g. runs/mnist/model.npz)"
     evaluate = commands.add_parser("evaluate", help="report a saved model on the MNIST test set")
-    evaluate.add_argument("--model", type=Path, required=True)
+    evaluate.add_argument("--model", type=Path, required=True, help=model_help)
     evaluate.add_argument("--backend", choices=BACKENDS, default="auto")
-    evaluate.add_argument("--data-dir", type=Path, default=None)
+    evaluate.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="directory with the MNIST (or Fashion-MNIST) IDX files (default: the bundled MNIST)",
+    )
+    evaluate.add_argument(
+        "--download", action="store_true", help="download MNIST into the cache if it is not found"
+    )
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
 
     predict = commands.add_parser("predict", help="classify digit images (PNG, JPEG, .npy)")
-    predict.add_argument("--model", type=Path, required=True)
+    predict.add_argument("--model", type=Path, required=True, help=model_help)
     predict.add_argument("--backend", choices=BACKENDS, default="auto")
-    predict.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    predict.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="a picture of one digit (PNG, JPEG, ...), or a .npy of 28x28 or 784 pixels "
+        "(or a stack of them)",
+    )
 
     info = commands.add_parser("info", help="version, backends and devices of this machine")
-    info.add_argument("--json", action="store_true")
+    info.add_argument("--json", action="store_true", help="print the same as JSON")
     return parser
 
 
@@ -446,7 +462,7 @@ def _status(stop: BaseException | None, completed: int, epochs: int) -> tuple[st
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     model = _load_model(args.model, args.backend)
-    _, (X_test, y_test) = _load_data(args.data_dir)
+    _, (X_test, y_test) = _load_data(args.data_dir, args.download)
     report, _ = _evaluate(model, X_test, y_test)
     report.update(model=str(args.model), backend=model.backend)
     if args.json:

@@ -10,9 +10,10 @@ namespace, imported only for them), and non-finite logits give NaN rows rather t
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
-from array_api_compat import array_namespace, is_array_api_obj
+from array_api_compat import array_namespace, is_array_api_obj, is_torch_array
 from array_api_compat import device as device_of
 
 Array = Any
@@ -50,7 +51,8 @@ def _as_real_float(x: Any, xp: Any = None, name: str = "x") -> tuple[Array, Any]
             from array_api_compat import numpy as host_xp  # only for lists and Python scalars
 
             x, xp = host_xp.asarray(x), host_xp
-    x = xp.asarray(x)
+    if not is_torch_array(x):  # torch.asarray of a tensor warns about requires_grad
+        x = xp.asarray(x)  # NumPy scalars and subclasses become plain arrays
     if xp.isdtype(x.dtype, "real floating"):
         return x, xp
     if xp.isdtype(x.dtype, "complex floating"):
@@ -63,27 +65,40 @@ def _as_real_float(x: Any, xp: Any = None, name: str = "x") -> tuple[Array, Any]
     raise TypeError(f"{name} has dtype {x.dtype}; expected real numbers.")
 
 
-def _check_axis(x: Array, axis: int | None) -> int | None:
-    """``axis`` checked against ``x.ndim``; a 0-d ``x`` is reduced whole (axis None)."""
+def _check_axis(x: Array, axis: int | tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """``axis`` (an int, a tuple of ints or None) as a tuple of distinct non-negative axes of
+    ``x``; None (and any axis of a 0-d ``x``) means every axis."""
     if axis is None or x.ndim == 0:
         return None
-    if isinstance(axis, bool) or not isinstance(axis, int):
-        raise TypeError(f"axis must be an int or None, got {axis!r}.")
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"axis {axis} is out of range for an array of {x.ndim} dimension(s).")
-    return axis
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    checked = []
+    for a in axes:
+        if isinstance(a, bool) or not hasattr(a, "__index__"):
+            raise TypeError(f"axis must be an int, a tuple of ints or None, got {axis!r}.")
+        a = operator.index(a)
+        if not -x.ndim <= a < x.ndim:
+            raise ValueError(f"axis {a} is out of range for an array of {x.ndim} dimension(s).")
+        checked.append(a % x.ndim)
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"axis {axis!r} names an axis twice.")
+    return tuple(sorted(checked))
 
 
-def _is_empty(x: Array, axis: int | None) -> bool:
+def _is_empty(x: Array, axis: tuple[int, ...] | None) -> bool:
     """Whether the reduction along ``axis`` (all axes for None) runs over zero elements."""
-    return any(n == 0 for n in x.shape) if axis is None else x.shape[axis] == 0
+    return any(n == 0 for i, n in enumerate(x.shape) if axis is None or i in axis)
 
 
-def _reduced_shape(x: Array, axis: int | None) -> tuple[int, ...]:
-    return () if axis is None else tuple(n for i, n in enumerate(x.shape) if i != axis % x.ndim)
+def _kept_shape(x: Array, axis: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape of the reduction along ``axis`` with the reduced axes kept as size 1."""
+    return tuple(1 if axis is None or i in axis else n for i, n in enumerate(x.shape))
 
 
-def _pieces(x: Array, axis: int | None, xp: Any) -> tuple[Array, Array, Array, Array]:
+def _reduced_shape(x: Array, axis: tuple[int, ...] | None) -> tuple[int, ...]:
+    return () if axis is None else tuple(n for i, n in enumerate(x.shape) if i not in axis)
+
+
+def _pieces(x: Array, axis: tuple[int, ...] | None, xp: Any) -> tuple[Array, Array, Array, Array]:
     """The shared part of softmax, log_softmax and logsumexp along ``axis`` (kept as size 1).
 
     Returns ``(m, finite, shifted, rest)``: ``m = max(x)``, ``finite = isfinite(m)``,
@@ -104,7 +119,7 @@ def _pieces(x: Array, axis: int | None, xp: Any) -> tuple[Array, Array, Array, A
     return m, finite, shifted, rest
 
 
-def softmax(x: Array, /, *, axis: int | None = -1, xp: Any = None) -> Array:
+def softmax(x: Array, /, *, axis: int | tuple[int, ...] | None = -1, xp: Any = None) -> Array:
     """Softmax along ``axis`` (all elements for None): ``exp(x - m) / sum(exp(x - m))``,
     ``m = max(x)``.
 
@@ -122,7 +137,7 @@ def softmax(x: Array, /, *, axis: int | None = -1, xp: Any = None) -> Array:
     return xp.where(finite, p, xp.asarray(xp.nan, dtype=x.dtype, device=device_of(x)))
 
 
-def log_softmax(x: Array, /, *, axis: int | None = -1, xp: Any = None) -> Array:
+def log_softmax(x: Array, /, *, axis: int | tuple[int, ...] | None = -1, xp: Any = None) -> Array:
     """``log(softmax(x)) = (x - m) - log1p(sum(exp(x - m)) - 1)``, computed without forming
     softmax; rows holding NaN or +inf, or only -inf, are all NaN (as in PyTorch)."""
     x, xp = _as_real_float(x, xp)
@@ -135,7 +150,12 @@ def log_softmax(x: Array, /, *, axis: int | None = -1, xp: Any = None) -> Array:
 
 
 def logsumexp(
-    x: Array, /, *, axis: int | None = -1, keepdims: bool = False, xp: Any = None
+    x: Array,
+    /,
+    *,
+    axis: int | tuple[int, ...] | None = -1,
+    keepdims: bool = False,
+    xp: Any = None,
 ) -> Array:
     """``log(sum(exp(x))) = m + log1p(sum(exp(x - m)) - 1)`` along ``axis`` (all for None).
 
@@ -147,8 +167,7 @@ def logsumexp(
     x, xp = _as_real_float(x, xp)
     axis = _check_axis(x, axis)
     if _is_empty(x, axis):
-        kept = tuple(1 if axis is None or i == axis % x.ndim else n for i, n in enumerate(x.shape))
-        out = xp.full(kept, -xp.inf, dtype=x.dtype, device=device_of(x))
+        out = xp.full(_kept_shape(x, axis), -xp.inf, dtype=x.dtype, device=device_of(x))
     else:
         m, _, _, rest = _pieces(x, axis, xp)
         out = m + xp.log1p(rest)  # rest is 0 where m is +-inf or NaN: the answer is m
@@ -156,9 +175,10 @@ def logsumexp(
 
 
 def sigmoid(x: Array, /, *, xp: Any = None) -> Array:
-    """Logistic function ``1 / (1 + exp(-x))``, evaluated through ``exp(-|x|)`` so it never overflows."""
+    """Logistic function ``1 / (1 + exp(-x))``, evaluated through ``exp(-|x|)`` so it never overflows
+    (``-|x|`` written as a ``where``, so that autograd's derivative at 0 is 1/4, not 0)."""
     x, xp = _as_real_float(x, xp)
-    e = xp.exp(-xp.abs(x))
+    e = xp.exp(xp.where(x >= 0, -x, x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
@@ -185,10 +205,23 @@ def one_hot(y: Array, /, num_classes: int, *, dtype: Any = None, xp: Any = None)
     ``dtype`` defaults to the namespace's default floating dtype on ``y``'s device.
     """
     xp = array_namespace(y) if xp is None else xp
-    dev = device_of(y)
-    dtype = _default_float(xp, dev) if dtype is None else dtype
-    classes = xp.arange(num_classes, dtype=y.dtype, device=dev)
+    if isinstance(num_classes, bool) or not hasattr(num_classes, "__index__"):
+        raise TypeError(f"num_classes must be an integer, got {num_classes!r}.")
+    if num_classes < 0:
+        raise ValueError(f"num_classes must be >= 0, got {num_classes!r}.")
+    dtype = _default_float(xp, device_of(y)) if dtype is None else dtype
+    y, classes = _class_indices(y, operator.index(num_classes), xp)
     return xp.astype(y[..., None] == classes, dtype)
+
+
+def _class_indices(y: Array, num_classes: int, xp: Any) -> tuple[Array, Array]:
+    """``(y, arange(num_classes))`` in one integer dtype that holds every class: labels of a
+    narrow dtype (uint8 with 300 classes) are widened to int64, so no class number wraps around
+    and matches a wrong label."""
+    narrow = num_classes > 128 and xp.isdtype(y.dtype, "integral")  # int8 holds 0..127
+    if narrow and xp.iinfo(y.dtype).max < num_classes - 1:
+        y = xp.astype(y, xp.int64)
+    return y, xp.arange(num_classes, dtype=y.dtype, device=device_of(y))
 
 
 def _l2_penalty(W: Array, reg: float, xp: Any) -> Array:
@@ -199,14 +232,23 @@ def _l2_penalty(W: Array, reg: float, xp: Any) -> Array:
 def _mean_nll(logp: Array, y: Array, xp: Any) -> Array:
     """``-mean_i logp[i, y_i]``; a boolean mask instead of a gather, and ``where`` so that a
     ``-inf`` log-probability of a wrong class does not turn ``0 * -inf`` into NaN."""
-    classes = xp.arange(logp.shape[-1], dtype=y.dtype, device=device_of(y))
+    y, classes = _class_indices(y, logp.shape[-1], xp)
     picked = xp.where(y[:, None] == classes, logp, xp.zeros_like(logp))
     return -xp.sum(picked) / logp.shape[0]
 
 
 def _check_labels(y: Array, n: int, against: str, xp: Any) -> None:
-    """Labels must be integers of shape ``(N,)``, one per row of ``against``."""
-    if not xp.isdtype(y.dtype, "integral"):
+    """Labels must be integers of shape ``(N,)``, one per row of ``against``, in its namespace."""
+    try:
+        integral = xp.isdtype(y.dtype, "integral")
+    except (TypeError, ValueError):  # array-api-strict on a dtype of another library
+        integral = False
+    if not integral and array_namespace(y) is not xp and "int" in str(y.dtype):
+        raise TypeError(
+            f"labels are a {type(y).__module__}.{type(y).__name__}, of another library than "
+            f"{against}: pass them as an array of the same library (and device)."
+        )
+    if not integral:
         raise TypeError(f"labels must be integers (class indices), got dtype {y.dtype}.")
     if tuple(y.shape) != (n,):
         raise ValueError(
@@ -220,6 +262,9 @@ def cross_entropy(
 ) -> Array:
     """Mean cross-entropy ``-1/N sum_i log softmax(z_i)[y_i]``, plus ``0.5 * reg * ||W||^2`` when
     ``W`` is given. Computed from :func:`log_softmax`, never as ``log(softmax)``. Returns a 0-d array.
+
+    A label outside ``[0, K)`` makes the loss NaN (checking it would need a host read; PyTorch
+    raises), never a plausible number.
     """
     logits, xp = _as_real_float(logits, xp, "logits")
     if not is_array_api_obj(y):  # a list of labels
@@ -231,6 +276,9 @@ def cross_entropy(
         )
     _check_labels(y, logits.shape[0], f"logits of shape {tuple(logits.shape)}", xp)
     loss = _mean_nll(log_softmax(logits, axis=-1, xp=xp), y, xp)
+    y, _ = _class_indices(y, logits.shape[-1] + 1, xp)  # K itself must fit for y < K
+    valid = xp.all((y >= 0) & (y < logits.shape[-1]))
+    loss = xp.where(valid, loss, xp.asarray(xp.nan, dtype=loss.dtype, device=device_of(loss)))
     if W is not None and reg:
         loss = loss + _l2_penalty(W, reg, xp)
     return loss

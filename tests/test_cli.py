@@ -176,6 +176,15 @@ def test_predict_missing_image_is_one_line_error(trained, capsys):
     assert "No such image file" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["evaluate"], ["predict", "x.png"]])
+def test_model_given_as_the_run_folder_names_its_model_file(trained, capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command[0], "--model", str(trained), *command[1:]])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "is a folder, not a model file" in err and str(trained / "model.npz") in err
+
+
 def test_python_dash_m_entry_point():
     result = subprocess.run(
         [sys.executable, "-m", "softmax_xp", "--version"],
@@ -184,3 +193,40 @@ def test_python_dash_m_entry_point():
         check=False,
     )
     assert result.returncode == 0 and result.stdout.startswith("softmax-xp ")
+
+
+@pytest.mark.parametrize(
+    ("command", "phrases"),
+    [
+        ("evaluate", ["runs/mnist/model.npz", "bundled MNIST"]),
+        ("predict", ["runs/mnist/model.npz", "PNG", ".npy"]),
+        ("info", ["JSON"]),
+    ],
+)
+def test_every_option_of_a_command_has_help(capsys, command, phrases):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in phrases:
+        assert phrase in text, phrase
+
+
+def test_evaluate_offers_the_download_it_suggests(trained, tmp_path, monkeypatch, capsys):
+    """evaluate's missing-data message says "Pass --download": evaluate must accept it."""
+    import shutil
+
+    from softmax_xp.datasets import mnist as mnist_module
+
+    model, folder = str(trained / "model.npz"), tmp_path / "data"
+    folder.mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--model", model, "--data-dir", str(folder)])
+    assert exit_info.value.code == 2 and "Pass --download" in capsys.readouterr().err
+
+    def fake_download(directory, *args, **kwargs):  # the bundled files stand in for the network
+        for path in mnist_module.bundled_dir().iterdir():
+            shutil.copy(path, directory)
+
+    monkeypatch.setattr(mnist_module, "download_mnist", fake_download)
+    assert main(["evaluate", "--model", model, "--data-dir", str(folder), "--download"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
