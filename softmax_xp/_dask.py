@@ -306,6 +306,7 @@ def train(
     _validate(model, pairs)
     n = X.shape[0]
     model._blocks = None if solver == "lbfgs" else list(X.chunks[0])
+    model._solver = solver
     model._start_run(resume_from, epochs, batch_size, n)
     after_epoch = model._after_epoch(checkpoint, batch_size, n, epochs, verbose, callback)
     val_hits = None if val is None else _val_hits(model, val)

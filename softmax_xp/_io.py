@@ -61,6 +61,7 @@ def npz_path(path: str | os.PathLike) -> Path:
 def read_npz(
     path: str | os.PathLike,
     data_bytes: Callable[[dict[str, Any]], Mapping[str, int]] | None = None,
+    what: str = "model file",
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a file written by :func:`write_npz_atomic`: ``(arrays, header)``.
 
@@ -71,7 +72,8 @@ def read_npz(
     .npy header is checked before any data is read: object (pickled) arrays are refused, so
     loading never runs code, and a member claiming more data than it holds is refused before
     memory is allocated for it. Anything that is not a softmax_xp file of a known format version
-    raises :class:`ModelFileError`. ``path`` without ``.npz`` also finds ``path.npz``.
+    raises :class:`ModelFileError`. ``path`` without ``.npz`` also finds ``path.npz``. ``what``
+    names the file in the messages for a missing file or a folder.
     """
     path = Path(path)
     if not path.is_file() and npz_path(path).is_file():
@@ -82,9 +84,9 @@ def read_npz(
             if (path / "model.npz").is_file()
             else ""
         )
-        raise FileNotFoundError(f"{str(path)!r} is a folder, not a model file{hint}.")
+        raise FileNotFoundError(f"{str(path)!r} is a folder, not a {what}{hint}.")
     if not path.is_file():
-        raise FileNotFoundError(f"No model file at {str(path)!r}.")
+        raise FileNotFoundError(f"No {what} at {str(path)!r}.")
     try:
         with zipfile.ZipFile(path) as archive:
             members = {_member_key(path, info): info for info in archive.infolist()}

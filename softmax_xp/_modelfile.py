@@ -47,6 +47,7 @@ class Checkpoint:
     batch_size: int
     n_samples: int
     blocks: list[int] | None = None  # the row blocks of a shuffle="blocks" (or Dask) run
+    solver: str = "sgd"  # the solver that wrote it (absent in older checkpoints: "sgd")
 
 
 def write_model(
@@ -71,6 +72,7 @@ def write_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint, **extra) -
         "rng_state": checkpoint.rng_state,
         "batch_size": checkpoint.batch_size,
         "n_samples": checkpoint.n_samples,
+        "solver": checkpoint.solver,
     }
     return write_npz_atomic(path, arrays, header)
 
@@ -83,7 +85,7 @@ def read_model(path: str | os.PathLike) -> tuple[dict[str, Any], np.ndarray, np.
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """A checkpoint written by :func:`write_checkpoint`, all checked."""
-    arrays, header = read_npz(path, lambda header: _data_bytes(path, header))
+    arrays, header = read_npz(path, lambda header: _data_bytes(path, header), what="checkpoint")
     if header.get("kind") == "model":
         raise ModelFileError(
             f"{path}: is a model file, not a checkpoint: it has no momentum or RNG state to resume "
@@ -123,8 +125,11 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         or sum(blocks) != n_samples
     ):
         raise ModelFileError(f"{path}: blocks is not a list of row counts adding up to n_samples.")
+    solver = header.get("solver", "sgd")  # checkpoints before the field were all SGD's
+    if solver not in ("sgd", "lbfgs"):
+        raise ModelFileError(f"{path}: solver is {solver!r}, not 'sgd' or 'lbfgs'.")
     return Checkpoint(
-        hyper, W, b, velocity, epoch, history, rng_state, batch_size, n_samples, blocks
+        hyper, W, b, velocity, epoch, history, rng_state, batch_size, n_samples, blocks, solver
     )
 
 

@@ -149,6 +149,7 @@ class SoftmaxXP:
             self.b = self.xp.zeros((1, self.num_classes), dtype=self.dtype, device=self.device)
         self._velocity: tuple[Array, Array] | None = None
         self._blocks: list[int] | None = None  # the row blocks of the run (None: global shuffle)
+        self._solver = "sgd"  # the solver of the run, written into its checkpoints
         self.history_ = History()
         self.epoch_ = 0
         self._lbfgs_status: tuple[bool, str] | None = None  # (converged, scipy's message)
@@ -350,7 +351,7 @@ class SoftmaxXP:
                 X_val = self._features(X_val, "X_val")
                 val = (X_val, self._labels(y_val, X_val.shape[0], "y_val"))
             weights = as_sample_weight(sample_weight, self._backend, self.dtype, n)
-            self._blocks = None
+            self._blocks, self._solver = None, solver
             if block_rows is not None and solver == "sgd":
                 self._blocks = [s.stop - s.start for s in _row_slices(n, block_rows)]
             self._start_run(resume_from, epochs, batch_size, n)
@@ -497,6 +498,12 @@ class SoftmaxXP:
     def _check_resumable(
         self, path: PathLike, ckpt: Checkpoint, epochs: int, batch_size: int, n: int
     ) -> None:
+        if ckpt.solver != self._solver:
+            raise ValueError(
+                f"resume_from={str(path)!r}: the checkpoint was written by solver="
+                f"{ckpt.solver!r}, this run uses solver={self._solver!r}; resume with "
+                f"solver={ckpt.solver!r} (SGD epochs and L-BFGS iterations do not mix in one run)."
+            )
         ours = {**self._hyperparameters(), "batch_size": batch_size, "n_samples": n}
         theirs = {
             **ckpt.hyperparameters,
@@ -658,6 +665,7 @@ class SoftmaxXP:
             rng_state=_random.get_state(self._rng),
             batch_size=batch_size,
             n_samples=n,
+            solver=self._solver,
         )
         write_checkpoint(path, state, trained_on=self.backend, blocks=self._blocks)
 

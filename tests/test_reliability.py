@@ -267,8 +267,38 @@ def test_model_file_as_resume_from_and_checkpoint_as_model(tmp_path):
     loaded = SoftmaxXP.load(tmp_path / "checkpoint.npz", backend="numpy")
     np.testing.assert_array_equal(loaded.W, model.W)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"No checkpoint at .*missing\.npz"):
         fit(new_model(), 3, resume_from=tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize(("written_by", "resumed_by"), [("sgd", "lbfgs"), ("lbfgs", "sgd")])
+def test_resume_refuses_a_checkpoint_of_the_other_solver(tmp_path, written_by, resumed_by):
+    path = tmp_path / "c.npz"
+    fit(new_model(), 2, checkpoint=path, solver=written_by)
+    assert header_of(path)["solver"] == written_by
+    model = new_model()
+    W = model.W
+    message = f"written by solver='{written_by}', this run uses solver='{resumed_by}'"
+    with pytest.raises(ValueError, match=message):
+        fit(model, 4, resume_from=path, solver=resumed_by)
+    assert model.W is W and len(model.history_) == 0  # nothing restored
+    fit(model, 4, resume_from=path, solver=written_by)  # its own solver resumes it
+    assert len(model.history_) >= 2
+
+
+def test_a_checkpoint_without_a_solver_is_an_sgd_one(tmp_path):
+    """Checkpoints written before the solver was recorded were all SGD's: still resumable."""
+    path = tmp_path / "c.npz"
+    fit(new_model(), 2, checkpoint=path)
+    old = rewrite(path, {"solver": DELETE})
+    assert "solver" not in header_of(old)
+    with pytest.raises(ValueError, match="written by solver='sgd'"):
+        fit(new_model(), 4, resume_from=old, solver="lbfgs")
+    model = new_model()
+    fit(model, 4, resume_from=old)
+    assert len(model.history_) == 4
+    with pytest.raises(ModelFileError, match="solver is 'adam', not 'sgd' or 'lbfgs'"):
+        fit(new_model(), 4, resume_from=rewrite(path, {"solver": "adam"}))
 
 
 def test_keyboard_interrupt_in_the_first_epoch_leaves_the_initial_weights(monkeypatch):
