@@ -34,7 +34,7 @@ from ._errors import TrainingDivergedError
 from ._modelfile import Checkpoint, read_checkpoint
 from ._rundir import FIGURES, FolderBusyError, RunFolder
 from ._signals import Interruptions, signal_name
-from .datasets import MNIST_FILES, DatasetError, load_mnist, split_validation
+from .datasets import MNIST_FILES, DatasetError, load_mnist, load_mnist_test, split_validation
 from .metrics import classification_report, confusion_matrix
 from .model import History, SoftmaxXP
 
@@ -203,8 +203,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # -- commands ---------------------------------------------------------------------------------
-def _load_data(data_dir: Path | None, download: bool = False):
+def _load_data(data_dir: Path | None, download: bool = False, test_only: bool = False):
+    """MNIST's two splits, or (``test_only``) its test split alone: the two t10k files."""
     try:
+        if test_only:
+            return load_mnist_test(data_dir, download=download)
         return load_mnist(data_dir, download=download)
     except (DatasetError, FileNotFoundError) as exc:
         raise CLIError(str(exc)) from None
@@ -462,7 +465,7 @@ def _status(stop: BaseException | None, completed: int, epochs: int) -> tuple[st
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     model = _load_model(args.model, args.backend)
-    _, (X_test, y_test) = _load_data(args.data_dir, args.download)
+    X_test, y_test = _load_data(args.data_dir, args.download, test_only=True)
     report, _ = _evaluate(model, X_test, y_test)
     report.update(model=str(args.model), backend=model.backend)
     if args.json:

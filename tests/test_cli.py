@@ -230,3 +230,27 @@ def test_evaluate_offers_the_download_it_suggests(trained, tmp_path, monkeypatch
     monkeypatch.setattr(mnist_module, "download_mnist", fake_download)
     assert main(["evaluate", "--model", model, "--data-dir", str(folder), "--download"]) == 0
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_evaluate_needs_only_the_two_test_files(trained, tmp_path, capsys):
+    """evaluate reads only the test split: a folder with just the t10k files is enough."""
+    import shutil
+
+    from softmax_xp.datasets.mnist import bundled_dir
+
+    model, folder = str(trained / "model.npz"), tmp_path / "t10k"
+    folder.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(bundled_dir() / name, folder)
+    assert main(["evaluate", "--model", model, "--data-dir", str(folder), "--json"]) == 0
+    only_test = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--model", model, "--json"]) == 0  # the bundled four files
+    assert only_test["test_accuracy"] == json.loads(capsys.readouterr().out)["test_accuracy"]
+
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--model", model, "--data-dir", str(folder)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "MNIST test files (t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte) not found" in err
+    assert "missing t10k-labels-idx1-ubyte" in err and "train-" not in err

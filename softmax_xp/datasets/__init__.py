@@ -11,6 +11,7 @@ from softmax_xp.datasets.mnist import (
     default_cache_dir,
     download_mnist,
     load_mnist,
+    load_mnist_test,
     split_validation,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "default_cache_dir",
     "download_mnist",
     "load_mnist",
+    "load_mnist_test",
     "read_idx",
     "split_validation",
     "write_idx",

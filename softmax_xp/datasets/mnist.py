@@ -9,7 +9,8 @@ Where ``load_mnist`` looks:
   ``download=True`` the files are downloaded into the cache when none of those has all four.
 
 The first directory that holds all four files (each raw or ``.gz``) is used. The network is never
-touched unless ``download=True``.
+touched unless ``download=True``. ``load_mnist_test`` looks the same way for just the two test files
+(``t10k-*``), for evaluation without the training set.
 
 Verification: every file's *decompressed* content is checked against the official SHA-256
 (:data:`MNIST_SHA256`). ``verify=None`` (the default) checks the bundled copy, the cache and
@@ -56,6 +57,7 @@ __all__ = [
     "default_cache_dir",
     "download_mnist",
     "load_mnist",
+    "load_mnist_test",
     "split_validation",
 ]
 
@@ -68,6 +70,7 @@ MNIST_FILES: tuple[str, ...] = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+_TEST_FILES = MNIST_FILES[2:]
 
 #: SHA-256 of each file's decompressed content (the official uncompressed files).
 MNIST_SHA256: dict[str, str] = {
@@ -120,8 +123,8 @@ def _find(directory: Path, name: str) -> Path | None:
     return None
 
 
-def _missing(directory: Path) -> list[str]:
-    return [name for name in MNIST_FILES if _find(directory, name) is None]
+def _missing(directory: Path, names: Sequence[str] = MNIST_FILES) -> list[str]:
+    return [name for name in names if _find(directory, name) is None]
 
 
 def _check_sha256(source: str | Path, actual: str, name: str) -> None:
@@ -157,23 +160,34 @@ def _to_xy(images: np.ndarray, labels: np.ndarray, where: str) -> XY:
     return X, labels.astype(np.int64)
 
 
-def _load_dir(directory: Path, verify: bool) -> tuple[XY, XY]:
-    paths = [_find(directory, name) for name in MNIST_FILES]
+def _load_dir(directory: Path, verify: bool, names: Sequence[str] = MNIST_FILES) -> list[XY]:
+    """The (images, labels) pairs of ``names`` (train then test, or test alone)."""
+    paths = [_find(directory, name) for name in names]
     if any(p is None for p in paths):
-        raise DatasetNotFoundError(f"{directory}: missing {', '.join(_missing(directory))}")
+        raise DatasetNotFoundError(f"{directory}: missing {', '.join(_missing(directory, names))}")
     arrays = [
         _read_checked(path, name, verify)
-        for path, name in zip(paths, MNIST_FILES, strict=True)
+        for path, name in zip(paths, names, strict=True)
         if path is not None
     ]
-    train = _to_xy(arrays[0], arrays[1], f"{directory} (train)")
-    test = _to_xy(arrays[2], arrays[3], f"{directory} (t10k)")
-    return train, test
+    return [
+        _to_xy(arrays[i], arrays[i + 1], f"{directory} ({names[i].split('-')[0]})")
+        for i in range(0, len(names), 2)
+    ]
 
 
-def _not_found(tried: list[tuple[str, Path]], hint: str) -> DatasetNotFoundError:
-    lines = [f"  - {path} ({label}): missing {', '.join(_missing(path))}" for label, path in tried]
-    return DatasetNotFoundError("MNIST files not found. Looked in:\n" + "\n".join(lines) + hint)
+def _not_found(
+    tried: list[tuple[str, Path]], hint: str, names: Sequence[str] = MNIST_FILES
+) -> DatasetNotFoundError:
+    lines = [
+        f"  - {path} ({label}): missing {', '.join(_missing(path, names))}" for label, path in tried
+    ]
+    what = (
+        "MNIST files"
+        if len(names) == len(MNIST_FILES)
+        else f"MNIST test files ({', '.join(names)})"
+    )
+    return DatasetNotFoundError(f"{what} not found. Looked in:\n" + "\n".join(lines) + hint)
 
 
 def load_mnist(
@@ -187,14 +201,37 @@ def load_mnist(
     X is float32 in [0, 1] with shape (N, 784), C-contiguous; y is int64 in 0..9. See the module
     docstring for where it looks, what ``verify`` checks, and the errors it raises.
     """
+    train, test = _load(data_dir, download, verify, MNIST_FILES)
+    return train, test
+
+
+def load_mnist_test(
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    *,
+    verify: bool | None = None,
+) -> XY:
+    """The test split ``(X_test, y_test)`` of :func:`load_mnist`, needing only the two ``t10k``
+    files: looked for, verified and downloaded like ``load_mnist`` does all four."""
+    (test,) = _load(data_dir, download, verify, _TEST_FILES)
+    return test
+
+
+def _load(
+    data_dir: str | os.PathLike[str] | None,
+    download: bool,
+    verify: bool | None,
+    names: Sequence[str],
+) -> list[XY]:
+    """The pairs of ``names`` from the first place that holds them all (module docstring)."""
     if data_dir is not None:
         directory = Path(data_dir)
-        if _missing(directory):
+        if _missing(directory, names):
             if not download:
                 hint = "\nPass download=True to download MNIST into it."
-                raise _not_found([("data_dir", directory)], hint)
-            download_mnist(directory)
-        return _load_dir(directory, bool(verify))
+                raise _not_found([("data_dir", directory)], hint, names)
+            download_mnist(directory, names=names)
+        return _load_dir(directory, bool(verify), names)
 
     tried: list[tuple[str, Path]] = []
     env = os.environ.get("SOFTMAX_XP_DATA")
@@ -204,21 +241,21 @@ def load_mnist(
         ("cache", default_cache_dir(), verify is not False),
     ]
     for label, directory, check in sources:
-        if not _missing(directory):
-            return _load_dir(directory, check)
+        if not _missing(directory, names):
+            return _load_dir(directory, check, names)
         tried.append((label, directory))
         if label == "$SOFTMAX_XP_DATA":
             warnings.warn(
-                f"$SOFTMAX_XP_DATA={directory} lacks {', '.join(_missing(directory))}; "
+                f"$SOFTMAX_XP_DATA={directory} lacks {', '.join(_missing(directory, names))}; "
                 "looking in the bundled copy and the cache instead.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
     cache = default_cache_dir()
     if not download:
-        raise _not_found(tried, f"\nPass download=True to download MNIST into {cache}.")
-    download_mnist(cache)
-    return _load_dir(cache, verify is not False)
+        raise _not_found(tried, f"\nPass download=True to download MNIST into {cache}.", names)
+    download_mnist(cache, names=names)
+    return _load_dir(cache, verify is not False, names)
 
 
 def _fetch(url: str, tmp: Path, timeout: float) -> None:
@@ -261,19 +298,22 @@ def download_mnist(
     dest_dir: str | os.PathLike[str],
     mirrors: Sequence[str] | None = None,
     timeout: float = 60.0,
+    *,
+    names: Sequence[str] = MNIST_FILES,
 ) -> Path:
     """Download the MNIST files missing from ``dest_dir`` (created if needed); return it.
 
     Each file is fetched into a temporary file in ``dest_dir``, its decompressed SHA-256 checked,
     then renamed into place, so no partial file is ever left. Mirrors (default
     :data:`MNIST_MIRRORS`) are tried in order; if all fail, :class:`DownloadError` lists them.
+    ``names`` limits it to some of :data:`MNIST_FILES` (e.g. the two test files).
     """
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     mirror_list = list(MNIST_MIRRORS if mirrors is None else mirrors)
     if not mirror_list:
         raise ValueError("mirrors must name at least one URL")
-    for name in _missing(dest):
+    for name in _missing(dest, names):
         _download_one(name, dest, mirror_list, timeout)
     return dest
 
