@@ -479,16 +479,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ._images import read_digit_images
 
     model = _load_model(args.model, args.backend)
+    blanks = predicted = 0
     for path in args.files:
         try:
             images = read_digit_images(path)
         except (FileNotFoundError, ValueError, ImportError) as exc:
             raise CLIError(str(exc)) from None
         proba = to_numpy(model.predict_proba(images))
+        inked = images.any(axis=1)  # an all-zero image: a picture with no ink, or all black
         for i, row in enumerate(proba):
             name = str(path) if len(proba) == 1 else f"{path}[{i}]"
+            if not inked[i]:
+                print(f"{name}: no ink found (a blank image); no digit predicted")
+                blanks += 1
+                continue
             probs = " ".join(f"{k}:{p:.3f}" for k, p in enumerate(row))
             print(f"{name}: {int(row.argmax())}  ({probs})")
+            predicted += 1
+    if blanks and not predicted:
+        raise CLIError("every image is blank (no ink found): nothing to predict.")
     return 0
 
 

@@ -254,3 +254,26 @@ def test_evaluate_needs_only_the_two_test_files(trained, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "MNIST test files (t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte) not found" in err
     assert "missing t10k-labels-idx1-ubyte" in err and "train-" not in err
+
+
+def test_predict_says_when_a_picture_has_no_ink(trained, mnist, tmp_path, capsys):
+    """A blank picture (one colour) gets a note instead of a digit; the others are predicted."""
+    PIL = pytest.importorskip("PIL.Image")
+    _, (X_test, _) = mnist
+    PIL.new("L", (64, 64), 255).save(tmp_path / "blank.png")  # white paper, no digit
+    np.save(tmp_path / "two.npy", np.stack([X_test[0], np.zeros(784, np.float32)]))
+    model, blank, two = str(trained / "model.npz"), tmp_path / "blank.png", tmp_path / "two.npy"
+    capsys.readouterr()
+    assert main(["predict", "--model", model, str(two)]) == 0
+    alone = capsys.readouterr().out.strip().splitlines()[0]
+    assert main(["predict", "--model", model, str(blank), str(two)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines == [
+        f"{blank}: no ink found (a blank image); no digit predicted",
+        alone,  # the inked image's line is as before
+        f"{two}[1]: no ink found (a blank image); no digit predicted",
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--model", model, str(blank)])
+    assert exit_info.value.code == 2
+    assert "every image is blank (no ink found)" in capsys.readouterr().err
