@@ -194,7 +194,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="a picture of one digit (PNG, JPEG, ...), or a .npy of 28x28 or 784 pixels "
-        "(or a stack of them)",
+        "(or a stack of them); an image with no ink is reported as blank, not predicted",
     )
 
     info = commands.add_parser("info", help="version, backends and devices of this machine")

@@ -280,7 +280,8 @@ class SoftmaxXP:
         sample_weight
             Optional non-negative weight per row of ``X`` (not all zero). The objective becomes
             the weighted mean ``sum_i w_i l_i / sum_i w_i`` (a weight of 2 equals a duplicated
-            row). SGD normalises the weights to mean 1 over ``X`` once, and a batch ``B`` steps
+            row: exactly for L-BFGS's full batch; for SGD in expectation, as the duplicate could
+            fall in another mini-batch). SGD normalises the weights to mean 1 over ``X`` once, and a batch ``B`` steps
             along ``1/|B| sum_{i in B} w_i g_i``: an unbiased estimate of the weighted mean's
             gradient, so ``lr`` keeps its meaning.
         shuffle, block_rows

@@ -145,7 +145,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     # -- fitting -----------------------------------------------------------------------------
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SoftmaxClassifier:
         """Fit the model on ``(X, y)``; ``sample_weight`` weights each row's loss (a weight of 2
-        counts a row twice). Returns ``self``."""
+        counts a row twice: exactly for L-BFGS, in expectation for mini-batch SGD, where a
+        duplicated row could fall in another batch). Returns ``self``."""
         X, y = self._validate(X, y, reset=True)
         classes, codes = _encode(y)
         if classes.shape[0] < 2:
