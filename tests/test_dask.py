@@ -267,6 +267,10 @@ def test_a_cluster_checkpoint_resumes_in_memory(client, tmp_path):
     np.testing.assert_array_equal(model.W, whole.W)
     with pytest.raises(ValueError, match="resume with the same shuffle and blocks"):
         new_model(momentum=0.9).train(*dask_xy(rows=50), epochs=3, verbose=0, resume_from=path)
+    with pytest.raises(ValueError, match="written by solver='sgd', this run uses solver='lbfgs'"):
+        new_model(momentum=0.9).train(
+            *dask_xy(), epochs=3, verbose=0, solver="lbfgs", resume_from=path
+        )
 
 
 # -- inference ---------------------------------------------------------------------------------------
