@@ -23,11 +23,22 @@ class TrainingDivergedError(RuntimeError):
     The model keeps the weights (and momentum buffers) of the last finite epoch. ``epoch`` is the
     epoch that diverged, ``batch`` its first batch (1-based) whose loss was not finite, or None when
     only the weights or the epoch's mean overflowed, and ``history`` the History of the completed
-    epochs.
+    epochs. The message is ``cause``, ``kept`` (what the model keeps) and ``advice``, in that
+    order; a caller that saves something else (the CLI) reports ``cause`` and ``advice`` alone.
     """
 
-    def __init__(self, message: str, *, epoch: int, batch: int | None, history: Any):
-        super().__init__(message)
+    def __init__(
+        self,
+        cause: str,
+        *,
+        kept: str,
+        advice: str,
+        epoch: int,
+        batch: int | None,
+        history: Any,
+    ):
+        super().__init__(f"{cause} {kept} {advice}")
+        self.cause, self.kept, self.advice = cause, kept, advice
         self.epoch = epoch
         self.batch = batch
         self.history = history

@@ -400,7 +400,7 @@ def _train_in(args, folder: RunFolder, backend, interruptions: Interruptions) ->
     train_seconds = time.perf_counter() - start
     history, completed = model.history_, model.epoch_
     if isinstance(stop, TrainingDivergedError):  # the CLI says below what it kept
-        stop.args = (re.sub(r" The model keeps the weights of [^.]*\.", "", str(stop)),)
+        stop.args = (f"{stop.cause} {stop.advice}",)
     if stop is not None and completed == start_epoch:
         kept = "; the files already in --out are unchanged" if previous else ""
         if isinstance(stop, TrainingDivergedError):

@@ -424,8 +424,9 @@ class SoftmaxXP:
             epoch = self.epoch_ + 1
             if not math.isfinite(loss):
                 raise TrainingDivergedError(
-                    f"L-BFGS diverged in iteration {epoch}: the loss is {loss}. The model keeps "
-                    "the weights of the previous iteration; check the data for huge values.",
+                    f"L-BFGS diverged in iteration {epoch}: the loss is {loss}.",
+                    kept="The model keeps the weights of the previous iteration;",
+                    advice="check the data for huge values.",
                     epoch=epoch,
                     batch=None,
                     history=self.history_,
@@ -647,8 +648,9 @@ class SoftmaxXP:
             what = f"the loss of batch {batch} of {batch_losses.shape[0]} is {value}"
         kept = f"epoch {epoch - 1}" if epoch > 1 else "the start of the run"
         return TrainingDivergedError(
-            f"Training diverged in epoch {epoch}: {what} (step size {lr:g}). The model keeps "
-            f"the weights of {kept}. Try a smaller lr, e.g. lr={self.lr / 10:g}.",
+            f"Training diverged in epoch {epoch}: {what} (step size {lr:g}).",
+            kept=f"The model keeps the weights of {kept}.",
+            advice=f"Try a smaller lr, e.g. lr={self.lr / 10:g}.",
             epoch=epoch,
             batch=batch,
             history=self.history_,
