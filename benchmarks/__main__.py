@@ -8,7 +8,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import _machine, accuracy, contention, dask_cluster, epoch, estimator, gpu, scaling
 from ._data import Mnist, mnist
@@ -97,51 +99,77 @@ def main(argv: list[str] | None = None) -> int:
     started = _machine.now()
     data = mnist()
     small = data.head(10_000) if args.quick else data
-    sections: dict[str, Section] = {}
+    plan: dict[str, Callable[[], Section]] = {}
     if "1" in wanted:
-        sections["1"] = epoch.run(small, repeats)
+        plan["1"] = lambda: epoch.run(small, repeats)
     if "2" in wanted:
-        sections["2"] = accuracy.run(
+        plan["2"] = lambda: accuracy.run(
             data, repeats, chapter=not args.quick, sklearn_repeats=0 if args.quick else 5
         )
     if "3" in wanted:
-        sections["3"] = scaling.run(small, repeats, quick=args.quick)
+        plan["3"] = lambda: scaling.run(small, repeats, quick=args.quick)
     if "4" in wanted:
         why = gpu.problem(args.gpu_backend)
         if why is None:
-            sections["4"] = gpu.run(data, repeats, backend=args.gpu_backend, quick=args.quick)
-            sections["4b"] = gpu.targets(data, repeats, backend=args.gpu_backend)
+            plan["4"] = lambda: gpu.run(data, repeats, backend=args.gpu_backend, quick=args.quick)
+            plan["4b"] = lambda: gpu.targets(data, repeats, backend=args.gpu_backend)
         elif args.gpu_backend == "cupy" and (need := gpu.required()):
             print(f"GPU benchmark FAILED: {need}, but CuPy cannot run: {why}", file=sys.stderr)
             return 3
         else:
-            sections["4"] = Section("4. GPU", [], notes=[f"skipped: {why}"])
+            plan["4"] = lambda: Section("4. GPU", [], notes=[f"skipped: {why}"])
     if "5" in wanted:
-        sections["5"] = contention.run(small, repeats)
+        plan["5"] = lambda: contention.run(small, repeats)
     if "6" in wanted:
         quick = args.quick
-        sections["6"] = estimator.run(
+        plan["6"] = lambda: estimator.run(
             small, 1 if quick else 3, 1 if quick else 2, fast_target=0.90 if quick else 0.92
         )
     if "dask" in wanted:
-        sections["dask"] = dask_cluster.run(repeats, quick=args.quick, zarr_rows=args.zarr_rows)
-    ordered = [sections[k] for k in sorted(sections)]
-    if {"1", "2", "3"} & set(sections):
-        ordered.append(targets(sections, data))
-    elapsed = time.perf_counter() - start
-    machine = _machine.describe()  # at the end, so that every BLAS the rows loaded is listed
-    machine["date"], machine["elapsed_s"] = started, round(elapsed, 1)
-    print(render(machine, ordered))
-    print(f"({elapsed:.0f} s)")
+        plan["dask"] = lambda: dask_cluster.run(repeats, quick=args.quick, zarr_rows=args.zarr_rows)
     default = (
         "gpu-latest.json" if args.gpu else ("cpu-quick.json" if args.quick else "cpu-latest.json")
     )
     if wanted == {"dask"}:
         default = "dask-quick.json" if args.quick else "dask-latest.json"
     out = args.out or RESULTS / default
+
+    sections: dict[str, Section] = {}
+    interrupted = None
+    for key, run_section in plan.items():
+        try:
+            sections[key] = run_section()
+        except KeyboardInterrupt:  # Ctrl-C, or gpu.sh's time limit: keep the finished sections
+            interrupted = key
+            break
+        write_json(out, machine_record(started, start), [sections[k] for k in sorted(sections)])
+    ordered = [sections[k] for k in sorted(sections)]
+    if {"1", "2", "3"} & set(sections):
+        ordered.append(targets(sections, data))
+    if interrupted is not None:
+        ordered.append(
+            Section(
+                f"Interrupted in section {interrupted}",
+                [],
+                notes=[
+                    f"sections {', '.join(k for k in plan if k not in sections)} did not finish"
+                ],
+            )
+        )
+    machine = machine_record(started, start)
+    print(render(machine, ordered))
+    print(f"({machine['elapsed_s']:.0f} s)")
     write_json(out, machine, ordered)
     print(f"wrote {out}")
-    return 0
+    return 130 if interrupted is not None else 0
+
+
+def machine_record(started: str, start: float) -> dict[str, Any]:
+    """The machine, the run's start date and its elapsed seconds so far (described at the end,
+    so that every BLAS the rows loaded is listed)."""
+    machine = _machine.describe()
+    machine["date"], machine["elapsed_s"] = started, round(time.perf_counter() - start, 1)
+    return machine
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@
 #   3. the probe: CuPy must compile a kernel and run a matrix product, else the check stops here;
 #   4. the tests on CuPy and NumPy (CuPy tests fail rather than skip), at most 240 s;
 #   5. python -m benchmarks --gpu --quick, at most 200 s;
+#   (a step that runs out of time gets SIGINT, so pytest still writes its JUnit XML and the
+#   benchmark keeps every section it finished; the step's exit status is then 124)
 #   6. $OUT/gpu-latest.json: device, cupy_version, tests {passed, failed, skipped}, benchmark rows.
 # Logs, JUnit XML, the Markdown table and the JSON records go under $OUT.
 #
@@ -55,13 +57,13 @@ echo "== probe"
 "$PY" -m benchmarks.gpu_check probe || exit 3
 
 echo "== tests on CuPy and NumPy (at most 240 s)"
-SOFTMAX_XP_TEST_BACKENDS=cupy,numpy timeout 240 \
+SOFTMAX_XP_TEST_BACKENDS=cupy,numpy timeout -s INT -k 30 240 \
     "$PY" -m pytest -q -p no:cacheprovider \
     --junitxml="$OUT/pytest.xml"
 tests=$?
 
 echo "== GPU benchmark (at most 200 s)"
-timeout 200 "$PY" -m benchmarks --gpu --quick --out "$OUT/gpu-benchmark.json" |
+timeout -s INT -k 30 200 "$PY" -m benchmarks --gpu --quick --out "$OUT/gpu-benchmark.json" |
     tee "$OUT/gpu-benchmark.md"
 bench=${PIPESTATUS[0]}
 

@@ -4,6 +4,7 @@ and ``python -m benchmarks --gpu`` failing (not skipping) where a GPU is require
 from __future__ import annotations
 
 import json
+import types
 
 import pytest
 
@@ -55,3 +56,24 @@ def test_gpu_benchmark_fails_loudly_where_a_gpu_is_required(monkeypatch, capsys,
         )
     else:
         assert status == 0 and "skipped: CuPy is not installed" in captured.out
+
+
+def test_an_interrupted_benchmark_keeps_the_sections_it_finished(monkeypatch, tmp_path, capsys):
+    """gpu.sh stops a benchmark that runs out of time with SIGINT: the GPU rows measured before
+    the targets section was cut short are still written."""
+    from benchmarks._report import Section
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gpu, "problem", lambda backend="cupy": None)
+    monkeypatch.setattr(gpu, "run", lambda *a, **k: Section("4. GPU", ["row"], rows=[["kept"]]))
+    monkeypatch.setattr(gpu, "targets", interrupted)
+    monkeypatch.setattr(bench_main, "mnist", lambda: types.SimpleNamespace(head=lambda n: None))
+    monkeypatch.setattr(bench_main._machine, "describe", dict)
+    monkeypatch.setattr(bench_main, "render", lambda machine, sections: "")
+    out = tmp_path / "gpu-benchmark.json"
+    assert bench_main.main(["--gpu", "--quick", "--out", str(out)]) == 130
+    sections = json.loads(out.read_text())["sections"]
+    assert sections["4. GPU"]["rows"] == [["kept"]]
+    assert sections["Interrupted in section 4b"]["notes"] == ["sections 4b did not finish"]
