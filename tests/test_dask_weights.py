@@ -175,7 +175,8 @@ def test_weighted_lbfgs_on_the_cluster_equals_in_memory(client, backend):
     want = memory.train(X, Y, X_VAL, Y_VAL, sample_weight=W8, **kwargs)
     model = new_model(backend, reg=1e-2)
     Xd, yd, wd = dask_xyw()
-    got = model.train(Xd, yd, X_VAL, Y_VAL, sample_weight=wd, **kwargs)
+    val = dask_xyw(X_VAL, Y_VAL, np.ones(50), rows=20)[:2]  # checked in the same pass
+    got = model.train(Xd, yd, *val, sample_weight=wd, **kwargs)
     np.testing.assert_allclose(to_numpy(model.W), to_numpy(memory.W), rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(to_numpy(model.b), to_numpy(memory.b), rtol=1e-8, atol=1e-10)
     assert len(got) == len(want) == 10
