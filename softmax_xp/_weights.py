@@ -11,7 +11,14 @@ import numpy as np
 
 from ._backend import Backend, asarray_on, to_numpy
 
-__all__ = ["as_sample_weight", "exact_mean", "exact_sum", "host_sample_weight"]
+__all__ = [
+    "as_sample_weight",
+    "check_weight_dtype",
+    "check_weight_shape",
+    "exact_mean",
+    "exact_sum",
+    "host_sample_weight",
+]
 
 _DIGIT_BITS = 18  # a 53-bit integer mantissa as three digits of at most 18 bits
 _PIECE = 2**30  # values per bincount: sums of 18-bit digits stay below 2**53, exact in float64
@@ -37,11 +44,13 @@ def host_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
 
 
 def check_weight_dtype(dtype: Any) -> None:
+    """TypeError unless ``dtype`` holds real numbers (bool, integer or floating)."""
     if np.dtype(dtype).kind not in "biuf":
         raise TypeError(f"sample_weight has dtype {dtype}; it must hold real numbers.")
 
 
 def check_weight_shape(shape: tuple[Any, ...], n_samples: int) -> None:
+    """ValueError unless ``shape`` is ``(n_samples,)``: one weight per row."""
     if tuple(shape) != (n_samples,):
         raise ValueError(
             f"sample_weight.shape == {tuple(shape)}, expected ({n_samples},): one weight per "

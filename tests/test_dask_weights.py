@@ -103,7 +103,7 @@ def test_weighted_sgd_on_the_cluster_equals_in_memory_blocks(client, backend, mo
     np.testing.assert_allclose(got.loss, want.loss, rtol=1e-12)
     assert got.val_accuracy == want.val_accuracy
     unweighted = new_model(backend, momentum=momentum)
-    unweighted.train(Xd, yd, **kwargs)
+    unweighted.train(X, Y, shuffle="blocks", block_rows=ROWS, **kwargs)
     assert not np.allclose(to_numpy(unweighted.W), to_numpy(model.W))  # the weights did count
 
 
@@ -189,7 +189,7 @@ def test_classifier_fit_takes_dask_weights(client):
     pytest.importorskip("scipy")
     from softmax_xp.sklearn import SoftmaxClassifier
 
-    args = dict(solver="lbfgs", reg=1e-2, max_iter=200, tol=1e-6, random_state=0, dtype="float64")
+    args = dict(solver="lbfgs", reg=0.1, max_iter=100, tol=1e-6, random_state=0, dtype="float64")
     Xd, yd, wd = dask_xyw()
     lazy = SoftmaxClassifier(**args).fit(Xd, yd, sample_weight=wd)
     eager = SoftmaxClassifier(**args).fit(X, Y, sample_weight=W8)
