@@ -72,7 +72,7 @@ def tests_dask(session: nox.Session) -> None:
     snippets with Dask installed (about 2 minutes)."""
     session.install("-e", f".[{TEST_EXTRAS},dask]")
     env = {"SOFTMAX_XP_TEST_BACKENDS": "numpy,array_api_strict", "MPLBACKEND": "Agg"}
-    tests = ["tests/test_dask.py", "tests/test_blocks.py", "tests/test_readme.py"]
+    tests = [f"tests/test_{name}.py" for name in ("dask", "dask_weights", "blocks", "readme")]
     session.run("pytest", *(session.posargs or ["-q", *tests]), env=env)
 
 

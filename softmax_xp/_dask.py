@@ -17,6 +17,12 @@ most ``PREFETCH + 1`` blocks of ``X`` are in the cluster's memory at once, howev
 is, while the next block loads during the current one's SGD. Without a client, Dask's local
 scheduler computes one block at a time and the task runs in this process. (A single graph with
 all the blocks would let idle workers load every block ahead of the chain.)
+
+Sample weights (a Dask array, rechunked to ``X``'s rows, or an in-memory one cut into them)
+travel with their block. The validation pass also sums each block's weights exactly
+(:func:`softmax_xp._weights.exact_sum`): SGD divides every weight by their exact mean, as in
+memory, so the weights stay the same as ``shuffle="blocks"``'s; L-BFGS divides the summed
+block terms by the total weight, and skips blocks whose weights are all 0.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import dask
@@ -39,6 +46,7 @@ from . import _random
 from ._backend import to_numpy
 from ._errors import quiet_float_warnings
 from ._validation import check_finite
+from ._weights import check_weight_dtype, check_weight_shape, exact_sum, host_sample_weight
 from .functional import loss_and_grads, softmax
 from .solvers.sgd import sgd_epoch
 
@@ -110,6 +118,25 @@ def _labels_layout(y: Any, row_chunks: tuple[int, ...], name: str) -> da.Array:
     return y if y.chunks[0] == row_chunks else y.rechunk((row_chunks,))
 
 
+def _weights_layout(w: Any, row_chunks: tuple[int, ...]) -> da.Array | None:
+    """``sample_weight`` as a 1-D Dask array chunked like the rows of ``X`` (an in-memory one is
+    cut into them, a Dask one rechunked if its chunks differ); None stays None. Its values are
+    checked in the validation pass."""
+    if w is None:
+        return None
+    n = sum(row_chunks)
+    if not isinstance(w, da.Array):
+        return da.from_array(host_sample_weight(w, n), chunks=(row_chunks,))
+    check_weight_dtype(w.dtype)
+    if w.ndim == 1 and math.isnan(w.shape[0]):
+        raise ValueError(
+            "sample_weight has unknown chunk sizes (NaN in sample_weight.chunks); compute them "
+            "first: sample_weight = sample_weight.compute_chunk_sizes()."
+        )
+    check_weight_shape(w.shape, n)
+    return w if w.chunks[0] == row_chunks else w.rechunk((row_chunks,))
+
+
 # -- the validation pass (one compute before training) ------------------------------------------
 def _block_summary(Xb: Array, yb: Array, dtype: str) -> tuple[bool, bool, float, float, bool]:
     """``(X finite, X has NaN, min label, max label, labels whole)`` of one block, in ``dtype``."""
@@ -132,19 +159,53 @@ def _block_summary(Xb: Array, yb: Array, dtype: str) -> tuple[bool, bool, float,
     return finite, nan, float(yp.min(yb)), float(yp.max(yb)), whole
 
 
-def _validate(model: SoftmaxXP, pairs: list[tuple[da.Array, da.Array, str, str]]) -> None:
-    """Check every block of every ``(X, y)`` pair in one ``dask.compute``: finite features,
-    whole labels in ``[0, num_classes)``. The first bad block is named in the error."""
+def _weight_summary(wb: Array, dtype: str) -> tuple[str | None, Fraction]:
+    """``(what is wrong or None, exact sum)`` of one block's weights as the model uses them (in
+    ``dtype``); the error text has a ``{block}`` field for the block's place."""
+    w = np.asarray(to_numpy(wb)).astype(np.float64, copy=False)
+    if not np.all(np.isfinite(w)):
+        return "contains NaN or infinity ({block}); weights must be finite", Fraction(0)
+    if np.any(w < 0):
+        return "contains negative values ({block}); weights must be >= 0", Fraction(0)
+    used = w.astype(dtype).astype(np.float64)
+    if not np.all(np.isfinite(used)):
+        too_large = f"contains a value too large for {dtype} ({{block}})"
+        return f"{too_large}; scale the weights down (only their ratios matter)", Fraction(0)
+    return None, exact_sum(used)
+
+
+def _block_check(
+    Xb: Array, yb: Array, wb: Array | None, dtype: str
+) -> tuple[tuple[bool, bool, float, float, bool], tuple[str | None, Fraction] | None]:
+    """:func:`_block_summary` of ``(Xb, yb)`` and :func:`_weight_summary` of ``wb``, if any."""
+    return _block_summary(Xb, yb, dtype), None if wb is None else _weight_summary(wb, dtype)
+
+
+def _validate(
+    model: SoftmaxXP,
+    pairs: list[tuple[da.Array, da.Array, str, str]],
+    weights: da.Array | None = None,
+) -> list[Fraction] | None:
+    """Check every block of every ``(X, y)`` pair, and the ``weights`` of the first pair's
+    blocks, in one ``dask.compute``: finite features, whole labels in ``[0, num_classes)``,
+    weights finite, ``>= 0`` and not all 0. The first bad block is named in the error. Returns
+    the exact sum of each block's weights (None without weights)."""
     tasks, where = [], []
-    for X, y, xname, yname in pairs:
+    for p, (X, y, xname, yname) in enumerate(pairs):
         starts = np.cumsum((0, *X.chunks[0]))
-        for i, (xb, yb) in enumerate(zip(X.to_delayed().ravel(), y.to_delayed(), strict=True)):
-            tasks.append(dask.delayed(_block_summary)(xb, yb, model.dtype_name))
+        x_blocks = X.to_delayed().ravel()
+        w_blocks = [None] * len(x_blocks)
+        if p == 0 and weights is not None:
+            w_blocks = list(weights.to_delayed())
+        blocks = zip(x_blocks, y.to_delayed(), w_blocks, strict=True)
+        for i, (xb, yb, wb) in enumerate(blocks):
+            tasks.append(dask.delayed(_block_check)(xb, yb, wb, model.dtype_name))
             where.append((xname, yname, f"block {i}, rows {starts[i]}-{starts[i + 1] - 1}"))
     summaries = dask.compute(*tasks)
     k = model.num_classes
     valid = f"class labels must be integers in [0, {k})"
-    for (finite, nan, low, high, whole), (xname, yname, block) in zip(
+    sums = []
+    for ((finite, nan, low, high, whole), weight), (xname, yname, block) in zip(
         summaries, where, strict=True
     ):
         if nan:
@@ -163,6 +224,16 @@ def _validate(model: SoftmaxXP, pairs: list[tuple[da.Array, da.Array, str, str]]
                 f"{yname} contains the label {high:g} ({block}), but {_MODEL} has "
                 f"num_classes={k}; {valid}."
             )
+        if weight is not None:
+            problem, total = weight
+            if problem is not None:
+                raise ValueError(f"sample_weight {problem.format(block=block)}.")
+            sums.append(total)
+    if weights is None:
+        return None
+    if sum(sums) == 0:
+        raise ValueError("sample_weight is all zero; at least one sample needs a positive weight.")
+    return sums
 
 
 # -- worker processes ------------------------------------------------------------------------------
@@ -221,17 +292,27 @@ def _to(xp: Any, like: Array, *arrays: Array | None) -> list[Array | None]:
 Params = tuple[Array, Array, "tuple[Array, Array] | None"]
 
 
+def _block_weights(xp: Any, like: Array, wb: Array) -> Array:
+    """A block's weights in ``like``'s namespace, device and dtype, by way of float64 as
+    in memory (:func:`softmax_xp._weights.as_sample_weight`)."""
+    w = xp.asarray(wb, device=device_of(like))
+    return xp.astype(xp.astype(w, xp.float64), like.dtype)
+
+
 def _sgd_block(
     Xb: Array,
     yb: Array,
+    wb: Array | None,
     order: np.ndarray,
     previous: tuple[Params, Array | None],
     *,
     dtype: str,
+    weight_mean: float | None = None,
     **settings: Any,
 ) -> tuple[Params, Array]:
     """One block of the SGD chain: ``((W, b, velocity), batch_losses)`` after ``sgd_epoch``,
-    starting from the parameters of the ``previous`` block's result."""
+    starting from the parameters of the ``previous`` block's result; the block's weights ``wb``
+    (if any) divided by ``weight_mean``, the mean of all of them."""
     _undo_small_mmap_threshold()
     xp, Xb, yb = _on_block(Xb, yb, dtype)
     if Xb.shape[0] == 0:  # an empty chunk: nothing to learn from
@@ -241,8 +322,14 @@ def _sgd_block(
     if velocity is not None:
         velocity = tuple(_to(xp, Xb, *velocity))
     order = xp.asarray(order, device=device_of(Xb))
+    weights = None
+    if wb is not None:
+        mean = xp.asarray(weight_mean, dtype=Xb.dtype, device=device_of(Xb))
+        weights = _block_weights(xp, Xb, wb) / mean
     with quiet_float_warnings():
-        W, b, velocity, losses = sgd_epoch(Xb, yb, order, W, b, velocity, xp=xp, **settings)
+        W, b, velocity, losses = sgd_epoch(
+            Xb, yb, order, W, b, velocity, xp=xp, weights=weights, **settings
+        )
     return (W, b, velocity), losses
 
 
@@ -284,15 +371,11 @@ def train(
 ) -> History:
     """:meth:`SoftmaxXP.train` on a Dask ``X``: block SGD epoch by epoch (see the module doc),
     or L-BFGS whose every evaluation is one reduction over the blocks."""
-    if sample_weight is not None:
-        raise ValueError(
-            "sample_weight is not supported with a Dask X yet; train on in-memory arrays to "
-            "weight samples, or repeat rows in the Dask array."
-        )
     X = _features_layout(X, model.input_dim, "X", known=True)
     if block_rows is not None:
         X = X.rechunk({0: block_rows})
     y = _labels_layout(y, X.chunks[0], "y")
+    w = _weights_layout(sample_weight, X.chunks[0])
     pairs = [(X, y, "X", "y")]
     val = None
     if X_val is not None and isinstance(X_val, da.Array):
@@ -303,7 +386,7 @@ def train(
     elif X_val is not None:
         X_val = model._features(X_val, "X_val")
         val = (X_val, model._labels(y_val, X_val.shape[0], "y_val"))
-    _validate(model, pairs)
+    sums = _validate(model, pairs, w)
     n = X.shape[0]
     model._blocks = None if solver == "lbfgs" else list(X.chunks[0])
     model._solver = solver
@@ -311,11 +394,12 @@ def train(
     after_epoch = model._after_epoch(checkpoint, batch_size, n, epochs, verbose, callback)
     val_hits = None if val is None else _val_hits(model, val)
     if solver == "lbfgs":
-        objective = _objective(model, X, y)
+        objective = _objective(model, X, y, w, sums)
         model._lbfgs(X, y, None, None, epochs, tol, after_epoch, objective, val_hits)
         return model.history_
+    weights = _sgd_weights(w, sums, n)
     for epoch in range(model.epoch_ + 1, epochs + 1):
-        _epoch(model, X, y, val_hits, epoch, batch_size)
+        _epoch(model, X, y, val_hits, epoch, batch_size, weights)
         after_epoch()
     return model.history_
 
@@ -324,14 +408,21 @@ def more_epochs(
     model: SoftmaxXP, X: da.Array, y: Any, epochs: int, batch_size: int, sample_weight: Any
 ) -> None:
     """``epochs`` more block-wise SGD passes of the current run (``partial_fit`` on Dask)."""
-    if sample_weight is not None:
-        raise ValueError("sample_weight is not supported with a Dask X yet.")
     X = _features_layout(X, model.input_dim, "X", known=True)
     y = _labels_layout(y, X.chunks[0], "y")
-    _validate(model, [(X, y, "X", "y")])
+    w = _weights_layout(sample_weight, X.chunks[0])
+    weights = _sgd_weights(w, _validate(model, [(X, y, "X", "y")], w), X.shape[0])
     model._zero_velocity()
     for epoch in range(model.epoch_ + 1, model.epoch_ + epochs + 1):
-        _epoch(model, X, y, None, epoch, batch_size)
+        _epoch(model, X, y, None, epoch, batch_size, weights)
+
+
+SgdWeights = tuple[da.Array, float]  # the weights, chunked like X, and their exact mean
+
+
+def _sgd_weights(w: da.Array | None, sums: list[Fraction] | None, n: int) -> SgdWeights | None:
+    """The weights and their exact mean (correctly rounded), which SGD divides them by."""
+    return None if w is None or sums is None else (w, float(sum(sums) / n))
 
 
 def _val_hits(model: SoftmaxXP, val: tuple[Any, Any]) -> ValHits:
@@ -345,18 +436,23 @@ def _val_hits(model: SoftmaxXP, val: tuple[Any, Any]) -> ValHits:
     return count, val[0].shape[0]
 
 
-def _loss_sums(Xb: Array, yb: Array, params: tuple[Array, Array], dtype: str) -> tuple[Any, ...]:
+def _loss_sums(
+    Xb: Array, yb: Array, params: tuple[Array, Array], dtype: str, wb: Array | None = None
+) -> tuple[Any, ...]:
     """One block's unnormalised terms: ``(sum_i l_i, X^T (P - Y), sum_i (p_i - y_i), rows)``,
-    from :func:`softmax_xp.functional.loss_and_grads` (means, no L2) times the block's rows."""
+    from :func:`softmax_xp.functional.loss_and_grads` (means, no L2) times the block's rows;
+    with weights ``wb`` (not all 0), the first three weighted by ``w_i``."""
     _undo_small_mmap_threshold()
     xp, Xb, yb = _on_block(Xb, yb, dtype)
     W, b = _to(xp, Xb, *params)
     rows = Xb.shape[0]
     if rows == 0:
         return 0.0, 0.0, 0.0, 0
+    w = None if wb is None else _block_weights(xp, Xb, wb)
+    mass = rows if w is None else xp.sum(w)
     with quiet_float_warnings():
-        loss, dW, db = loss_and_grads(Xb, yb, W, b, 0.0, xp=xp)
-    return to_numpy(loss * rows), to_numpy(dW * rows), to_numpy(db * rows), rows
+        loss, dW, db = loss_and_grads(Xb, yb, W, b, 0.0, sample_weight=w, xp=xp)
+    return to_numpy(loss * mass), to_numpy(dW * mass), to_numpy(db * mass), rows
 
 
 def _add(parts: list[tuple[Any, ...]]) -> tuple[Any, ...]:
@@ -368,20 +464,33 @@ def _add(parts: list[tuple[Any, ...]]) -> tuple[Any, ...]:
 
 
 def _objective(
-    model: SoftmaxXP, X: da.Array, y: da.Array
+    model: SoftmaxXP,
+    X: da.Array,
+    y: da.Array,
+    w: da.Array | None = None,
+    sums: list[Fraction] | None = None,
 ) -> Callable[[Array, Array], tuple[Array, Array, Array]]:
     """``objective(W, b) -> (loss, dW, db)`` of the whole data set, each call one reduction:
     ``loss = sum l_i / n + 0.5 reg ||W||^2``, ``dW = X^T (P - Y) / n + reg W``,
-    ``db = sum (p_i - y_i) / n``. Persist ``X`` first if it fits the cluster's memory, or each
-    evaluation reads it again."""
+    ``db = sum (p_i - y_i) / n``. With weights ``w`` (and their blocks' exact ``sums``), the
+    sums are weighted and ``n`` is ``sum w_i``; blocks of weight 0 are not read. Persist ``X``
+    first if it fits the cluster's memory, or each evaluation reads it again."""
     x_blocks, y_blocks = X.to_delayed().ravel(), y.to_delayed()
     n, reg = X.shape[0], model.reg
+    blocks = [(xb, yb, None) for xb, yb in zip(x_blocks, y_blocks, strict=True)]
+    if w is not None and sums is not None:
+        n = float(sum(sums))
+        blocks = [
+            (xb, yb, wb)
+            for xb, yb, wb, total in zip(x_blocks, y_blocks, w.to_delayed(), sums, strict=True)
+            if total > 0
+        ]
 
     def objective(W: Array, b: Array) -> tuple[Array, Array, Array]:
         params = _params(model, W, b)
         parts = [
-            dask.delayed(_loss_sums, pure=False)(xb, yb, params, model.dtype_name)
-            for xb, yb in zip(x_blocks, y_blocks, strict=True)
+            dask.delayed(_loss_sums, pure=False)(xb, yb, params, model.dtype_name, wb)
+            for xb, yb, wb in blocks
         ]
         loss, dW, db, _ = dask.compute(dask.delayed(_add)(parts))[0]
         scale = model._asarray(1.0 / n)
@@ -399,6 +508,7 @@ def _epoch(
     val_hits: ValHits | None,
     epoch: int,
     batch_size: int,
+    weights: SgdWeights | None = None,
 ) -> None:
     """One epoch: the chain of block tasks (see :func:`_chain`), then committed."""
     from .model import _batch_sizes
@@ -411,9 +521,12 @@ def _epoch(
     settings = dict(
         lr=lr, momentum=model.momentum, reg=model.reg, batch_size=batch_size, dtype=model.dtype_name
     )
+    w = None
+    if weights is not None:
+        w, settings["weight_mean"] = weights
     velocity = None if model._velocity is None else tuple(map(to_numpy, model._velocity))
     start_params = (to_numpy(model.W), to_numpy(model.b), velocity)
-    W, b, velocity, parts = _chain(X, y, visit, orders, start_params, settings)
+    W, b, velocity, parts = _chain(X, y, w, visit, orders, start_params, settings)
     sizes = [s for i in visit for s in _batch_sizes(rows[i], batch_size)]
     W, b = model._asarray(to_numpy(W)), model._asarray(to_numpy(b))
     if velocity is not None:
@@ -443,20 +556,24 @@ def _client() -> Any:
 def _chain(
     X: da.Array,
     y: da.Array,
+    w: da.Array | None,
     visit: list[int],
     orders: list[np.ndarray],
     params: Params,
     settings: dict[str, Any],
 ) -> tuple[Array, Array, tuple[Array, Array] | None, list[Array]]:
-    """Run the block tasks in ``visit`` order; ``(W, b, velocity, batch losses per block)``."""
+    """Run the block tasks in ``visit`` order; ``(W, b, velocity, batch losses per block)``.
+    Each block's weights (``w``'s blocks, if any) are loaded with its rows."""
     x_blocks, y_blocks = X.to_delayed().ravel(), y.to_delayed()
+    w_blocks = [None] * len(x_blocks) if w is None else list(w.to_delayed())
+    blocks = [list(block) for block in zip(x_blocks, y_blocks, w_blocks, strict=True)]
     client = _client()
     result: Any = (params, None)
     if client is None:  # local scheduler: one block in memory at a time
         parts = []
         for i, order in zip(visit, orders, strict=True):
-            xb, yb = dask.compute(x_blocks[i], y_blocks[i])
-            result = _sgd_block(xb, yb, order, result, **settings)
+            xb, yb, wb = dask.compute(*blocks[i])
+            result = _sgd_block(xb, yb, wb, order, result, **settings)
             parts.append(result[1])
         return (*result[0], parts)
     from distributed import wait
@@ -465,8 +582,8 @@ def _chain(
     for step, (i, order) in enumerate(zip(visit, orders, strict=True)):
         if step > PREFETCH:  # load this block once the chain is PREFETCH blocks behind it
             wait(chain[step - PREFETCH - 1])
-        xb, yb = client.compute([x_blocks[i], y_blocks[i]])
-        result = client.submit(_sgd_block, xb, yb, order, result, pure=False, **settings)
+        xb, yb, wb = client.compute(blocks[i])
+        result = client.submit(_sgd_block, xb, yb, wb, order, result, pure=False, **settings)
         chain.append(result)
     results = client.gather(chain)
     return (*results[-1][0], [part for _, part in results])

@@ -1,7 +1,9 @@
-"""Per-sample weights: checked on the host side of the data, moved to the model's backend."""
+"""Per-sample weights: checked on the host side of the data, moved to the model's backend; their
+exact sum, so that SGD's mean-1 scaling does not depend on how the rows are split into blocks."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import array_api_compat
@@ -9,15 +11,22 @@ import numpy as np
 
 from ._backend import Backend, asarray_on, to_numpy
 
-__all__ = ["as_sample_weight"]
+__all__ = [
+    "as_sample_weight",
+    "check_weight_dtype",
+    "check_weight_shape",
+    "exact_mean",
+    "exact_sum",
+    "host_sample_weight",
+]
+
+_DIGIT_BITS = 18  # a 53-bit integer mantissa as three digits of at most 18 bits
+_PIECE = 2**30  # values per bincount: sums of 18-bit digits stay below 2**53, exact in float64
 
 
-def as_sample_weight(sample_weight: Any, backend: Backend, dtype: Any, n_samples: int) -> Any:
-    """``sample_weight`` checked (1-D, ``n_samples`` long, finite, ``>= 0``, not all 0) and moved
-    to ``backend`` as ``dtype``; None stays None. A scalar is one weight for every row. One host
-    read of the weights (they are small next to X)."""
-    if sample_weight is None:
-        return None
+def host_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
+    """``sample_weight`` as a 1-D host array of ``n_samples`` real numbers (not yet checked for
+    finite, ``>= 0``, not all 0). A scalar is one weight for every row."""
     if array_api_compat.is_array_api_obj(sample_weight) and not isinstance(
         sample_weight, np.ndarray
     ):
@@ -27,15 +36,35 @@ def as_sample_weight(sample_weight: Any, backend: Backend, dtype: Any, n_samples
             host = np.asarray(sample_weight)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"sample_weight could not be converted to an array: {exc}") from None
-    if host.dtype.kind not in "biuf":
-        raise TypeError(f"sample_weight has dtype {host.dtype}; it must hold real numbers.")
+    check_weight_dtype(host.dtype)
     if host.ndim == 0:
         host = np.full(n_samples, host, dtype=np.float64)
-    if host.shape != (n_samples,):
+    check_weight_shape(host.shape, n_samples)
+    return host
+
+
+def check_weight_dtype(dtype: Any) -> None:
+    """TypeError unless ``dtype`` holds real numbers (bool, integer or floating)."""
+    if np.dtype(dtype).kind not in "biuf":
+        raise TypeError(f"sample_weight has dtype {dtype}; it must hold real numbers.")
+
+
+def check_weight_shape(shape: tuple[Any, ...], n_samples: int) -> None:
+    """ValueError unless ``shape`` is ``(n_samples,)``: one weight per row."""
+    if tuple(shape) != (n_samples,):
         raise ValueError(
-            f"sample_weight.shape == {host.shape}, expected ({n_samples},): one weight per sample."
+            f"sample_weight.shape == {tuple(shape)}, expected ({n_samples},): one weight per "
+            "sample."
         )
-    host = host.astype(np.float64, copy=False)
+
+
+def as_sample_weight(sample_weight: Any, backend: Backend, dtype: Any, n_samples: int) -> Any:
+    """``sample_weight`` checked (1-D, ``n_samples`` long, finite, ``>= 0``, not all 0) and moved
+    to ``backend`` as ``dtype``; None stays None. A scalar is one weight for every row. One host
+    read of the weights (they are small next to X)."""
+    if sample_weight is None:
+        return None
+    host = host_sample_weight(sample_weight, n_samples).astype(np.float64, copy=False)
     if not np.all(np.isfinite(host)):
         raise ValueError("sample_weight contains NaN or infinity; weights must be finite.")
     if np.any(host < 0):
@@ -43,3 +72,37 @@ def as_sample_weight(sample_weight: Any, backend: Backend, dtype: Any, n_samples
     if not np.any(host > 0):
         raise ValueError("sample_weight is all zero; at least one sample needs a positive weight.")
     return asarray_on(backend, host, dtype)
+
+
+def exact_sum(values: Any) -> Fraction:
+    """The exact sum of finite real ``values`` (any backend), as a Fraction.
+
+    Each float64 ``v = m 2**e`` with an integer ``m`` below ``2**53``; the integers are cut into
+    18-bit digits and summed per exponent with ``bincount``, exactly (no sum reaches ``2**53``).
+    Unlike a float sum, the result is the same however the values are split into parts: the sum
+    of the parts' exact sums is the whole's.
+    """
+    v = np.asarray(to_numpy(values), dtype=np.float64).reshape(-1)
+    total = Fraction(0)
+    for lo in range(0, v.shape[0], _PIECE):
+        mantissa, exponent = np.frexp(v[lo : lo + _PIECE])  # v = mantissa 2**exponent
+        ints = (mantissa * 2.0**53).astype(np.int64)  # exact: 53 significant bits at most
+        exponent = exponent.astype(np.int64) - 53
+        low = int(exponent.min())
+        bins = exponent - low
+        scaled = 0  # the piece's sum in units of 2**low
+        mask = (1 << _DIGIT_BITS) - 1
+        for shift in (0, _DIGIT_BITS, 2 * _DIGIT_BITS):
+            digits = ints >> shift  # arithmetic shift: the top digit keeps the sign
+            if shift < 2 * _DIGIT_BITS:
+                digits = digits & mask
+            sums = np.bincount(bins, weights=digits.astype(np.float64))
+            for k in np.flatnonzero(sums):
+                scaled += int(sums[k]) << (int(k) + shift)
+        total += Fraction(scaled) * Fraction(2) ** low
+    return total
+
+
+def exact_mean(weights: Any) -> float:
+    """``sum(weights) / len(weights)``, correctly rounded to float64 (see :func:`exact_sum`)."""
+    return float(exact_sum(weights) / weights.shape[0])

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from array_api_compat import device as device_of
 from array_api_compat import is_dask_array
 
 from . import _random
@@ -26,7 +27,7 @@ from ._validation import (
     check_real,
     features_on_host_or_device,
 )
-from ._weights import as_sample_weight
+from ._weights import as_sample_weight, exact_mean
 from .functional import loss_and_grads, softmax
 from .solvers.lbfgs import DEFAULT_TOL, minimize_lbfgs
 from .solvers.sgd import sgd_epoch
@@ -283,7 +284,9 @@ class SoftmaxXP:
             row: exactly for L-BFGS's full batch; for SGD in expectation, as the duplicate could
             fall in another mini-batch). SGD normalises the weights to mean 1 over ``X`` once, and a batch ``B`` steps
             along ``1/|B| sum_{i in B} w_i g_i``: an unbiased estimate of the weighted mean's
-            gradient, so ``lr`` keeps its meaning.
+            gradient, so ``lr`` keeps its meaning. With a Dask ``X`` the weights may be a Dask
+            array (rechunked to ``X``'s rows if needed) or an in-memory one; they are checked in
+            the same pass over the blocks as ``X``, and give the same weights as in memory.
         shuffle, block_rows
             ``"global"`` (default): each epoch visits all rows in one random order.
             ``"blocks"``: the rows are cut into blocks of ``block_rows`` rows (the last may be
@@ -852,8 +855,12 @@ class SoftmaxXP:
 
 
 def _mean_one(weights: Array | None, xp: Any) -> Array | None:
-    """Sample weights scaled to mean 1, as SGD uses them (see train's ``sample_weight``)."""
-    return None if weights is None else weights / xp.mean(weights)
+    """Sample weights scaled to mean 1, as SGD uses them (see train's ``sample_weight``). The
+    mean is exact (one host read), so a Dask ``X``'s blocks, whose sums add up in another order,
+    get the same weights."""
+    if weights is None:
+        return None
+    return weights / xp.asarray(exact_mean(weights), dtype=weights.dtype, device=device_of(weights))
 
 
 def _check_solver(solver: Any, tol: Any) -> float:

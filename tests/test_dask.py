@@ -125,11 +125,6 @@ def test_lbfgs_on_the_cluster_equals_in_memory(client, backend):
     assert got.val_accuracy == want.val_accuracy
 
 
-def test_sample_weight_is_refused_on_dask(client):
-    with pytest.raises(ValueError, match="sample_weight is not supported with a Dask X"):
-        new_model().train(*dask_xy(), epochs=1, verbose=0, sample_weight=np.ones(250))
-
-
 # -- the scikit-learn estimator ------------------------------------------------------------------------
 def test_classifier_fits_and_predicts_dask_arrays(client):
     pytest.importorskip("sklearn")

@@ -108,3 +108,21 @@ def test_bad_sample_weight(weights, error, match):
     X, y, *_ = problem()
     with pytest.raises(error, match=match):
         SoftmaxXP(5, 3, backend="numpy", seed=0).train(X, y, verbose=0, sample_weight=weights)
+
+
+def test_exact_sum_does_not_depend_on_the_split():
+    """The sum SGD's mean-1 scaling uses: exact, so the blocks of a Dask X add up to the whole."""
+    from fractions import Fraction
+
+    from softmax_xp._weights import exact_mean, exact_sum
+
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0, 3, size=1001) * 10.0 ** rng.integers(-300, 300, size=1001)
+    values[:3] = [5e-324, 0.0, 2.0**60]  # the smallest subnormal, zero, a large power of 2
+    want = sum(map(Fraction, values.tolist()))
+    assert exact_sum(values) == want
+    assert exact_sum(values[:400]) + exact_sum(values[400:]) == want
+    assert exact_sum(-values) == -want and exact_sum(np.zeros(0)) == 0
+    assert exact_mean(values) == float(want / 1001)
+    tenths = np.full(10, 0.1)
+    assert exact_mean(tenths) == 0.1 and sum(tenths.tolist()) / 10 != 0.1  # a float sum drifts
