@@ -25,6 +25,7 @@ from ._validation import (
     check_int,
     check_real,
     features_on_host_or_device,
+    warn_if_unscaled,
 )
 from ._weights import as_sample_weight
 from .functional import loss_and_grads, softmax
@@ -344,7 +345,7 @@ class SoftmaxXP:
             )  # fmt: skip
         advice = f"lower batch_size (now {batch_size}) or train on fewer samples"
         with out_of_memory_hint(lambda: self._memory_advice("train", advice)):
-            X = self._features(X)
+            X = self._features(warn_if_unscaled(features_on_host_or_device(X, self.input_dim)))
             n = X.shape[0]
             y = self._labels(y, n)
             val = None
@@ -696,7 +697,7 @@ class SoftmaxXP:
 
     def _chunks(self, X: Any, rows: int) -> Iterator[Array]:
         """``X`` checked, then moved to the device ``rows`` rows at a time."""
-        X = features_on_host_or_device(X, self.input_dim)
+        X = warn_if_unscaled(features_on_host_or_device(X, self.input_dim))
         for rows_ in _row_slices(X.shape[0], rows):
             yield self._features(X[rows_, ...])
 

@@ -1,0 +1,193 @@
+"""What a new user tries first: data from other libraries, the usual spellings of dtypes,
+backends and devices, raw pixels, labels in the wrong form; each works or says how to fix it."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import softmax_xp._backend as backend_module
+from softmax_xp import SoftmaxXP, resolve_backend, to_numpy
+
+D, K, N = 4, 3, 30
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(N, D))
+Y = np.arange(N) % K
+
+
+def _model(backend, **kwargs) -> SoftmaxXP:
+    return SoftmaxXP(D, K, backend=backend.name, device=backend.device, seed=0, **kwargs)
+
+
+# -- data from other libraries ---------------------------------------------------------------------
+def test_bfloat16_torch_features_are_read_exactly(backend):
+    torch = pytest.importorskip("torch")
+    X16 = torch.tensor(X, dtype=torch.bfloat16)
+    exact = X16.float().numpy()  # bfloat16 values are exact in float32
+    a, b = _model(backend), _model(backend)
+    assert a.train(X16, Y, epochs=2).loss == b.train(exact, Y, epochs=2).loss
+    np.testing.assert_array_equal(to_numpy(a.predict_proba(X16)), to_numpy(b.predict_proba(exact)))
+    assert to_numpy(X16).dtype == np.float32
+
+
+def test_long_double_features_are_read(backend):
+    a, b = _model(backend, dtype="float64"), _model(backend, dtype="float64")
+    loss = a.train(X.astype(np.longdouble), Y, epochs=1).loss
+    assert loss == b.train(X, Y, epochs=1).loss
+
+
+def test_torch_tensors_reach_a_torch_model_without_a_host_copy(monkeypatch):
+    torch = pytest.importorskip("torch")
+    model = SoftmaxXP(D, K, backend="torch", seed=0)
+
+    def no_host_copy(x):
+        raise AssertionError("a torch tensor was copied to the host")
+
+    monkeypatch.setattr(backend_module, "to_numpy", no_host_copy)
+    Xt = torch.tensor(X, dtype=torch.float32, requires_grad=True)
+    proba = model.predict_proba(Xt)
+    assert not proba.requires_grad  # autograd never records the model's arithmetic
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor warns about requires_grad
+        model.predict(Xt)
+
+
+# -- spellings ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("spelling", "name"),
+    [
+        ("float32", "float32"),
+        (np.float32, "float32"),
+        (np.dtype("float64"), "float64"),
+        ("f4", "float32"),
+        ("<f8", "float64"),
+        ("double", "float64"),
+        ("Float32", "float32"),
+        ("torch.float64", "float64"),
+    ],
+)
+def test_dtype_spellings(spelling, name):
+    assert SoftmaxXP(D, K, backend="numpy", dtype=spelling).dtype_name == name
+
+
+def test_dtype_objects_of_other_libraries():
+    torch = pytest.importorskip("torch")
+    xps = pytest.importorskip("array_api_strict")
+    assert SoftmaxXP(D, K, backend="torch", dtype=torch.float64).dtype == torch.float64
+    assert SoftmaxXP(D, K, backend="numpy", dtype=torch.float32).dtype_name == "float32"
+    strict = SoftmaxXP(D, K, backend="array_api_strict", dtype=xps.float64)
+    assert strict.dtype == xps.float64
+
+
+@pytest.mark.parametrize("spelling", ["float16", "int32", "torch.float16", "f2"])
+def test_unsupported_dtypes_are_still_refused(spelling):
+    with pytest.raises(ValueError, match=r"Unknown dtype .*use one of 'float32', 'float64'"):
+        SoftmaxXP(D, K, backend="numpy", dtype=spelling)
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("cuda", "backend='cupy', or backend='torch' with device='cuda'"),
+        ("gpu", "backend='cupy'"),
+        ("pytorch", "did you mean backend='torch'"),
+        ("np", "did you mean backend='numpy'"),
+        ("array-api-strict", "did you mean backend='array_api_strict'"),
+    ],
+)
+def test_near_miss_backend_names_say_which_name_to_use(name, hint):
+    with pytest.raises(ValueError, match=rf"Unknown backend '{name}'; valid backends .*{hint}"):
+        SoftmaxXP(D, K, backend=name)
+
+
+def test_backend_names_ignore_case_and_spaces():
+    assert SoftmaxXP(D, K, backend=" NumPy ").backend == "numpy"
+
+
+def test_numpy_accepts_cpu_in_any_spelling():
+    torch = pytest.importorskip("torch")
+    for device in ("cpu", "CPU", torch.device("cpu")):
+        assert SoftmaxXP(D, K, backend="numpy", device=device).device == "cpu"
+
+
+def test_torch_device_spellings():
+    torch = pytest.importorskip("torch")
+    assert resolve_backend("torch", device="CPU").device == torch.device("cpu")
+    for device in ("gpu", "foo", 2.5):
+        with pytest.raises(ValueError, match=r"is not a PyTorch device: pass 'cpu', 'cuda'"):
+            resolve_backend("torch", device=device)
+    missing = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for device in (missing, f"cuda:{missing}"):
+        with pytest.raises(ValueError, match=rf"PyTorch sees no CUDA device {missing} here"):
+            resolve_backend("torch", device=device)
+
+
+def test_a_random_generator_as_seed_says_to_pass_an_int():
+    for seed in (np.random.default_rng(0), np.random.RandomState(0)):
+        with pytest.raises(TypeError, match=r"seed must be an integer.*seed=int\(rng\.integers"):
+            SoftmaxXP(D, K, backend="numpy", seed=seed)
+
+
+# -- shapes and labels in the wrong form --------------------------------------------------------
+def test_a_single_sample_says_to_reshape(backend, arrays):
+    model = _model(backend)
+    for method in (model.predict, model.predict_proba):
+        with pytest.raises(
+            ValueError, match=r"got a 1-D array of shape \(4,\)\. .*X\.reshape\(1, -1\)"
+        ):
+            method(arrays(X[0]))
+    with pytest.raises(ValueError, match=r"X\.reshape\(-1, 4\)"):
+        model.predict(arrays(X[:2].ravel()))
+    assert tuple(model.predict(arrays(X[0][None, :])).shape) == (1,)
+
+
+def test_a_column_of_labels_says_to_ravel(backend, arrays):
+    model = _model(backend)
+    with pytest.raises(ValueError, match=r"got shape \(30, 1\)\. Pass y\.ravel\(\)"):
+        model.train(X, arrays(Y[:, None], "int64"), epochs=1)
+    with pytest.raises(ValueError, match=r"got shape \(30, 1\)\. Pass y\.ravel\(\)"):
+        model.score(X, arrays(Y[:, None], "int64"))
+    with pytest.raises(ValueError, match=r"One-hot labels\? .*y\.argmax\(axis=1\)"):
+        model.train(X, arrays(np.eye(K)[Y]), epochs=1)
+
+
+@pytest.mark.parametrize("labels", [np.array(["cat", "dog", "owl"])[Y], ["a", "b", "c"] * 10])
+def test_string_labels_point_at_the_classifier(labels):
+    model = SoftmaxXP(D, K, backend="numpy")
+    with pytest.raises(TypeError, match=r"SoftmaxClassifier, which takes any labels.*np\.unique"):
+        model.train(X, labels, epochs=1)
+
+
+def test_object_features_say_how_to_convert():
+    model = SoftmaxXP(D, K, backend="numpy")
+    with pytest.raises(TypeError, match=r"dtype object.*X\.astype\('float32'\).*to_numpy"):
+        model.train(X.astype(object), Y, epochs=1)
+
+
+# -- raw pixels ---------------------------------------------------------------------------------
+def test_raw_integer_pixels_warn_and_say_to_scale(backend, arrays):
+    pixels = (RNG.random((N, D)) * 255).astype(np.uint8)
+    model = _model(backend)
+    for call in (
+        lambda: model.train(arrays(pixels, "uint8"), Y, epochs=1),
+        lambda: model.predict(arrays(pixels, "uint8")),
+        lambda: model.predict_proba(pixels.astype(np.int64)),
+        lambda: model.score(pixels.tolist(), Y),
+    ):
+        with pytest.warns(
+            UserWarning, match=r"integer dtype .* values up to \d+.*pass X / 255"
+        ) as w:
+            call()
+        assert w[0].filename == __file__  # points at the user's line
+
+
+def test_scaled_and_binary_features_do_not_warn(backend, arrays):
+    model = _model(backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.train(arrays(X), Y, epochs=1)
+        model.train(arrays(X > 0, "bool"), Y, epochs=1)
+        model.predict(arrays((X > 0).astype(np.uint8), "uint8"))
+        model.predict((RNG.random((N, D)) * 255).astype(np.uint8) / 255)
