@@ -64,12 +64,32 @@ class History:
     epoch_time: list[float] = field(default_factory=list)
 
     def __getitem__(self, key: str) -> list[float]:
-        if key not in self.to_dict():
+        if not isinstance(key, str):
+            raise TypeError(
+                f"History is indexed by name, not by {type(key).__name__}: "
+                "history['loss'][-1] (or history.loss[-1]) is the loss of the last epoch; the "
+                "names are 'loss', 'val_accuracy' and 'epoch_time'."
+            )
+        if key not in self.keys():
             raise KeyError(f"{key!r}; History has 'loss', 'val_accuracy' and 'epoch_time'")
         return getattr(self, key)
 
     def __len__(self) -> int:
+        """The number of epochs (or L-BFGS iterations) recorded."""
         return len(self.loss)
+
+    def keys(self) -> list[str]:
+        """The names, as a dict of lists has them: ``dict(history)`` works."""
+        return [f.name for f in fields(self)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def items(self) -> list[tuple[str, list[float]]]:
+        return [(key, getattr(self, key)) for key in self.keys()]
 
     def to_dict(self) -> dict[str, list[float]]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -172,10 +192,15 @@ class SoftmaxXP:
         return self._backend.device
 
     def __repr__(self) -> str:
+        decay = "" if self.lr_decay == 1.0 else f"lr_decay={self.lr_decay}, "
+        device = ""
+        if self.backend in ("torch", "cupy"):
+            where = getattr(self.device, "id", None)  # a cupy.cuda.Device
+            device = f", device={str(self.device) if where is None else f'cuda:{where}'!r}"
         return (
             f"SoftmaxXP(input_dim={self.input_dim}, num_classes={self.num_classes}, lr={self.lr}, "
-            f"reg={self.reg}, momentum={self.momentum}, backend={self.backend!r}, "
-            f"dtype={self.dtype_name!r})"
+            f"reg={self.reg}, momentum={self.momentum}, {decay}backend={self.backend!r}"
+            f"{device}, dtype={self.dtype_name!r}, seed={self.seed})"
         )
 
     # -- pickling and copying ------------------------------------------------------------------
@@ -330,6 +355,7 @@ class SoftmaxXP:
         """
         epochs = check_int(epochs, "epochs", 0)
         batch_size = check_int(batch_size, "batch_size", 1)
+        verbose = check_int(int(verbose) if isinstance(verbose, bool) else verbose, "verbose", 0)
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val must be given together.")
         tol = _check_solver(solver, tol)

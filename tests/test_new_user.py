@@ -4,6 +4,7 @@ backends and devices, raw pixels, labels in the wrong form; each works or says h
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,3 +192,77 @@ def test_scaled_and_binary_features_do_not_warn(backend, arrays):
         model.train(arrays(X > 0, "bool"), Y, epochs=1)
         model.predict(arrays((X > 0).astype(np.uint8), "uint8"))
         model.predict((RNG.random((N, D)) * 255).astype(np.uint8) / 255)
+
+
+def test_verbose_must_be_a_non_negative_int_or_bool(capsys):
+    model = SoftmaxXP(D, K, backend="numpy", seed=0)
+    with pytest.raises(TypeError, match="verbose must be an integer, got 'yes'"):
+        model.train(X, Y, epochs=1, verbose="yes")
+    with pytest.raises(ValueError, match="verbose must be >= 0, got -1"):
+        model.train(X, Y, epochs=1, verbose=-1)
+    model.train(X, Y, epochs=1, verbose=True)
+    assert capsys.readouterr().out.startswith("epoch 1/1")
+
+
+def test_repr_names_the_settings_that_make_the_model():
+    model = SoftmaxXP(D, K, backend="numpy", seed=7, lr_decay=0.5)
+    assert repr(model) == (
+        "SoftmaxXP(input_dim=4, num_classes=3, lr=0.1, reg=0.0001, momentum=0.0, lr_decay=0.5, "
+        "backend='numpy', dtype='float32', seed=7)"
+    )
+    pytest.importorskip("torch")
+    assert "device='cpu'" in repr(SoftmaxXP(D, K, backend="torch", device="cpu"))
+
+
+# -- History ------------------------------------------------------------------------------------
+def test_history_reads_like_a_dict_of_lists():
+    history = SoftmaxXP(D, K, backend="numpy", seed=0).train(X, Y, X, Y, epochs=3)
+    assert len(history) == 3  # epochs
+    assert list(history) == list(history.keys()) == ["loss", "val_accuracy", "epoch_time"]
+    assert dict(history) == history.to_dict() == dict(history.items())
+    assert "loss" in history and "acc" not in history
+    assert history["loss"][-1] == history.loss[-1]
+    with pytest.raises(TypeError, match=r"indexed by name.*history\['loss'\]\[-1\]"):
+        history[-1]
+    with pytest.raises(KeyError, match="History has 'loss', 'val_accuracy' and 'epoch_time'"):
+        history["acc"]
+
+
+# -- files --------------------------------------------------------------------------------------
+def test_save_and_load_expand_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    model = SoftmaxXP(D, K, backend="numpy", seed=0)
+    assert model.save("~/model.npz") == tmp_path / "model.npz"
+    assert model.save(Path("~/m")) == tmp_path / "m.npz"
+    assert not (tmp_path / "work" / "~").exists()
+    loaded = SoftmaxXP.load("~/model.npz")
+    np.testing.assert_array_equal(to_numpy(loaded.W), to_numpy(model.W))
+    model.train(X, Y, epochs=1, checkpoint="~/ckpt")
+    assert (tmp_path / "ckpt.npz").is_file()
+    model.train(X, Y, epochs=2, resume_from="~/ckpt.npz")
+
+
+def test_a_folder_is_neither_saved_over_nor_loaded_from_its_neighbour(tmp_path):
+    model = SoftmaxXP(D, K, backend="numpy", seed=0)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for path in (folder, f"{folder}/", str(tmp_path / "new") + "/"):
+        with pytest.raises(IsADirectoryError, match=r"is a folder; give the file's name, e\.g\."):
+            model.save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+    model.save(tmp_path / "models.npz")  # a file beside the folder, of the folder's name
+    with pytest.raises(FileNotFoundError, match="is a folder, not a model file"):
+        SoftmaxXP.load(folder)
+
+
+def test_load_mnist_expands_home_and_refuses_a_file(tmp_path, monkeypatch):
+    from softmax_xp import load_mnist
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(Exception, match=str(tmp_path / "mnist")):
+        load_mnist("~/mnist")
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match="is a file; pass the folder"):
+        load_mnist(tmp_path / "file")
