@@ -266,3 +266,37 @@ def test_load_mnist_expands_home_and_refuses_a_file(tmp_path, monkeypatch):
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(NotADirectoryError, match="is a file; pass the folder"):
         load_mnist(tmp_path / "file")
+
+
+# -- metrics and functions ----------------------------------------------------------------------
+def test_metric_label_errors_say_the_fix():
+    from softmax_xp import accuracy, confusion_matrix
+
+    with pytest.raises(TypeError, match=r"dtype float64\. For whole-number floats pass y_true"):
+        confusion_matrix([0.0, 1.0], [0, 1], 2)
+    with pytest.raises(TypeError, match=r"dtype bool\. For 0/1 labels pass y_pred\.astype\(int\)"):
+        accuracy([0, 1], np.array([False, True]))
+    with pytest.raises(TypeError, match=r"np\.unique\(labels, return_inverse=True\)"):
+        confusion_matrix(["cat", "dog"], [0, 1], 2)
+    with pytest.raises(ValueError, match=r"got shape \(2, 1\)\. Pass y_true\.ravel\(\)"):
+        accuracy(np.array([[0], [1]]), [0, 1])
+
+
+def test_metrics_take_labels_of_two_libraries_or_devices(backend, arrays):
+    """y_true from a data loader (another library, or the CPU) and y_pred from the model."""
+    from softmax_xp import accuracy, confusion_matrix
+
+    torch = pytest.importorskip("torch")
+    xps = pytest.importorskip("array_api_strict")
+    y_true, y_pred = [0, 1, 2, 2], [0, 2, 2, 1]
+    expected = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 1]])
+    for other in (torch.tensor(y_true), xps.asarray(y_true, device=xps.Device("device1"))):
+        cm = confusion_matrix(other, arrays(y_pred, "int64"), 3)
+        np.testing.assert_array_equal(arrays.host(cm), expected)
+        assert accuracy(other, arrays(y_pred, "int64")) == 0.5
+
+
+def test_one_hot_reads_python_labels():
+    from softmax_xp import one_hot
+
+    np.testing.assert_array_equal(one_hot([0, 2, 1], 3), np.eye(3)[[0, 2, 1]])
