@@ -222,9 +222,12 @@ def features_on_host_or_device(X: Any, input_dim: int, name: str = "X") -> Array
     features = math.prod(shape[1:])
     if features != input_dim:
         detail = f" (shape {shape})" if len(shape) > 2 else ""
+        hint = ""
+        if math.prod(shape) == input_dim:  # one 28 x 28 image, say
+            hint = f" A single sample of shape {shape}? Pass {name}.reshape(1, -1)."
         raise ValueError(
             f"{name} has {features} features{detail}, but {_MODEL} is expecting "
-            f"{input_dim} features as input."
+            f"{input_dim} features as input.{hint}"
         )
     if len(shape) > 2:
         xp = array_api_compat.array_namespace(X)

@@ -142,6 +142,9 @@ def test_a_single_sample_says_to_reshape(backend, arrays):
     with pytest.raises(ValueError, match=r"X\.reshape\(-1, 4\)"):
         model.predict(arrays(X[:2].ravel()))
     assert tuple(model.predict(arrays(X[0][None, :])).shape) == (1,)
+    image = SoftmaxXP(784, 10, backend=backend.name, device=backend.device)
+    with pytest.raises(ValueError, match=r"of shape \(28, 28\)\? Pass X\.reshape\(1, -1\)"):
+        image.predict(arrays(np.zeros((28, 28))))  # np.asarray(PIL.Image.open("digit.png"))
 
 
 def test_a_column_of_labels_says_to_ravel(backend, arrays):
