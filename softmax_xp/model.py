@@ -356,6 +356,7 @@ class SoftmaxXP:
         epochs = check_int(epochs, "epochs", 0)
         batch_size = check_int(batch_size, "batch_size", 1)
         verbose = check_int(int(verbose) if isinstance(verbose, bool) else verbose, "verbose", 0)
+        _check_run_files(checkpoint, resume_from, callback)
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val must be given together.")
         tol = _check_solver(solver, tol)
@@ -896,6 +897,22 @@ def _check_solver(solver: Any, tol: Any) -> float:
             "Pass tol only with solver='lbfgs'."
         )
     return check_real(tol, "tol", 0.0, math.inf, closed="left")
+
+
+def _check_run_files(checkpoint: Any, resume_from: Any, callback: Any) -> None:
+    """Refuse a ``checkpoint`` or ``resume_from`` that is not a path, and a ``callback`` that
+    cannot be called, before the first epoch rather than after it."""
+    for name, path in (("checkpoint", checkpoint), ("resume_from", resume_from)):
+        if path is not None and not isinstance(path, str | os.PathLike):
+            raise TypeError(
+                f"{name} must be a file path (a str or pathlib.Path), got {path!r} "
+                f"({type(path).__name__})."
+            )
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"callback must be a function called as callback(epoch, history), got {callback!r} "
+            f"({type(callback).__name__})."
+        )
 
 
 def _check_shuffle(shuffle: Any, block_rows: Any, dask: bool) -> int | None:

@@ -303,3 +303,13 @@ def test_one_hot_reads_python_labels():
     from softmax_xp import one_hot
 
     np.testing.assert_array_equal(one_hot([0, 2, 1], 3), np.eye(3)[[0, 2, 1]])
+
+
+def test_run_arguments_are_checked_before_the_first_epoch(monkeypatch):
+    model = SoftmaxXP(D, K, backend="numpy", seed=0)
+    monkeypatch.setattr(SoftmaxXP, "_epoch", lambda *a, **k: pytest.fail("an epoch ran"))
+    with pytest.raises(TypeError, match=r"callback must be a function called as callback\(epoch"):
+        model.train(X, Y, epochs=2, callback=5)
+    for name in ("checkpoint", "resume_from"):
+        with pytest.raises(TypeError, match=rf"{name} must be a file path .*got 5 \(int\)"):
+            model.train(X, Y, epochs=2, **{name: 5})

@@ -334,6 +334,6 @@ def split_validation(
     if len(y) != n:
         raise ValueError(f"X has {n} samples but y has {len(y)}")
     if not 0 < n_val < n:
-        raise ValueError(f"n_val must be between 1 and {n - 1}, got {n_val}")
+        raise ValueError(f"n_val must be between 1 and {n - 1} (X has {n} samples), got {n_val}")
     cut = n - n_val
     return (X[:cut], y[:cut]), (X[cut:], y[cut:])
