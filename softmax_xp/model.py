@@ -377,7 +377,8 @@ class SoftmaxXP:
             y = self._labels(y, n)
             val = None
             if X_val is not None:
-                X_val = self._features(X_val, "X_val")
+                X_val = features_on_host_or_device(X_val, self.input_dim, "X_val")
+                X_val = self._features(warn_if_unscaled(X_val, "X_val"), "X_val")
                 val = (X_val, self._labels(y_val, X_val.shape[0], "y_val"))
             weights = as_sample_weight(sample_weight, self._backend, self.dtype, n)
             self._blocks, self._solver = None, solver

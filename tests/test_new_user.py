@@ -185,6 +185,8 @@ def test_raw_integer_pixels_warn_and_say_to_scale(backend, arrays):
         ) as w:
             call()
         assert w[0].filename == __file__  # points at the user's line
+    with pytest.warns(UserWarning, match=r"^X_val has integer dtype .*pass X_val / 255"):
+        model.train(X, Y, arrays(pixels, "uint8"), Y, epochs=1)
 
 
 def test_scaled_and_binary_features_do_not_warn(backend, arrays):
