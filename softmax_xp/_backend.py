@@ -217,8 +217,15 @@ def _as_device(name: str, xp: Any, device: Any) -> Any:
         return cupy_device(cupy, device)
     if name == "torch":
         return _torch_device(device)
-    if name == "array_api_strict" and isinstance(device, str):
-        return xp.Device(device)
+    if name == "array_api_strict" and not isinstance(device, xp.Device):
+        try:
+            return xp.Device(device)
+        except (TypeError, ValueError):
+            there = ", ".join(map(str, xp.__array_namespace_info__().devices()))
+            raise ValueError(
+                f"device={device!r} is not an array-api-strict device; this machine has: "
+                f"{there} (pass one, or its name, e.g. device='device1')."
+            ) from None
     if name == "numpy" and str(device).strip().lower() == "cpu":  # "CPU", torch.device("cpu")
         return "cpu"
     if name == "numpy":
@@ -339,6 +346,12 @@ def resolve_backend(name: str = "auto", device: Any = None, fallback: bool = Tru
                 raise ValueError(f"${ENV_VAR}: {exc}") from None
         if name == "auto":
             name = "cupy" if _cupy_problem() is None else "numpy"
+            if name == "numpy" and device is not None and str(device).strip().lower() != "cpu":
+                raise ValueError(
+                    f"device={device!r} needs a GPU, but backend='auto' runs on NumPy here "
+                    f"(CuPy: {_cupy_problem()}). Pass device=None for the CPU, or name a "
+                    "backend: backend='cupy', or backend='torch' for PyTorch's devices."
+                )
     problem = _problem(name)
     if problem is not None:
         message = f"Backend {name!r} is unavailable: {problem}. To use it, {_INSTALL_HINT[name]}."

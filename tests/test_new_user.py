@@ -315,3 +315,22 @@ def test_run_arguments_are_checked_before_the_first_epoch(monkeypatch):
     for name in ("checkpoint", "resume_from"):
         with pytest.raises(TypeError, match=rf"{name} must be a file path .*got 5 \(int\)"):
             model.train(X, Y, epochs=2, **{name: 5})
+
+
+def test_auto_with_a_gpu_device_on_a_cpu_machine_says_why(monkeypatch):
+    monkeypatch.delenv("SOFTMAX_XP_BACKEND", raising=False)
+    monkeypatch.setattr(backend_module, "_cupy_problem", lambda: "no CUDA device was found")
+    with pytest.raises(
+        ValueError,
+        match=r"device='cuda' needs a GPU, but backend='auto' runs on "
+        r"NumPy here \(CuPy: no CUDA device was found\)",
+    ):
+        SoftmaxXP(D, K, device="cuda")
+    assert SoftmaxXP(D, K, device="cpu").backend == "numpy"
+
+
+def test_unknown_array_api_strict_devices_list_the_devices():
+    pytest.importorskip("array_api_strict")
+    for device in ("foo", 1):
+        with pytest.raises(ValueError, match=r"not an array-api-strict device; .*'device1'"):
+            SoftmaxXP(D, K, backend="array_api_strict", device=device)
