@@ -461,7 +461,7 @@ def asarray_on(backend: Backend, x: Any, dtype: Any) -> Any:
 
 
 def _same_backend(x: Any, backend: Backend) -> bool:
-    if isinstance(x, np.generic) or not array_api_compat.is_array_api_obj(x):  # torch tensors
-        # have no __array_namespace__, but are arrays of the torch backend
+    # Not hasattr(x, "__array_namespace__"): torch tensors lack it, yet are the torch backend's.
+    if isinstance(x, np.generic) or not array_api_compat.is_array_api_obj(x):
         return backend.name == "numpy" and isinstance(x, np.ndarray | list | tuple | int | float)
     return backend_name(array_api_compat.array_namespace(x)) == backend.name

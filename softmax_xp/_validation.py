@@ -79,7 +79,7 @@ def check_dtype(dtype: Any) -> str:
             try:
                 name = np.dtype(spelling).name
                 break
-            except TypeError:
+            except (TypeError, ValueError):
                 name = None
     if name not in DTYPES:
         raise ValueError(f"Unknown dtype {dtype!r}; use one of {', '.join(map(repr, DTYPES))}.")
