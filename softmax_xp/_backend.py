@@ -215,15 +215,58 @@ def _as_device(name: str, xp: Any, device: Any) -> Any:
         import cupy
 
         return cupy_device(cupy, device)
-    if name == "torch" and isinstance(device, str | int):
-        import torch
-
-        return torch.device(device)
-    if name == "array_api_strict" and isinstance(device, str):
-        return xp.Device(device)
-    if name == "numpy" and device != "cpu":
+    if name == "torch":
+        return _torch_device(device)
+    if name == "array_api_strict" and not isinstance(device, xp.Device):
+        try:
+            return xp.Device(device)
+        except (TypeError, ValueError):
+            there = ", ".join(map(str, xp.__array_namespace_info__().devices()))
+            raise ValueError(
+                f"device={device!r} is not an array-api-strict device; this machine has: "
+                f"{there} (pass one, or its name, e.g. device='device1')."
+            ) from None
+    if name == "numpy" and str(device).strip().lower() == "cpu":  # "CPU", torch.device("cpu")
+        return "cpu"
+    if name == "numpy":
         raise ValueError(f"NumPy arrays live on the CPU; got device={device!r}. Use device=None.")
     return device
+
+
+def _torch_device(device: Any) -> Any:
+    """``torch.device`` for a user's spelling (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``1``,
+    ``"mps"``, a ``torch.device``); a ValueError listing this machine's devices for a spelling
+    PyTorch does not know or a device PyTorch cannot use here."""
+    import torch
+
+    there = ", ".join(_devices("torch"))
+    spelling = device
+    if isinstance(device, int) and not isinstance(device, bool):
+        spelling = f"cuda:{device}"
+    elif isinstance(device, str):
+        spelling = device.strip().lower()
+    try:
+        resolved = torch.device(spelling)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"device={device!r} is not a PyTorch device: pass 'cpu', 'cuda', 'cuda:1', 'mps' or "
+            f"a torch.device. This machine has: {there}."
+        ) from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = 0 if resolved.index is None else resolved.index
+        if index >= count:
+            raise ValueError(
+                f"device={device!r}: PyTorch sees no CUDA device {index} here (torch.cuda."
+                f"is_available() is {torch.cuda.is_available()}); this machine has: {there}. "
+                "Use device='cpu', or install a CUDA build of PyTorch on a machine with an "
+                "NVIDIA GPU."
+            )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"device={device!r}: PyTorch cannot use Apple's MPS here; this machine has: {there}."
+        )
+    return resolved
 
 
 def cupy_device(cupy: Any, device: Any) -> Any:
@@ -265,10 +308,24 @@ def _namespace(name: str) -> Any:
     return importlib.import_module(module)
 
 
+_NAME_HINTS = {
+    "cuda": "for an NVIDIA GPU use backend='cupy', or backend='torch' with device='cuda'",
+    "gpu": "for an NVIDIA GPU use backend='cupy', or backend='torch' with device='cuda'",
+    "cpu": "for the CPU use backend='numpy'",
+    "np": "did you mean backend='numpy'?",
+    "pytorch": "did you mean backend='torch'?",
+    "array-api-strict": "did you mean backend='array_api_strict'?",
+}
+
+
 def _check_name(name: str) -> str:
-    if not isinstance(name, str) or name.lower() not in BACKENDS:
-        raise ValueError(f"Unknown backend {name!r}; valid backends are: {', '.join(BACKENDS)}.")
-    return name.lower()
+    if not isinstance(name, str) or name.strip().lower() not in BACKENDS:
+        hint = _NAME_HINTS.get(name.strip().lower(), "") if isinstance(name, str) else ""
+        raise ValueError(
+            f"Unknown backend {name!r}; valid backends are: {', '.join(BACKENDS)}"
+            + (f" ({hint})." if hint else ".")
+        )
+    return name.strip().lower()
 
 
 def resolve_backend(name: str = "auto", device: Any = None, fallback: bool = True) -> Backend:
@@ -289,6 +346,12 @@ def resolve_backend(name: str = "auto", device: Any = None, fallback: bool = Tru
                 raise ValueError(f"${ENV_VAR}: {exc}") from None
         if name == "auto":
             name = "cupy" if _cupy_problem() is None else "numpy"
+            if name == "numpy" and device is not None and str(device).strip().lower() != "cpu":
+                raise ValueError(
+                    f"device={device!r} needs a GPU, but backend='auto' runs on NumPy here "
+                    f"(CuPy: {_cupy_problem()}). Pass device=None for the CPU, or name a "
+                    "backend: backend='cupy', or backend='torch' for PyTorch's devices."
+                )
     problem = _problem(name)
     if problem is not None:
         message = f"Backend {name!r} is unavailable: {problem}. To use it, {_INSTALL_HINT[name]}."
@@ -324,7 +387,10 @@ def to_numpy(x: Any) -> np.ndarray:
     if array_api_compat.is_cupy_array(x):
         return x.get()
     if array_api_compat.is_torch_array(x):
-        return x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if x.is_floating_point() and str(x.dtype).startswith(("torch.bfloat16", "torch.float8")):
+            x = x.float()  # no NumPy dtype: widened to float32, exactly
+        return x.numpy()
     if hasattr(x, "__dlpack__"):
         try:
             return np.from_dlpack(x)
@@ -382,8 +448,12 @@ def _devices(name: str) -> list[str]:
 def asarray_on(backend: Backend, x: Any, dtype: Any) -> Any:
     """``x`` (a list, a NumPy array or an array of any backend) as an array of ``backend`` with
     ``dtype`` on its device. Copies only when needed, and never writes into ``x``."""
+    if array_api_compat.is_torch_array(x):
+        x = x.detach()  # the model's arithmetic is never recorded by autograd
     if not _same_backend(x, backend):
         x = to_numpy(x)
+        if x.dtype.kind == "f" and x.dtype.itemsize > 8 and backend.name != "numpy":
+            x = x.astype(np.float64)  # long double: only NumPy has it
     with warnings.catch_warnings():
         # torch warns that a read-only NumPy array becomes a tensor it could write: we never do.
         warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
@@ -391,6 +461,7 @@ def asarray_on(backend: Backend, x: Any, dtype: Any) -> Any:
 
 
 def _same_backend(x: Any, backend: Backend) -> bool:
-    if not hasattr(x, "__array_namespace__"):
+    # Not hasattr(x, "__array_namespace__"): torch tensors lack it, yet are the torch backend's.
+    if isinstance(x, np.generic) or not array_api_compat.is_array_api_obj(x):
         return backend.name == "numpy" and isinstance(x, np.ndarray | list | tuple | int | float)
     return backend_name(array_api_compat.array_namespace(x)) == backend.name

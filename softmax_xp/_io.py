@@ -48,13 +48,18 @@ def write_npz_atomic(
     if hasattr(path, "write"):
         np.savez(path, **payload)
         return path
+    if Path(path).expanduser().is_dir() or str(path).endswith(("/", os.sep)):
+        raise IsADirectoryError(
+            f"{str(path)!r} is a folder; give the file's name, e.g. "
+            f"{str(Path(path) / 'model.npz')!r}."
+        )
     return write_atomic(npz_path(path), lambda f: np.savez(f, **payload))
 
 
 def npz_path(path: str | os.PathLike) -> Path:
-    """``path`` with ``.npz`` appended unless it already ends so (as :func:`write_npz_atomic`
-    names its files)."""
-    path = Path(path)
+    """``path`` (``~`` expanded) with ``.npz`` appended unless it already ends so (as
+    :func:`write_npz_atomic` names its files)."""
+    path = Path(path).expanduser()
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
@@ -75,8 +80,8 @@ def read_npz(
     raises :class:`ModelFileError`. ``path`` without ``.npz`` also finds ``path.npz``. ``what``
     names the file in the messages for a missing file or a folder.
     """
-    path = Path(path)
-    if not path.is_file() and npz_path(path).is_file():
+    path = Path(path).expanduser()
+    if not path.is_file() and not path.is_dir() and npz_path(path).is_file():
         path = npz_path(path)
     if path.is_dir():
         hint = (

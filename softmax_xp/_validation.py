@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +32,7 @@ __all__ = [
     "check_int",
     "check_real",
     "features_on_host_or_device",
+    "warn_if_unscaled",
 ]
 
 Array = Any
@@ -65,13 +69,18 @@ def check_real(value: Any, name: str, low: float, high: float, *, closed: str = 
 
 
 def check_dtype(dtype: Any) -> str:
-    """The name of a supported floating dtype: "float32" or "float64" (numpy dtypes work too)."""
+    """The name of a supported floating dtype: "float32" or "float64". NumPy's spellings
+    (``np.float32``, ``"f4"``, ``"double"``) and other libraries' dtype objects
+    (``torch.float32``, ``array_api_strict.float64``) work too."""
     name = dtype
-    if dtype is not None and not isinstance(dtype, str):  # np.dtype(None) would be float64
-        try:
-            name = np.dtype(dtype).name
-        except TypeError:
-            name = None
+    if dtype is not None and not (isinstance(dtype, str) and dtype in DTYPES):
+        text = str(dtype).rsplit(".", 1)[-1].strip().lower()  # np.dtype(None) is float64
+        for spelling in (dtype, text):
+            try:
+                name = np.dtype(spelling).name
+                break
+            except (TypeError, ValueError):
+                name = None
     if name not in DTYPES:
         raise ValueError(f"Unknown dtype {dtype!r}; use one of {', '.join(map(repr, DTYPES))}.")
     return name
@@ -89,6 +98,12 @@ def check_hyperparameters(
 ) -> dict[str, Any]:
     """The constructor's arguments, checked and normalised to plain Python values."""
     if seed is not None:
+        if hasattr(seed, "bit_generator") or hasattr(seed, "get_state"):
+            raise TypeError(
+                f"seed must be an integer, got a {type(seed).__name__}: the model saves its seed "
+                "with its weights, which a random generator cannot be. Pass an int, e.g. seed=0, "
+                "or draw one from your generator: seed=int(rng.integers(2**32))."
+            )
         seed = check_int(seed, "seed", 0)
     return {
         "input_dim": check_int(input_dim, "input_dim", 1),
@@ -179,12 +194,25 @@ def features_on_host_or_device(X: Any, input_dim: int, name: str = "X") -> Array
     if kind == "complex floating":
         raise TypeError(f"{name} has complex dtype {_dtype_text(X)}; {_MODEL} needs real features.")
     if kind == "other":
-        raise TypeError(f"{name} has dtype {_dtype_text(X)}; {_MODEL} needs numeric features.")
+        hint = ""
+        if isinstance(X, np.ndarray) and X.dtype.kind == "O":  # e.g. pandas, mixed columns
+            hint = (
+                f" Convert it to numbers first, e.g. {name}.astype('float32') (from pandas: "
+                "df.to_numpy(dtype='float32'), after encoding any text columns)."
+            )
+        raise TypeError(
+            f"{name} has dtype {_dtype_text(X)}; {_MODEL} needs numeric features.{hint}"
+        )
     shape = tuple(X.shape)
     if len(shape) < 2:
+        hint = ""
+        if shape == (input_dim,):
+            hint = f" For a single sample pass {name}.reshape(1, -1)."
+        elif len(shape) == 1 and shape[0] % input_dim == 0:
+            hint = f" Reshape it: {name}.reshape(-1, {input_dim})."
         raise ValueError(
             f"Expected a 2-D array {name} of shape (n_samples, {input_dim}), got a "
-            f"{len(shape)}-D array of shape {shape}."
+            f"{len(shape)}-D array of shape {shape}.{hint}"
         )
     if shape[0] == 0:
         raise ValueError(
@@ -194,14 +222,49 @@ def features_on_host_or_device(X: Any, input_dim: int, name: str = "X") -> Array
     features = math.prod(shape[1:])
     if features != input_dim:
         detail = f" (shape {shape})" if len(shape) > 2 else ""
+        hint = ""
+        if math.prod(shape) == input_dim:  # one 28 x 28 image, say
+            hint = f" A single sample of shape {shape}? Pass {name}.reshape(1, -1)."
         raise ValueError(
             f"{name} has {features} features{detail}, but {_MODEL} is expecting "
-            f"{input_dim} features as input."
+            f"{input_dim} features as input.{hint}"
         )
     if len(shape) > 2:
         xp = array_api_compat.array_namespace(X)
         X = xp.reshape(X, (shape[0], input_dim))
     return X
+
+
+def warn_if_unscaled(X: Array, name: str = "X") -> Array:
+    """Warn when ``X`` (as :func:`features_on_host_or_device` returns it) holds integers above 1,
+    such as raw 0..255 pixels: SGD's default ``lr`` expects features of order 1. Returns ``X``.
+
+    Costs one host read, for integer ``X`` only; convert ``X`` to floats to silence it.
+    """
+    if _kind(X) != "integral":
+        return X
+    xp = array_api_compat.array_namespace(X)
+    high = int(to_numpy(xp.max(X)))
+    if high > 1:
+        warnings.warn(
+            f"{name} has integer dtype {_dtype_text(X)} with values up to {high}. {_MODEL} "
+            "expects features of order 1 (load_mnist's pixels are floats in [0, 1]): unscaled "
+            "features make SGD diverge or learn badly, and a model trained on scaled features "
+            f"predicts garbage on unscaled ones. If these are raw 0..255 pixels, pass {name} / "
+            f"255. Pass {name} as floats (e.g. {name}.astype('float32')) to silence this warning.",
+            UserWarning,
+            stacklevel=_user_stacklevel(),
+        )
+    return X
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside this package."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_finite(X: Array, xp: Any, name: str = "X") -> None:
@@ -236,10 +299,21 @@ def as_labels(y: Any, backend: Backend, n_samples: int, num_classes: int, name: 
     if kind == "bool":
         raise TypeError(f"{name} has dtype bool; {valid} (for 0/1 labels pass y.astype(int)).")
     if kind not in ("integral", "real floating"):
-        raise TypeError(f"{name} has dtype {_dtype_text(y)}; {valid}.")
+        raise TypeError(
+            f"{name} has dtype {_dtype_text(y)}; {valid}. For string or other labels use "
+            "softmax_xp.SoftmaxClassifier, which takes any labels, or encode them first: "
+            f"classes, {name} = np.unique({name}, return_inverse=True)."
+        )
     shape = tuple(y.shape)
     if len(shape) != 1:
-        raise ValueError(f"{name} should be a 1-D array of shape (n_samples,), got shape {shape}.")
+        hint = ""
+        if len(shape) == 2 and shape[1] == 1:
+            hint = f" Pass {name}.ravel() (or {name}.reshape(-1)) for a column of labels."
+        elif len(shape) == 2 and shape[1] == num_classes:
+            hint = f" One-hot labels? Pass their class numbers: {name}.argmax(axis=1)."
+        raise ValueError(
+            f"{name} should be a 1-D array of shape (n_samples,), got shape {shape}.{hint}"
+        )
     if shape[0] != n_samples:
         raise ValueError(
             f"Found input variables with inconsistent numbers of samples: [{n_samples}, {shape[0]}]"

@@ -202,8 +202,13 @@ def _default_float(xp: Any, device: Any) -> Any:
 def one_hot(y: Array, /, num_classes: int, *, dtype: Any = None, xp: Any = None) -> Array:
     """One-hot encoding: ``out[i, k] = 1 if y[i] == k else 0``, of shape ``y.shape + (num_classes,)``.
 
-    ``dtype`` defaults to the namespace's default floating dtype on ``y``'s device.
+    ``dtype`` defaults to the namespace's default floating dtype on ``y``'s device. Python
+    labels (``one_hot([0, 2, 1], 3)``) are read as a NumPy array.
     """
+    if xp is None and isinstance(y, list | tuple | int):
+        from array_api_compat import numpy as host_xp  # only for Python labels
+
+        y = host_xp.asarray(y)
     xp = array_namespace(y) if xp is None else xp
     if isinstance(num_classes, bool) or not hasattr(num_classes, "__index__"):
         raise TypeError(f"num_classes must be an integer, got {num_classes!r}.")

@@ -81,8 +81,25 @@ def _host_labels(data: Any, name: str) -> np.ndarray:
     if host.size == 0 and not np.issubdtype(host.dtype, np.integer):
         host = host.astype(np.int64)
     if not np.issubdtype(host.dtype, np.integer):
-        raise TypeError(f"{name} must hold integer class labels, got dtype {host.dtype}.")
+        raise TypeError(
+            f"{name} must hold integer class labels, got dtype {host.dtype}.{_fix(name, host.dtype)}"
+        )
     return host
+
+
+def _fix(name: str, dtype: Any) -> str:
+    """How to turn labels of ``dtype`` into class numbers, as a sentence (or "")."""
+    text = str(dtype)
+    if "float" in text:
+        return f" For whole-number floats pass {name}.astype(int)."
+    if "bool" in text:
+        return f" For 0/1 labels pass {name}.astype(int)."
+    if text.startswith(("<U", ">U", "|S", "<S", "str", "object", "|O")):
+        return (
+            " Encode other labels as class numbers first: classes, codes = np.unique(labels, "
+            "return_inverse=True) (SoftmaxClassifier does this for you)."
+        )
+    return ""
 
 
 def _label_arrays(y_true: Any, y_pred: Any) -> tuple[Any, Array, Array]:
@@ -97,6 +114,8 @@ def _label_arrays(y_true: Any, y_pred: Any) -> tuple[Any, Array, Array]:
         y_true = _like(_host_labels(y_true, "y_true"), y_pred)
     elif not _is_device_array(y_true):
         y_true, y_pred = _host_labels(y_true, "y_true"), _host_labels(y_pred, "y_pred")
+    elif not _same_place(y_true, y_pred):  # labels of two libraries or devices: y_true follows
+        y_true = _like(_host_labels(to_numpy(y_true), "y_true"), y_pred)
     xp = array_api_compat.array_namespace(y_true, y_pred)
     y_true, y_pred = _as_int64(xp, y_true, "y_true"), _as_int64(xp, y_pred, "y_pred")
     if y_true.shape[0] != y_pred.shape[0]:
@@ -107,6 +126,12 @@ def _label_arrays(y_true: Any, y_pred: Any) -> tuple[Any, Array, Array]:
     return xp, y_true, y_pred
 
 
+def _same_place(a: Array, b: Array) -> bool:
+    """Whether two device arrays are of one namespace and on one device."""
+    name = array_api_compat.array_namespace
+    return name(a) is name(b) and array_api_compat.device(a) == array_api_compat.device(b)
+
+
 def _like(host: np.ndarray, ref: Array) -> Array:
     """Copy host labels into the namespace and onto the device of ``ref``."""
     xp = array_api_compat.array_namespace(ref)
@@ -115,9 +140,14 @@ def _like(host: np.ndarray, ref: Array) -> Array:
 
 def _as_int64(xp: Any, y: Array, name: str) -> Array:
     if y.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one label per sample), got shape {tuple(y.shape)}.")
+        hint = f" Pass {name}.ravel()." if y.ndim == 2 and y.shape[1] == 1 else ""
+        raise ValueError(
+            f"{name} must be 1-D (one label per sample), got shape {tuple(y.shape)}.{hint}"
+        )
     if not xp.isdtype(y.dtype, "integral"):
-        raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}.")
+        raise TypeError(
+            f"{name} must hold integer class labels, got dtype {y.dtype}.{_fix(name, y.dtype)}"
+        )
     return y if y.dtype == xp.int64 else xp.astype(y, xp.int64)
 
 

@@ -26,6 +26,7 @@ from ._validation import (
     check_int,
     check_real,
     features_on_host_or_device,
+    warn_if_unscaled,
 )
 from ._weights import as_sample_weight, exact_mean
 from .functional import loss_and_grads, softmax
@@ -64,12 +65,32 @@ class History:
     epoch_time: list[float] = field(default_factory=list)
 
     def __getitem__(self, key: str) -> list[float]:
-        if key not in self.to_dict():
+        if not isinstance(key, str):
+            raise TypeError(
+                f"History is indexed by name, not by {type(key).__name__}: "
+                "history['loss'][-1] (or history.loss[-1]) is the loss of the last epoch; the "
+                "names are 'loss', 'val_accuracy' and 'epoch_time'."
+            )
+        if key not in self.keys():
             raise KeyError(f"{key!r}; History has 'loss', 'val_accuracy' and 'epoch_time'")
         return getattr(self, key)
 
     def __len__(self) -> int:
+        """The number of epochs (or L-BFGS iterations) recorded."""
         return len(self.loss)
+
+    def keys(self) -> list[str]:
+        """The names, as a dict of lists has them: ``dict(history)`` works."""
+        return [f.name for f in fields(self)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def items(self) -> list[tuple[str, list[float]]]:
+        return [(key, getattr(self, key)) for key in self.keys()]
 
     def to_dict(self) -> dict[str, list[float]]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -172,10 +193,15 @@ class SoftmaxXP:
         return self._backend.device
 
     def __repr__(self) -> str:
+        decay = "" if self.lr_decay == 1.0 else f"lr_decay={self.lr_decay}, "
+        device = ""
+        if self.backend in ("torch", "cupy"):
+            where = getattr(self.device, "id", None)  # a cupy.cuda.Device
+            device = f", device={str(self.device) if where is None else f'cuda:{where}'!r}"
         return (
             f"SoftmaxXP(input_dim={self.input_dim}, num_classes={self.num_classes}, lr={self.lr}, "
-            f"reg={self.reg}, momentum={self.momentum}, backend={self.backend!r}, "
-            f"dtype={self.dtype_name!r})"
+            f"reg={self.reg}, momentum={self.momentum}, {decay}backend={self.backend!r}"
+            f"{device}, dtype={self.dtype_name!r}, seed={self.seed})"
         )
 
     # -- pickling and copying ------------------------------------------------------------------
@@ -332,6 +358,8 @@ class SoftmaxXP:
         """
         epochs = check_int(epochs, "epochs", 0)
         batch_size = check_int(batch_size, "batch_size", 1)
+        verbose = check_int(int(verbose) if isinstance(verbose, bool) else verbose, "verbose", 0)
+        _check_run_files(checkpoint, resume_from, callback)
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val must be given together.")
         tol = _check_solver(solver, tol)
@@ -347,12 +375,13 @@ class SoftmaxXP:
             )  # fmt: skip
         advice = f"lower batch_size (now {batch_size}) or train on fewer samples"
         with out_of_memory_hint(lambda: self._memory_advice("train", advice)):
-            X = self._features(X)
+            X = self._features(warn_if_unscaled(features_on_host_or_device(X, self.input_dim)))
             n = X.shape[0]
             y = self._labels(y, n)
             val = None
             if X_val is not None:
-                X_val = self._features(X_val, "X_val")
+                X_val = features_on_host_or_device(X_val, self.input_dim, "X_val")
+                X_val = self._features(warn_if_unscaled(X_val, "X_val"), "X_val")
                 val = (X_val, self._labels(y_val, X_val.shape[0], "y_val"))
             weights = as_sample_weight(sample_weight, self._backend, self.dtype, n)
             self._blocks, self._solver = None, solver
@@ -699,7 +728,7 @@ class SoftmaxXP:
 
     def _chunks(self, X: Any, rows: int) -> Iterator[Array]:
         """``X`` checked, then moved to the device ``rows`` rows at a time."""
-        X = features_on_host_or_device(X, self.input_dim)
+        X = warn_if_unscaled(features_on_host_or_device(X, self.input_dim))
         for rows_ in _row_slices(X.shape[0], rows):
             yield self._features(X[rows_, ...])
 
@@ -876,6 +905,22 @@ def _check_solver(solver: Any, tol: Any) -> float:
             "Pass tol only with solver='lbfgs'."
         )
     return check_real(tol, "tol", 0.0, math.inf, closed="left")
+
+
+def _check_run_files(checkpoint: Any, resume_from: Any, callback: Any) -> None:
+    """Refuse a ``checkpoint`` or ``resume_from`` that is not a path, and a ``callback`` that
+    cannot be called, before the first epoch rather than after it."""
+    for name, path in (("checkpoint", checkpoint), ("resume_from", resume_from)):
+        if path is not None and not isinstance(path, str | os.PathLike):
+            raise TypeError(
+                f"{name} must be a file path (a str or pathlib.Path), got {path!r} "
+                f"({type(path).__name__})."
+            )
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"callback must be a function called as callback(epoch, history), got {callback!r} "
+            f"({type(callback).__name__})."
+        )
 
 
 def _check_shuffle(shuffle: Any, block_rows: Any, dask: bool) -> int | None:

@@ -225,7 +225,12 @@ def _load(
 ) -> list[XY]:
     """The pairs of ``names`` from the first place that holds them all (module docstring)."""
     if data_dir is not None:
-        directory = Path(data_dir)
+        directory = Path(data_dir).expanduser()
+        if directory.is_file():
+            raise NotADirectoryError(
+                f"data_dir={str(data_dir)!r} is a file; pass the folder that holds the MNIST "
+                f"files ({', '.join(names)})."
+            )
         if _missing(directory, names):
             if not download:
                 hint = "\nPass download=True to download MNIST into it."
@@ -235,7 +240,7 @@ def _load(
 
     tried: list[tuple[str, Path]] = []
     env = os.environ.get("SOFTMAX_XP_DATA")
-    sources = [("$SOFTMAX_XP_DATA", Path(env), bool(verify))] if env else []
+    sources = [("$SOFTMAX_XP_DATA", Path(env).expanduser(), bool(verify))] if env else []
     sources += [
         ("bundled", bundled_dir(), verify is not False),
         ("cache", default_cache_dir(), verify is not False),
@@ -329,6 +334,6 @@ def split_validation(
     if len(y) != n:
         raise ValueError(f"X has {n} samples but y has {len(y)}")
     if not 0 < n_val < n:
-        raise ValueError(f"n_val must be between 1 and {n - 1}, got {n_val}")
+        raise ValueError(f"n_val must be between 1 and {n - 1} (X has {n} samples), got {n_val}")
     cut = n - n_val
     return (X[:cut], y[:cut]), (X[cut:], y[cut:])
