@@ -6,6 +6,9 @@ synchronises with the host: losses are returned as 0-d arrays. Every backend beh
 scipy.special and PyTorch do: integer input is promoted to the default floating dtype, complex
 input is a TypeError, Python lists and scalars are read as NumPy arrays (array-api-compat's NumPy
 namespace, imported only for them), and non-finite logits give NaN rows rather than half-NaN ones.
+Floating dtypes narrower than float32 (float16, bfloat16) are computed in float32 and the result is
+rounded once to the input's dtype, as PyTorch does: rounding every intermediate step would lose
+several times the dtype's own precision.
 """
 
 from __future__ import annotations
@@ -63,6 +66,12 @@ def _as_real_float(x: Any, xp: Any = None, name: str = "x") -> tuple[Array, Any]
     if xp.isdtype(x.dtype, ("bool", "integral")):
         return xp.astype(x, _default_float(xp, device_of(x))), xp
     raise TypeError(f"{name} has dtype {x.dtype}; expected real numbers.")
+
+
+def _is_narrow(x: Array, xp: Any) -> bool:
+    """Whether ``x`` is a floating array narrower than float32 (float16, bfloat16): those are
+    computed in float32 and rounded once at the end, as PyTorch and scipy do."""
+    return xp.finfo(x.dtype).bits < 32
 
 
 def _check_axis(x: Array, axis: int | tuple[int, ...] | None) -> tuple[int, ...] | None:
@@ -131,6 +140,8 @@ def softmax(x: Array, /, *, axis: int | tuple[int, ...] | None = -1, xp: Any = N
     axis = _check_axis(x, axis)
     if _is_empty(x, axis):
         return xp.asarray(x, copy=True)
+    if _is_narrow(x, xp):
+        return xp.astype(softmax(xp.astype(x, xp.float32), axis=axis, xp=xp), x.dtype)
     _, finite, shifted, rest = _pieces(x, axis, xp)
     one = xp.ones_like(rest)
     p = xp.exp(shifted) / xp.where(finite, rest + one, one)
@@ -144,6 +155,8 @@ def log_softmax(x: Array, /, *, axis: int | tuple[int, ...] | None = -1, xp: Any
     axis = _check_axis(x, axis)
     if _is_empty(x, axis):
         return xp.asarray(x, copy=True)
+    if _is_narrow(x, xp):
+        return xp.astype(log_softmax(xp.astype(x, xp.float32), axis=axis, xp=xp), x.dtype)
     _, finite, shifted, rest = _pieces(x, axis, xp)
     out = shifted - xp.log1p(rest)
     return xp.where(finite, out, xp.asarray(xp.nan, dtype=x.dtype, device=device_of(x)))
@@ -168,6 +181,9 @@ def logsumexp(
     axis = _check_axis(x, axis)
     if _is_empty(x, axis):
         out = xp.full(_kept_shape(x, axis), -xp.inf, dtype=x.dtype, device=device_of(x))
+    elif _is_narrow(x, xp):
+        wide = logsumexp(xp.astype(x, xp.float32), axis=axis, keepdims=True, xp=xp)
+        out = xp.astype(wide, x.dtype)
     else:
         m, _, _, rest = _pieces(x, axis, xp)
         out = m + xp.log1p(rest)  # rest is 0 where m is +-inf or NaN: the answer is m
@@ -178,6 +194,8 @@ def sigmoid(x: Array, /, *, xp: Any = None) -> Array:
     """Logistic function ``1 / (1 + exp(-x))``, evaluated through ``exp(-|x|)`` so it never overflows
     (``-|x|`` written as a ``where``, so that autograd's derivative at 0 is 1/4, not 0)."""
     x, xp = _as_real_float(x, xp)
+    if _is_narrow(x, xp):
+        return xp.astype(sigmoid(xp.astype(x, xp.float32), xp=xp), x.dtype)
     e = xp.exp(xp.where(x >= 0, -x, x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
@@ -190,6 +208,8 @@ def softmax_jacobian(x: Array, /, *, xp: Any = None) -> Array:
     x, xp = _as_real_float(x, xp)
     if x.ndim == 0:
         raise ValueError("softmax_jacobian needs logits of shape (..., K), got a 0-d array.")
+    if _is_narrow(x, xp):
+        return xp.astype(softmax_jacobian(xp.astype(x, xp.float32), xp=xp), x.dtype)
     p = softmax(x, axis=-1, xp=xp)
     eye = xp.eye(x.shape[-1], dtype=x.dtype, device=device_of(x))
     return p[..., :, None] * (eye - p[..., None, :])
@@ -275,6 +295,10 @@ def cross_entropy(
             f"{tuple(logits.shape)}."
         )
     _check_labels(y, logits.shape[0], f"logits of shape {tuple(logits.shape)}", xp)
+    if _is_narrow(logits, xp):
+        W = None if W is None else xp.astype(W, xp.float32)  # float32 is plenty for the result
+        wide = cross_entropy(xp.astype(logits, xp.float32), y, W=W, reg=reg, xp=xp)
+        return xp.astype(wide, logits.dtype)
     loss = _mean_nll(log_softmax(logits, axis=-1, xp=xp), y, xp)
     y, _ = _class_indices(y, logits.shape[-1] + 1, xp)  # K itself must fit for y < K
     valid = xp.all((y >= 0) & (y < logits.shape[-1]))
@@ -307,7 +331,8 @@ def loss_and_grads(
     weighted mean ``-sum_i w_i log p[i, y_i] / sum_i w_i`` and ``dL/dz = w_i (p_i - Y_i) / sum w``:
     a weight of 2 counts a row twice, exactly as if it were duplicated.
 
-    Returns ``(loss, dW, db)`` with ``loss`` a 0-d array, ``dW`` shaped like ``W`` and ``db`` like ``b``.
+    Returns ``(loss, dW, db)`` with ``loss`` a 0-d array, ``dW`` shaped like ``W`` and ``db`` like ``b``,
+    all of ``W``'s dtype (float16 and bfloat16 are computed in float32 and rounded once).
     """
     xp = array_namespace(X, y, W, b) if xp is None else xp
     if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[0]:
@@ -318,6 +343,10 @@ def loss_and_grads(
     if tuple(b.shape) not in ((1, W.shape[1]), (W.shape[1],)):
         raise ValueError(f"b must have shape (1, {W.shape[1]}), got {tuple(b.shape)}.")
     _check_labels(y, X.shape[0], f"X of shape {tuple(X.shape)}", xp)
+    if xp.isdtype(W.dtype, "real floating") and _is_narrow(W, xp):
+        X, W32, b = (xp.astype(a, xp.float32) for a in (X, W, b))
+        wide = loss_and_grads(X, y, W32, b, reg, sample_weight=sample_weight, xp=xp)
+        return tuple(xp.astype(a, W.dtype) for a in wide)
     n = X.shape[0]
     logp = log_softmax(X @ W + b, axis=-1, xp=xp)
     Y = one_hot(y, W.shape[1], dtype=W.dtype, xp=xp)
