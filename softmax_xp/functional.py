@@ -107,7 +107,9 @@ def _reduced_shape(x: Array, axis: tuple[int, ...] | None) -> tuple[int, ...]:
     return () if axis is None else tuple(n for i, n in enumerate(x.shape) if i not in axis)
 
 
-def _pieces(x: Array, axis: tuple[int, ...] | None, xp: Any) -> tuple[Array, Array, Array, Array]:
+def _pieces(
+    x: Array, axis: tuple[int, ...] | None, xp: Any, b: Array | None = None
+) -> tuple[Array, Array, Array, Array]:
     """The shared part of softmax, log_softmax and logsumexp along ``axis`` (kept as size 1).
 
     Returns ``(m, finite, shifted, rest)``: ``m = max(x)``, ``finite = isfinite(m)``,
@@ -115,15 +117,23 @@ def _pieces(x: Array, axis: tuple[int, ...] | None, xp: Any) -> tuple[Array, Arr
     maximum's (so ``log1p(rest)`` keeps the digits that ``log(1 + tiny)`` would lose). Where ``m``
     is not finite (a row holding NaN or +inf, or only -inf) ``shifted`` is -inf and ``rest`` 0:
     the callers then return NaN (or ``m`` itself for logsumexp), as scipy and PyTorch do.
+    Weights ``b`` (broadcast like ``x``) make it ``rest = sum(b exp(x - m)) - 1``, with ``m`` the
+    maximum over the terms whose weight is not 0.
     """
+    if b is not None:  # a zero weight removes its term, even an infinite or NaN one
+        x = xp.where(b != 0, x, xp.asarray(-xp.inf, dtype=x.dtype, device=device_of(x)))
     m = xp.max(x, axis=axis, keepdims=True)
     finite = xp.isfinite(m)
     zero = xp.zeros_like(m)
     minus_inf = xp.asarray(-xp.inf, dtype=x.dtype, device=device_of(x))
     shifted = xp.where(finite, x - xp.where(finite, m, zero), minus_inf)
     is_max = shifted == 0
-    others = xp.sum(xp.where(is_max, zero, xp.exp(shifted)), axis=axis, keepdims=True)
-    ties = xp.sum(xp.astype(is_max, x.dtype), axis=axis, keepdims=True) - 1
+    if b is None:
+        terms, at_max = xp.exp(shifted), xp.astype(is_max, x.dtype)
+    else:
+        terms, at_max = b * xp.exp(shifted), xp.where(is_max, b, zero)
+    others = xp.sum(xp.where(is_max, zero, terms), axis=axis, keepdims=True)
+    ties = xp.sum(at_max, axis=axis, keepdims=True) - 1
     rest = xp.where(finite, others + ties, zero)
     return m, finite, shifted, rest
 
@@ -168,16 +178,25 @@ def logsumexp(
     *,
     axis: int | tuple[int, ...] | None = -1,
     keepdims: bool = False,
+    b: Array | None = None,
+    return_sign: bool = False,
     xp: Any = None,
-) -> Array:
+) -> Array | tuple[Array, Array]:
     """``log(sum(exp(x))) = m + log1p(sum(exp(x - m)) - 1)`` along ``axis`` (all for None).
 
     ``m = max(x)``'s own term is kept out of the sum, so ``logsumexp([0, -40])`` is 4.2e-18,
     not 0 (scipy gh-18295). An empty reduction gives -inf; +inf gives +inf, NaN gives NaN. Python
     lists and scalars are read as NumPy arrays; integer input is promoted to the default floating
     dtype; complex input is a TypeError.
+
+    As in scipy.special.logsumexp, weights ``b`` (broadcast against ``x``) give
+    ``log|sum(b exp(x))|``; a zero weight removes its term. A negative sum is NaN unless
+    ``return_sign``, which returns ``(log|sum|, sign(sum))`` (sign 0 for a sum of 0, whose log
+    is -inf).
     """
     x, xp = _as_real_float(x, xp)
+    if b is not None or return_sign:
+        return _weighted_logsumexp(x, b, axis, keepdims, return_sign, xp)
     axis = _check_axis(x, axis)
     if _is_empty(x, axis):
         out = xp.full(_kept_shape(x, axis), -xp.inf, dtype=x.dtype, device=device_of(x))
@@ -188,6 +207,58 @@ def logsumexp(
         m, _, _, rest = _pieces(x, axis, xp)
         out = m + xp.log1p(rest)  # rest is 0 where m is +-inf or NaN: the answer is m
     return out if keepdims else xp.reshape(out, _reduced_shape(x, axis))
+
+
+def _weighted_logsumexp(
+    x: Array,
+    b: Any,
+    axis: int | tuple[int, ...] | None,
+    keepdims: bool,
+    return_sign: bool,
+    xp: Any,
+) -> Array | tuple[Array, Array]:
+    """:func:`logsumexp` with weights ``b`` (1 for None) and the sign of ``sum(b exp(x))``."""
+    if b is None:
+        b = xp.ones_like(x)
+    elif not is_array_api_obj(b):
+        b = xp.asarray(b, device=device_of(x))
+    b, _ = _as_real_float(b, xp, "b")
+    dtype = xp.result_type(x, b)
+    try:
+        x, b = xp.broadcast_arrays(xp.astype(x, dtype), xp.astype(b, dtype))
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"b of shape {tuple(b.shape)} does not broadcast against x of shape "
+            f"{tuple(x.shape)}: pass weights of x's shape, or one that broadcasts to it."
+        ) from error
+    axis = _check_axis(x, axis)
+    if _is_narrow(x, xp):
+        wide = _weighted_logsumexp(
+            xp.astype(x, xp.float32), xp.astype(b, xp.float32), axis, True, True, xp
+        )
+        out, sign = (xp.astype(a, dtype) for a in wide)
+    elif _is_empty(x, axis):
+        out = xp.full(_kept_shape(x, axis), -xp.inf, dtype=dtype, device=device_of(x))
+        sign = xp.zeros_like(out)
+    else:
+        m, finite, _, rest = _pieces(x, axis, xp, b)
+        # The sum over exp(x - m) is 1 + rest where m is finite; at m = +inf it is the sum of
+        # sign(b) * inf over the +inf terms (NaN for inf - inf); 0 at m = -inf; NaN at NaN.
+        zero = xp.zeros_like(m)
+        at_max = (x == m) & (b != 0)
+        at_inf = xp.sum(
+            xp.where(at_max, xp.sign(b) * x, xp.zeros_like(x)), axis=axis, keepdims=True
+        )
+        total = xp.where(finite, rest + 1, xp.where(m > 0, at_inf, xp.where(m < 0, zero, m)))
+        sign = xp.sign(total)
+        # log|1 + rest| as log1p of rest, or of |1 + rest| - 1 = -2 - rest for a negative sum
+        magnitude = m + xp.log1p(xp.where(rest > -1, rest, -2 - rest))
+        out = xp.where(finite, magnitude, xp.where(xp.isnan(total), total, m))
+    if not return_sign:  # the log of a negative sum
+        out = xp.where(sign < 0, xp.asarray(xp.nan, dtype=dtype, device=device_of(x)), out)
+    if not keepdims:
+        out, sign = (xp.reshape(a, _reduced_shape(x, axis)) for a in (out, sign))
+    return (out, sign) if return_sign else out
 
 
 def sigmoid(x: Array, /, *, xp: Any = None) -> Array:
