@@ -194,9 +194,9 @@ def logsumexp(
     ``return_sign``, which returns ``(log|sum|, sign(sum))`` (sign 0 for a sum of 0, whose log
     is -inf).
     """
-    x, xp = _as_real_float(x, xp)
     if b is not None or return_sign:
         return _weighted_logsumexp(x, b, axis, keepdims, return_sign, xp)
+    x, xp = _as_real_float(x, xp)
     axis = _check_axis(x, axis)
     if _is_empty(x, axis):
         out = xp.full(_kept_shape(x, axis), -xp.inf, dtype=x.dtype, device=device_of(x))
@@ -218,12 +218,15 @@ def _weighted_logsumexp(
     xp: Any,
 ) -> Array | tuple[Array, Array]:
     """:func:`logsumexp` with weights ``b`` (1 for None) and the sign of ``sum(b exp(x))``."""
+    x_in = x
+    x, xp = _as_real_float(x, xp)
     if b is None:
         b = xp.ones_like(x)
     elif not is_array_api_obj(b):
         b = xp.asarray(b, device=device_of(x))
+    b_in = b
     b, _ = _as_real_float(b, xp, "b")
-    dtype = xp.result_type(x, b)
+    dtype = _weighted_dtype(getattr(x_in, "dtype", x.dtype), b_in.dtype, x, b, xp)
     try:
         x, b = xp.broadcast_arrays(xp.astype(x, dtype), xp.astype(b, dtype))
     except (ValueError, RuntimeError) as error:
@@ -259,6 +262,20 @@ def _weighted_logsumexp(
     if not keepdims:
         out, sign = (xp.reshape(a, _reduced_shape(x, axis)) for a in (out, sign))
     return (out, sign) if return_sign else out
+
+
+def _weighted_dtype(x_dtype: Any, b_dtype: Any, x: Array, b: Array, xp: Any) -> Any:
+    """The dtype of ``x`` and ``b`` together, as scipy chooses it: the library's own promotion
+    of the input dtypes (NumPy makes float32 and int64 float64, PyTorch float32) when that is a
+    floating dtype, else that of their floating versions ``x`` and ``b`` (integers count as the
+    default floating dtype; array-api-strict does not mix integers and floats)."""
+    try:
+        native = xp.result_type(x_dtype, b_dtype)
+    except TypeError:
+        native = None
+    if native is not None and xp.isdtype(native, "real floating"):
+        return native
+    return xp.result_type(x, b)
 
 
 def sigmoid(x: Array, /, *, xp: Any = None) -> Array:
