@@ -70,7 +70,7 @@ def _as_real_float(x: Any, xp: Any = None, name: str = "x") -> tuple[Array, Any]
 
 def _is_narrow(x: Array, xp: Any) -> bool:
     """Whether ``x`` is a floating array narrower than float32 (float16, bfloat16): those are
-    computed in float32 and rounded once at the end, as PyTorch and scipy do."""
+    computed in float32 and rounded once at the end, as PyTorch does."""
     return xp.finfo(x.dtype).bits < 32
 
 
