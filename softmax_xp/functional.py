@@ -6,6 +6,9 @@ synchronises with the host: losses are returned as 0-d arrays. Every backend beh
 scipy.special and PyTorch do: integer input is promoted to the default floating dtype, complex
 input is a TypeError, Python lists and scalars are read as NumPy arrays (array-api-compat's NumPy
 namespace, imported only for them), and non-finite logits give NaN rows rather than half-NaN ones.
+Floating dtypes narrower than float32 (float16, bfloat16) are computed in float32 and the result is
+rounded once to the input's dtype, as PyTorch does: rounding every intermediate step would lose
+several times the dtype's own precision.
 """
 
 from __future__ import annotations
@@ -65,6 +68,12 @@ def _as_real_float(x: Any, xp: Any = None, name: str = "x") -> tuple[Array, Any]
     raise TypeError(f"{name} has dtype {x.dtype}; expected real numbers.")
 
 
+def _is_narrow(x: Array, xp: Any) -> bool:
+    """Whether ``x`` is a floating array narrower than float32 (float16, bfloat16): those are
+    computed in float32 and rounded once at the end, as PyTorch does."""
+    return xp.finfo(x.dtype).bits < 32
+
+
 def _check_axis(x: Array, axis: int | tuple[int, ...] | None) -> tuple[int, ...] | None:
     """``axis`` (an int, a tuple of ints or None) as a tuple of distinct non-negative axes of
     ``x``; None (and any axis of a 0-d ``x``) means every axis."""
@@ -98,7 +107,9 @@ def _reduced_shape(x: Array, axis: tuple[int, ...] | None) -> tuple[int, ...]:
     return () if axis is None else tuple(n for i, n in enumerate(x.shape) if i not in axis)
 
 
-def _pieces(x: Array, axis: tuple[int, ...] | None, xp: Any) -> tuple[Array, Array, Array, Array]:
+def _pieces(
+    x: Array, axis: tuple[int, ...] | None, xp: Any, b: Array | None = None
+) -> tuple[Array, Array, Array, Array]:
     """The shared part of softmax, log_softmax and logsumexp along ``axis`` (kept as size 1).
 
     Returns ``(m, finite, shifted, rest)``: ``m = max(x)``, ``finite = isfinite(m)``,
@@ -106,15 +117,23 @@ def _pieces(x: Array, axis: tuple[int, ...] | None, xp: Any) -> tuple[Array, Arr
     maximum's (so ``log1p(rest)`` keeps the digits that ``log(1 + tiny)`` would lose). Where ``m``
     is not finite (a row holding NaN or +inf, or only -inf) ``shifted`` is -inf and ``rest`` 0:
     the callers then return NaN (or ``m`` itself for logsumexp), as scipy and PyTorch do.
+    Weights ``b`` (broadcast like ``x``) make it ``rest = sum(b exp(x - m)) - 1``, with ``m`` the
+    maximum over the terms whose weight is not 0.
     """
+    if b is not None:  # a zero weight removes its term, even an infinite or NaN one
+        x = xp.where(b != 0, x, xp.asarray(-xp.inf, dtype=x.dtype, device=device_of(x)))
     m = xp.max(x, axis=axis, keepdims=True)
     finite = xp.isfinite(m)
     zero = xp.zeros_like(m)
     minus_inf = xp.asarray(-xp.inf, dtype=x.dtype, device=device_of(x))
     shifted = xp.where(finite, x - xp.where(finite, m, zero), minus_inf)
     is_max = shifted == 0
-    others = xp.sum(xp.where(is_max, zero, xp.exp(shifted)), axis=axis, keepdims=True)
-    ties = xp.sum(xp.astype(is_max, x.dtype), axis=axis, keepdims=True) - 1
+    if b is None:
+        terms, at_max = xp.exp(shifted), xp.astype(is_max, x.dtype)
+    else:
+        terms, at_max = b * xp.exp(shifted), xp.where(is_max, b, zero)
+    others = xp.sum(xp.where(is_max, zero, terms), axis=axis, keepdims=True)
+    ties = xp.sum(at_max, axis=axis, keepdims=True) - 1
     rest = xp.where(finite, others + ties, zero)
     return m, finite, shifted, rest
 
@@ -131,6 +150,8 @@ def softmax(x: Array, /, *, axis: int | tuple[int, ...] | None = -1, xp: Any = N
     axis = _check_axis(x, axis)
     if _is_empty(x, axis):
         return xp.asarray(x, copy=True)
+    if _is_narrow(x, xp):
+        return xp.astype(softmax(xp.astype(x, xp.float32), axis=axis, xp=xp), x.dtype)
     _, finite, shifted, rest = _pieces(x, axis, xp)
     one = xp.ones_like(rest)
     p = xp.exp(shifted) / xp.where(finite, rest + one, one)
@@ -144,6 +165,8 @@ def log_softmax(x: Array, /, *, axis: int | tuple[int, ...] | None = -1, xp: Any
     axis = _check_axis(x, axis)
     if _is_empty(x, axis):
         return xp.asarray(x, copy=True)
+    if _is_narrow(x, xp):
+        return xp.astype(log_softmax(xp.astype(x, xp.float32), axis=axis, xp=xp), x.dtype)
     _, finite, shifted, rest = _pieces(x, axis, xp)
     out = shifted - xp.log1p(rest)
     return xp.where(finite, out, xp.asarray(xp.nan, dtype=x.dtype, device=device_of(x)))
@@ -155,29 +178,112 @@ def logsumexp(
     *,
     axis: int | tuple[int, ...] | None = -1,
     keepdims: bool = False,
+    b: Array | None = None,
+    return_sign: bool = False,
     xp: Any = None,
-) -> Array:
+) -> Array | tuple[Array, Array]:
     """``log(sum(exp(x))) = m + log1p(sum(exp(x - m)) - 1)`` along ``axis`` (all for None).
 
     ``m = max(x)``'s own term is kept out of the sum, so ``logsumexp([0, -40])`` is 4.2e-18,
     not 0 (scipy gh-18295). An empty reduction gives -inf; +inf gives +inf, NaN gives NaN. Python
     lists and scalars are read as NumPy arrays; integer input is promoted to the default floating
     dtype; complex input is a TypeError.
+
+    As in scipy.special.logsumexp, weights ``b`` (broadcast against ``x``) give
+    ``log|sum(b exp(x))|``; a zero weight removes its term. A negative sum is NaN unless
+    ``return_sign``, which returns ``(log|sum|, sign(sum))`` (sign 0 for a sum of 0, whose log
+    is -inf).
     """
+    if b is not None or return_sign:
+        return _weighted_logsumexp(x, b, axis, keepdims, return_sign, xp)
     x, xp = _as_real_float(x, xp)
     axis = _check_axis(x, axis)
     if _is_empty(x, axis):
         out = xp.full(_kept_shape(x, axis), -xp.inf, dtype=x.dtype, device=device_of(x))
+    elif _is_narrow(x, xp):
+        wide = logsumexp(xp.astype(x, xp.float32), axis=axis, keepdims=True, xp=xp)
+        out = xp.astype(wide, x.dtype)
     else:
         m, _, _, rest = _pieces(x, axis, xp)
         out = m + xp.log1p(rest)  # rest is 0 where m is +-inf or NaN: the answer is m
     return out if keepdims else xp.reshape(out, _reduced_shape(x, axis))
 
 
+def _weighted_logsumexp(
+    x: Array,
+    b: Any,
+    axis: int | tuple[int, ...] | None,
+    keepdims: bool,
+    return_sign: bool,
+    xp: Any,
+) -> Array | tuple[Array, Array]:
+    """:func:`logsumexp` with weights ``b`` (1 for None) and the sign of ``sum(b exp(x))``."""
+    x_in = x
+    x, xp = _as_real_float(x, xp)
+    if b is None:
+        b = xp.ones_like(x)
+    elif not is_array_api_obj(b):
+        b = xp.asarray(b, device=device_of(x))
+    b_in = b
+    b, _ = _as_real_float(b, xp, "b")
+    dtype = _weighted_dtype(getattr(x_in, "dtype", x.dtype), b_in.dtype, x, b, xp)
+    try:
+        x, b = xp.broadcast_arrays(xp.astype(x, dtype), xp.astype(b, dtype))
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"b of shape {tuple(b.shape)} does not broadcast against x of shape "
+            f"{tuple(x.shape)}: pass weights of x's shape, or one that broadcasts to it."
+        ) from error
+    axis = _check_axis(x, axis)
+    if _is_narrow(x, xp):
+        wide = _weighted_logsumexp(
+            xp.astype(x, xp.float32), xp.astype(b, xp.float32), axis, True, True, xp
+        )
+        out, sign = (xp.astype(a, dtype) for a in wide)
+    elif _is_empty(x, axis):
+        out = xp.full(_kept_shape(x, axis), -xp.inf, dtype=dtype, device=device_of(x))
+        sign = xp.zeros_like(out)
+    else:
+        m, finite, _, rest = _pieces(x, axis, xp, b)
+        # The sum over exp(x - m) is 1 + rest where m is finite; at m = +inf it is the sum of
+        # sign(b) * inf over the +inf terms (NaN for inf - inf); 0 at m = -inf; NaN at NaN.
+        zero = xp.zeros_like(m)
+        at_max = (x == m) & (b != 0)
+        at_inf = xp.sum(
+            xp.where(at_max, xp.sign(b) * x, xp.zeros_like(x)), axis=axis, keepdims=True
+        )
+        total = xp.where(finite, rest + 1, xp.where(m > 0, at_inf, xp.where(m < 0, zero, m)))
+        sign = xp.sign(total)
+        # log|1 + rest| as log1p of rest, or of |1 + rest| - 1 = -2 - rest for a negative sum
+        magnitude = m + xp.log1p(xp.where(rest > -1, rest, -2 - rest))
+        out = xp.where(finite, magnitude, xp.where(xp.isnan(total), total, m))
+    if not return_sign:  # the log of a negative sum
+        out = xp.where(sign < 0, xp.asarray(xp.nan, dtype=dtype, device=device_of(x)), out)
+    if not keepdims:
+        out, sign = (xp.reshape(a, _reduced_shape(x, axis)) for a in (out, sign))
+    return (out, sign) if return_sign else out
+
+
+def _weighted_dtype(x_dtype: Any, b_dtype: Any, x: Array, b: Array, xp: Any) -> Any:
+    """The dtype of ``x`` and ``b`` together, as scipy chooses it: the library's own promotion
+    of the input dtypes (NumPy makes float32 and int64 float64, PyTorch float32) when that is a
+    floating dtype, else that of their floating versions ``x`` and ``b`` (integers count as the
+    default floating dtype; array-api-strict does not mix integers and floats)."""
+    try:
+        native = xp.result_type(x_dtype, b_dtype)
+    except TypeError:
+        native = None
+    if native is not None and xp.isdtype(native, "real floating"):
+        return native
+    return xp.result_type(x, b)
+
+
 def sigmoid(x: Array, /, *, xp: Any = None) -> Array:
     """Logistic function ``1 / (1 + exp(-x))``, evaluated through ``exp(-|x|)`` so it never overflows
     (``-|x|`` written as a ``where``, so that autograd's derivative at 0 is 1/4, not 0)."""
     x, xp = _as_real_float(x, xp)
+    if _is_narrow(x, xp):
+        return xp.astype(sigmoid(xp.astype(x, xp.float32), xp=xp), x.dtype)
     e = xp.exp(xp.where(x >= 0, -x, x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
@@ -190,6 +296,8 @@ def softmax_jacobian(x: Array, /, *, xp: Any = None) -> Array:
     x, xp = _as_real_float(x, xp)
     if x.ndim == 0:
         raise ValueError("softmax_jacobian needs logits of shape (..., K), got a 0-d array.")
+    if _is_narrow(x, xp):
+        return xp.astype(softmax_jacobian(xp.astype(x, xp.float32), xp=xp), x.dtype)
     p = softmax(x, axis=-1, xp=xp)
     eye = xp.eye(x.shape[-1], dtype=x.dtype, device=device_of(x))
     return p[..., :, None] * (eye - p[..., None, :])
@@ -280,6 +388,10 @@ def cross_entropy(
             f"{tuple(logits.shape)}."
         )
     _check_labels(y, logits.shape[0], f"logits of shape {tuple(logits.shape)}", xp)
+    if _is_narrow(logits, xp):
+        W = None if W is None else xp.astype(W, xp.float32)  # float32 is plenty for the result
+        wide = cross_entropy(xp.astype(logits, xp.float32), y, W=W, reg=reg, xp=xp)
+        return xp.astype(wide, logits.dtype)
     loss = _mean_nll(log_softmax(logits, axis=-1, xp=xp), y, xp)
     y, _ = _class_indices(y, logits.shape[-1] + 1, xp)  # K itself must fit for y < K
     valid = xp.all((y >= 0) & (y < logits.shape[-1]))
@@ -312,7 +424,8 @@ def loss_and_grads(
     weighted mean ``-sum_i w_i log p[i, y_i] / sum_i w_i`` and ``dL/dz = w_i (p_i - Y_i) / sum w``:
     a weight of 2 counts a row twice, exactly as if it were duplicated.
 
-    Returns ``(loss, dW, db)`` with ``loss`` a 0-d array, ``dW`` shaped like ``W`` and ``db`` like ``b``.
+    Returns ``(loss, dW, db)`` with ``loss`` a 0-d array, ``dW`` shaped like ``W`` and ``db`` like ``b``,
+    all of ``W``'s dtype (float16 and bfloat16 are computed in float32 and rounded once).
     """
     xp = array_namespace(X, y, W, b) if xp is None else xp
     if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[0]:
@@ -323,6 +436,10 @@ def loss_and_grads(
     if tuple(b.shape) not in ((1, W.shape[1]), (W.shape[1],)):
         raise ValueError(f"b must have shape (1, {W.shape[1]}), got {tuple(b.shape)}.")
     _check_labels(y, X.shape[0], f"X of shape {tuple(X.shape)}", xp)
+    if xp.isdtype(W.dtype, "real floating") and _is_narrow(W, xp):
+        X, W32, b = (xp.astype(a, xp.float32) for a in (X, W, b))
+        wide = loss_and_grads(X, y, W32, b, reg, sample_weight=sample_weight, xp=xp)
+        return tuple(xp.astype(a, W.dtype) for a in wide)
     n = X.shape[0]
     logp = log_softmax(X @ W + b, axis=-1, xp=xp)
     Y = one_hot(y, W.shape[1], dtype=W.dtype, xp=xp)

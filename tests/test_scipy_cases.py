@@ -4,7 +4,7 @@ The cases (large, tiny, infinite and mixed-magnitude inputs, several axes at onc
 0-d and empty input, integer and array-like input) follow scipy's test_logsumexp.py; the
 expected values come from scipy on the host, or from the exact formula where scipy has a bug
 (an empty reduction over a tuple of axes). Our default axis is -1 (the chapter's rows), scipy's
-is None, so every call here names its axis. ``b=`` and ``return_sign=`` are not ours.
+is None, so every call here names its axis. ``b=`` and ``return_sign=``: test_logsumexp_weights.py.
 """
 
 from __future__ import annotations
