@@ -5,7 +5,8 @@ the inputs' device, keeps the inputs' floating dtype and never writes into its i
 synchronises with the host: losses are returned as 0-d arrays. Every backend behaves alike, and as
 scipy.special and PyTorch do: integer input is promoted to the default floating dtype, complex
 input is a TypeError, Python lists and scalars are read as NumPy arrays (array-api-compat's NumPy
-namespace, imported only for them), and non-finite logits give NaN rows rather than half-NaN ones.
+namespace, imported only for them), non-finite logits give NaN rows rather than half-NaN ones,
+and a 0-d softmax, log_softmax or logsumexp result is a NumPy scalar on NumPy (``out[()]``).
 Floating dtypes narrower than float32 (float16, bfloat16) are computed in float32 and the result is
 rounded once to the input's dtype, as PyTorch does: rounding every intermediate step would lose
 several times the dtype's own precision.
@@ -72,6 +73,12 @@ def _is_narrow(x: Array, xp: Any) -> bool:
     """Whether ``x`` is a floating array narrower than float32 (float16, bfloat16): those are
     computed in float32 and rounded once at the end, as PyTorch does."""
     return xp.finfo(x.dtype).bits < 32
+
+
+def _scalar_if_0d(out: Array) -> Array:
+    """``out[()]``: a 0-d result becomes a NumPy scalar on NumPy, as NumPy's own reductions and
+    scipy.special return it, and stays a 0-d array on the other libraries."""
+    return out[()] if out.ndim == 0 else out
 
 
 def _check_axis(x: Array, axis: int | tuple[int, ...] | None) -> tuple[int, ...] | None:
@@ -155,7 +162,9 @@ def softmax(x: Array, /, *, axis: int | tuple[int, ...] | None = -1, xp: Any = N
     _, finite, shifted, rest = _pieces(x, axis, xp)
     one = xp.ones_like(rest)
     p = xp.exp(shifted) / xp.where(finite, rest + one, one)
-    return xp.where(finite, p, xp.asarray(xp.nan, dtype=x.dtype, device=device_of(x)))
+    return _scalar_if_0d(
+        xp.where(finite, p, xp.asarray(xp.nan, dtype=x.dtype, device=device_of(x)))
+    )
 
 
 def log_softmax(x: Array, /, *, axis: int | tuple[int, ...] | None = -1, xp: Any = None) -> Array:
@@ -169,7 +178,9 @@ def log_softmax(x: Array, /, *, axis: int | tuple[int, ...] | None = -1, xp: Any
         return xp.astype(log_softmax(xp.astype(x, xp.float32), axis=axis, xp=xp), x.dtype)
     _, finite, shifted, rest = _pieces(x, axis, xp)
     out = shifted - xp.log1p(rest)
-    return xp.where(finite, out, xp.asarray(xp.nan, dtype=x.dtype, device=device_of(x)))
+    return _scalar_if_0d(
+        xp.where(finite, out, xp.asarray(xp.nan, dtype=x.dtype, device=device_of(x)))
+    )
 
 
 def logsumexp(
@@ -206,7 +217,7 @@ def logsumexp(
     else:
         m, _, _, rest = _pieces(x, axis, xp)
         out = m + xp.log1p(rest)  # rest is 0 where m is +-inf or NaN: the answer is m
-    return out if keepdims else xp.reshape(out, _reduced_shape(x, axis))
+    return out if keepdims else _scalar_if_0d(xp.reshape(out, _reduced_shape(x, axis)))
 
 
 def _weighted_logsumexp(
@@ -260,7 +271,7 @@ def _weighted_logsumexp(
     if not return_sign:  # the log of a negative sum
         out = xp.where(sign < 0, xp.asarray(xp.nan, dtype=dtype, device=device_of(x)), out)
     if not keepdims:
-        out, sign = (xp.reshape(a, _reduced_shape(x, axis)) for a in (out, sign))
+        out, sign = (_scalar_if_0d(xp.reshape(a, _reduced_shape(x, axis))) for a in (out, sign))
     return (out, sign) if return_sign else out
 
 

@@ -144,3 +144,25 @@ def test_scalars_and_array_likes():
 def test_bad_axes_are_clear_errors(arrays, axis, error):
     with pytest.raises(error, match="axis"):
         logsumexp(arrays(np.zeros((2, 3))), axis=axis)
+
+
+def test_zero_dimensional_results_follow_scipy(arrays):
+    """A 0-d result is a NumPy scalar on NumPy, as scipy.special returns it (scipy's tests check
+    the type), and a 0-d array of the input's library everywhere else."""
+    host = np.array([0.5, -1.0, 2.0])
+    x, x0 = arrays(host), arrays(1.5)
+    cases = [
+        (logsumexp(x, axis=None), scipy.special.logsumexp(host)),
+        (logsumexp(x, axis=0, b=arrays([1.0, -2.0, 1.0])), None),
+        (logsumexp(x, axis=0, return_sign=True)[1], None),
+        (softmax(x0), scipy.special.softmax(np.asarray(1.5))),
+        (log_softmax(x0), scipy.special.log_softmax(np.asarray(1.5))),
+    ]
+    numpy = arrays.backend.name == "numpy"
+    for ours, theirs in cases:
+        assert isinstance(ours, np.generic) is numpy
+        assert ours.ndim == 0
+        if theirs is not None:
+            assert not numpy or type(ours) is type(theirs)
+            _close(arrays.host(ours), theirs)
+    assert logsumexp(x, axis=None, keepdims=True).shape == (1,)
