@@ -314,6 +314,20 @@ def softmax_jacobian(x: Array, /, *, xp: Any = None) -> Array:
     return p[..., :, None] * (eye - p[..., None, :])
 
 
+def _common_namespace(**arrays: Array) -> Any:
+    """The one namespace of ``arrays``; a TypeError naming each array's library when they mix."""
+    try:
+        return array_namespace(*arrays.values())
+    except TypeError:
+        kinds = ", ".join(
+            f"{name}: {type(a).__module__}.{type(a).__name__}" for name, a in arrays.items()
+        )
+        raise TypeError(
+            f"{', '.join(arrays)} must be arrays of one library; got {kinds}. Convert them to one "
+            "library (and device) first, or pass xp= to choose the namespace."
+        ) from None
+
+
 def _default_float(xp: Any, device: Any) -> Any:
     return xp.__array_namespace_info__().default_dtypes(device=device)["real floating"]
 
@@ -438,7 +452,10 @@ def loss_and_grads(
     Returns ``(loss, dW, db)`` with ``loss`` a 0-d array, ``dW`` shaped like ``W`` and ``db`` like ``b``,
     all of ``W``'s dtype (float16 and bfloat16 are computed in float32 and rounded once).
     """
-    xp = array_namespace(X, y, W, b) if xp is None else xp
+    if not is_array_api_obj(y):  # a list of labels
+        xp = _common_namespace(X=X, W=W, b=b) if xp is None else xp
+        y = xp.asarray(y, device=device_of(X))
+    xp = _common_namespace(X=X, y=y, W=W, b=b) if xp is None else xp
     if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[0]:
         raise ValueError(
             f"X must have shape (N, d) and W shape (d, K); got X {tuple(X.shape)} and "

@@ -187,3 +187,13 @@ def test_inputs_are_not_written(arrays):
     cross_entropy(X @ W, y, W=W, reg=0.1)
     for a, copy in zip((X, W, b, y), before, strict=True):
         np.testing.assert_array_equal(arrays.host(a), copy)
+
+
+def test_loss_and_grads_names_the_arrays_of_another_library(arrays):
+    X, W, b = arrays(np.ones((3, 4))), arrays(np.zeros((4, 2))), arrays(np.zeros((1, 2)))
+    loss, _, _ = loss_and_grads(X, [0, 1, 1], W, b)  # Python labels are read as cross_entropy's
+    np.testing.assert_allclose(float(arrays.host(loss)), np.log(2.0))
+    if arrays.backend.name == "numpy":
+        return
+    with pytest.raises(TypeError, match=r"W: numpy.ndarray, b: numpy.ndarray\. Convert them"):
+        loss_and_grads(X, arrays(np.array([0, 1, 1]), "int64"), np.zeros((4, 2)), np.zeros((1, 2)))
