@@ -211,10 +211,11 @@ def plot_weight_templates(
 ) -> Any:
     """Each column of W (input_dim x K) as an image, on one colour scale symmetric around 0.
 
-    Red pixels push towards the class, blue pixels away from it.
+    ``W`` may also be a trained SoftmaxXP, whose ``W`` is drawn. Red pixels push towards the
+    class, blue pixels away from it.
     """
     plt = _pyplot()
-    weights = np.asarray(to_numpy(W), dtype=np.float64)
+    weights = np.asarray(to_numpy(getattr(W, "W", W)), dtype=np.float64)
     if weights.ndim != 2 or weights.shape[0] != math.prod(image_shape):
         raise ValueError(
             f"W must have shape (prod(image_shape), K) = ({math.prod(image_shape)}, K); "

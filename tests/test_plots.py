@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from softmax_xp import plots
+from softmax_xp import SoftmaxXP, plots
+from softmax_xp._backend import to_numpy
 from softmax_xp.metrics import confusion_matrix
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -112,6 +113,12 @@ def test_weight_templates_on_every_backend(arrays):
     assert vmin == -vmax > -np.inf  # symmetric around 0
     assert vmax == pytest.approx(np.abs(arrays.host(W)).max())
     assert image_axes[0].images[0].get_array().shape == (28, 28)
+
+
+def test_weight_templates_of_a_model(backend):
+    model = SoftmaxXP(784, 10, backend=backend.name, seed=0)
+    image = _image_axes(plots.plot_weight_templates(model))[4].images[0].get_array()
+    np.testing.assert_array_equal(image, to_numpy(model.W)[:, 4].reshape(28, 28))
 
 
 def test_weight_templates_shape_mismatch():
