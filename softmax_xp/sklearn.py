@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 try:
@@ -278,10 +279,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = list(model.history_.loss)
 
     # -- prediction --------------------------------------------------------------------------
-    def _input(self, X: Any, method: str, move: bool = True) -> tuple[Array, Any]:
-        """``X`` validated (and, with ``move``, moved to the model; SoftmaxXP's predict and
-        predict_proba move it themselves, chunk by chunk), and a function that puts a model
-        array into the namespace (and device) the output must have."""
+    def _input(self, X: Any, method: str) -> tuple[Array, Any]:
+        """``X`` validated (not moved: SoftmaxXP moves it to the device chunk by chunk), and a
+        function that puts a model array into the namespace (and device) the output must have."""
         check_is_fitted(self)
         if array_api_compat.is_dask_array(X):  # lazy outputs, computed block by block
             return self._dask_features(X, reset=False), lambda a: a
@@ -299,31 +299,42 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 return a
             return xp.asarray(to_numpy(a), device=device)
 
-        return (model._features(X) if move else X), out
+        return X, out
+
+    def _of_logits(self, X: Any, method: str, of_logits: Callable[[Array], Array]) -> Array:
+        """``of_logits`` of the logits ``X W + b``, computed as SoftmaxXP.predict_proba computes
+        its probabilities: ``X`` is moved to the device one chunk of rows at a time, and logits
+        that overflowed the model's dtype are refused with a clear error. A Dask ``X`` gives a
+        lazy Dask array."""
+        X, out = self._input(X, method)
+        model = self.model_
+        if array_api_compat.is_dask_array(X):
+            return of_logits(model._logits(X))
+        with model._backend.activate():
+            return out(model._per_chunk(method, X, None, of_logits))
 
     def decision_function(self, X: Any) -> Array:
         """The logits ``X W + b``, shape (n_samples, n_classes); for two classes, as in every
         scikit-learn classifier, the log-odds of ``classes_[1]`` (``z_1 - z_0``), shape
-        (n_samples,)."""
-        X, out = self._input(X, "decision_function")
-        logits = self.model_._logits(X)
-        if logits.shape[1] == 2:
-            logits = logits[:, 1] - logits[:, 0]
-        return out(logits)
+        (n_samples,): positive means ``classes_[1]``."""
+
+        def scores(logits: Array) -> Array:
+            return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
+
+        return self._of_logits(X, "decision_function", scores)
 
     def predict_proba(self, X: Any) -> Array:
         """Class probabilities ``softmax(X W + b)``, columns in the order of ``classes_``."""
-        X, out = self._input(X, "predict_proba", move=False)
+        X, out = self._input(X, "predict_proba")
         return out(self.model_.predict_proba(X))
 
     def predict_log_proba(self, X: Any) -> Array:
         """``log_softmax(X W + b)``, computed without taking the log of probabilities."""
-        X, out = self._input(X, "predict_log_proba")
-        return out(log_softmax(self.model_._logits(X), axis=-1))
+        return self._of_logits(X, "predict_log_proba", lambda z: log_softmax(z, axis=-1))
 
     def predict(self, X: Any) -> Array:
         """The most probable class of each row, a label of ``classes_``."""
-        X, out = self._input(X, "predict", move=False)
+        X, out = self._input(X, "predict")
         index = self.model_.predict(X)
         if array_api_compat.is_dask_array(index):
             classes = self.classes_
