@@ -38,6 +38,7 @@ import array_api_compat
 import numpy as np
 
 from ._backend import asarray_on, backend_name, to_numpy
+from ._validation import check_hyperparameters
 from .functional import log_softmax
 from .model import SoftmaxXP
 
@@ -195,6 +196,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
         ``classes`` (every label the calls will see) is required on the first call, as in
         scikit-learn's other incremental classifiers. Whatever ``solver`` is, this is SGD.
+        ``lr``, ``reg``, ``momentum`` and ``lr_decay`` are read on every call, so
+        ``set_params`` between calls takes effect; the other parameters are fixed by the first.
         """
         first = not hasattr(self, "model_")
         X, y = self._validate(X, y, reset=first)
@@ -216,10 +219,21 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                     f"({self.classes_!r})."
                 )
             model = self.model_
+            self._follow_sgd_params(model)
         codes = _codes(self.classes_, y)
         model._more_sgd_epochs(X, codes, batch_size=self.batch_size, sample_weight=sample_weight)
         self._set_fitted(model)
         return self
+
+    def _follow_sgd_params(self, model: SoftmaxXP) -> None:
+        """Give a running model the SGD settings set since it was made (``set_params`` between
+        ``partial_fit`` calls, as SGDClassifier follows them), checked as SoftmaxXP checks them."""
+        hyper = check_hyperparameters(
+            model.input_dim, model.num_classes, self.lr, self.reg, self.momentum,
+            self.lr_decay, model.dtype_name, model.seed,
+        )  # fmt: skip
+        model.lr, model.reg = hyper["lr"], hyper["reg"]
+        model.momentum, model.lr_decay = hyper["momentum"], hyper["lr_decay"]
 
     def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Array, Array]:
         if array_api_compat.is_dask_array(X):  # X stays lazy; the labels come to the host

@@ -304,3 +304,18 @@ def test_pipeline_and_grid_search():
     search = GridSearchCV(pipe, {"softmaxclassifier__reg": [1e-3, 1e-1]}, cv=3).fit(X, y)
     assert search.best_score_ > 0.9
     assert cross_val_score(pipe, X, y, cv=3).mean() > 0.9
+
+
+def test_partial_fit_follows_set_params_between_calls(backend):
+    """As SGDClassifier: a step size, L2 strength or momentum set between partial_fit calls is
+    the one the next call uses (a schedule done by hand), and a bad one is reported."""
+    X, y = iris()
+    clf = SoftmaxClassifier(backend=backend.name, device=backend.device, dtype="float64",
+                            random_state=0).partial_fit(X, y, classes=[0, 1, 2])  # fmt: skip
+    before = clf.coef_.copy()
+    clf.set_params(lr=1e-9, reg=0.5, momentum=0.5).partial_fit(X, y)
+    assert np.abs(clf.coef_ - before).max() < 1e-6
+    assert clf.model_.reg == 0.5 and clf.model_.momentum == 0.5
+    clf.set_params(lr=-1.0)
+    with pytest.raises(ValueError, match="lr must be a finite number"):
+        clf.partial_fit(X, y)
