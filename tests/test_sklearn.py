@@ -319,3 +319,38 @@ def test_partial_fit_follows_set_params_between_calls(backend):
     clf.set_params(lr=-1.0)
     with pytest.raises(ValueError, match="lr must be a finite number"):
         clf.partial_fit(X, y)
+
+
+@once
+@pytest.mark.parametrize(
+    ("params", "failing"),
+    [
+        ({}, set()),
+        ({"solver": "lbfgs"}, set()),
+        ({"solver": "lbfgs", "warm_start": True}, set()),
+        ({"dtype": "float32"}, {"check_sample_weight_equivalence_on_dense_data"}),
+        (
+            {"dtype": "float32", "solver": "lbfgs"},
+            {"check_sample_weight_equivalence_on_dense_data", "check_classifiers_train"},
+        ),
+        ({"batch_size": 16}, {"check_sample_weight_equivalence_on_dense_data"}),
+        ({"warm_start": True}, {"check_supervised_y_2d"}),
+    ],
+    ids=["default", "lbfgs", "lbfgs-warm", "float32", "float32-lbfgs", "small-batch", "warm"],
+)
+def test_expected_failed_checks_are_the_ones_that_fail(params, failing):
+    """expected_failed_checks names exactly the checks each configuration fails (the reasons
+    are in its docstring), so check_estimator(..., expected_failed_checks=...) passes for
+    them too."""
+    from sklearn.utils import estimator_checks as checks
+
+    estimator = SoftmaxClassifier(**params)
+    expected = expected_failed_checks(estimator)
+    assert set(expected) == failing and all(len(why) > 40 for why in expected.values())
+    for name in failing:
+        check = getattr(checks, name)
+        with pytest.raises(AssertionError):
+            if name == "check_classifiers_train":
+                check("SoftmaxClassifier", estimator, readonly_memmap=True, X_dtype="float32")
+            else:
+                check("SoftmaxClassifier", estimator)
