@@ -26,7 +26,7 @@ try:
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils._array_api import get_namespace_and_device
-    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.multiclass import check_classification_targets, unique_labels
     from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(
@@ -207,13 +207,13 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                     "classes must be passed on the first call to partial_fit: every label "
                     "the later calls will see, e.g. classes=np.unique(y_all)."
                 )
-            known = np.unique(to_numpy(classes))
+            known = _classes_of(classes)
             if known.shape[0] < 2:
                 raise ValueError(f"classes must hold at least 2 labels, got {known!r}.")
             self.classes_ = known
             model = self._new_model(X, known.shape[0])
         else:
-            if classes is not None and not _same(self.classes_, np.unique(to_numpy(classes))):
+            if classes is not None and not _same(self.classes_, _classes_of(classes)):
                 raise ValueError(
                     f"classes={classes!r} is not the same as on the first call to partial_fit "
                     f"({self.classes_!r})."
@@ -432,6 +432,14 @@ def _encode(y: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(classes, codes)``: the sorted labels and each row's index in them (host NumPy)."""
     classes, codes = np.unique(to_numpy(y), return_inverse=True)
     return classes, codes.astype(np.int64, copy=False)
+
+
+def _classes_of(classes: Any) -> np.ndarray:
+    """``partial_fit``'s ``classes``, sorted and unique on the host, checked as scikit-learn's
+    incremental classifiers check them (a sequence of class labels, not a mix of types)."""
+    if array_api_compat.is_array_api_obj(classes):
+        classes = to_numpy(classes)
+    return np.asarray(unique_labels(classes))
 
 
 def _codes(classes: np.ndarray, y: Any) -> np.ndarray:

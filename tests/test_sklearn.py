@@ -196,6 +196,13 @@ def test_partial_fit_errors():
         clf.partial_fit(X, y, classes=[0, 1, 2])
     with pytest.raises(ValueError, match="X has 3 features, but SoftmaxClassifier is expecting 4"):
         clf.partial_fit(X[:, :3], y)
+    for bad, match in [
+        ({0, 1, 2}, r"Expected array-like \(array or non-string sequence\), got \{0, 1, 2\}"),
+        ([0.5, 1.5], "Unknown label type"),
+        (["a", 1], "Mix of label input types"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            SoftmaxClassifier(backend="numpy").partial_fit(X, y, classes=bad)
 
 
 def test_warm_start(backend):
