@@ -166,7 +166,7 @@ def test_meta_estimators(name, meta):
     if hasattr(meta, "predict_proba"):
         proba = meta.predict_proba(X)
         np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
-        np.testing.assert_array_equal(meta.classes_[proba.argmax(axis=1)], meta.predict(X))  # fmt: skip
+        np.testing.assert_array_equal(meta.classes_[proba.argmax(axis=1)], meta.predict(X))
 
 
 @once
@@ -251,3 +251,20 @@ def test_array_api_pipeline_stays_in_the_input_namespace(arrays, dtype, monkeypa
         assert array_api_compat.device(out) == device and out.dtype == getattr(xp, dtype), name
     assert array_api_compat.array_namespace(predicted) is array_api_compat.array_namespace(Xa)
     assert predicted.dtype == xp.int64 and score > 0.9
+
+
+# -- the estimator protocol ------------------------------------------------------------------
+@once
+def test_params_repr_and_tags():
+    from sklearn.base import clone, is_classifier
+
+    model = SoftmaxClassifier(reg=0.1, solver="lbfgs", random_state=3)
+    assert repr(model) == "SoftmaxClassifier(random_state=3, reg=0.1, solver='lbfgs')"
+    twin = clone(model).set_params(max_iter=7)
+    assert twin.get_params() == {**model.get_params(), "max_iter": 7}
+    assert is_classifier(model) and is_classifier(make_pipeline(StandardScaler(), model))
+    tags = model.__sklearn_tags__()
+    assert tags.estimator_type == "classifier" and tags.array_api_support
+    assert tags.target_tags.required and not tags.target_tags.multi_output
+    assert tags.classifier_tags.multi_class and not tags.classifier_tags.multi_label
+    assert not tags.input_tags.sparse and not tags.input_tags.allow_nan
