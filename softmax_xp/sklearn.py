@@ -238,6 +238,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Array, Array]:
         if array_api_compat.is_dask_array(X):  # X stays lazy; the labels come to the host
             return self._dask_features(X, reset), _host_labels(y)
+        _check_one_label_per_sample(y, type(self).__name__)
         xp, _, _ = get_namespace_and_device(X)
         X, y = validate_data(self, X, y, reset=reset, dtype=[xp.float64, xp.float32])
         check_classification_targets(y)
@@ -417,6 +418,20 @@ def _where(X: Array) -> tuple[str, Any, Any]:
 def _label_of(index: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """The labels of class indices (one block of a lazy Dask ``predict``)."""
     return classes[index]
+
+
+def _check_one_label_per_sample(y: Any, name: str) -> None:
+    """Refuse a ``y`` of several columns (multilabel or multioutput) with the way to fit one."""
+    shape = getattr(y, "shape", None)
+    if shape is None and isinstance(y, list | tuple):
+        shape = np.asarray(y, dtype=object).shape  # a list of rows; ragged ones stay 1-D
+    if shape is not None and len(shape) == 2 and shape[1] > 1:
+        raise ValueError(
+            f"y should be a 1d array, got an array of shape {tuple(shape)} instead: {name} predicts "
+            "one label per sample. For several labels per sample (multilabel or multioutput "
+            f"y), fit one {name} per column with sklearn.multioutput.MultiOutputClassifier"
+            f"({name}()) or ClassifierChain({name}())."
+        )
 
 
 def _host_labels(y: Any) -> np.ndarray:

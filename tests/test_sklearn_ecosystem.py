@@ -91,10 +91,10 @@ def test_label_shapes_as_logistic_regression():
     with pytest.warns(DataConversionWarning, match="A column-vector y was passed"):
         column = clf().fit(X, y[:, None])
     np.testing.assert_allclose(column.coef_, clf().fit(X, y).coef_)
-    with pytest.raises(
-        ValueError, match=r"y should be a 1d array, got an array of shape \(150, 2\)"
-    ):
-        clf().fit(X, np.stack([y, y > 0], axis=1))
+    two = np.stack([y, y > 0], axis=1)  # several labels per sample: one model per column
+    for fit in (clf().fit, lambda X, y: clf().partial_fit(X, y, classes=[0, 1, 2])):
+        with pytest.raises(ValueError, match=r"shape \(150, 2\) instead.*MultiOutputClassifier"):
+            fit(X, two)
 
 
 # -- model selection -------------------------------------------------------------------------
