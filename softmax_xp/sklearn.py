@@ -236,9 +236,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         model.momentum, model.lr_decay = hyper["momentum"], hyper["lr_decay"]
 
     def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Array, Array]:
+        _check_one_label_per_sample(y, type(self).__name__)
         if array_api_compat.is_dask_array(X):  # X stays lazy; the labels come to the host
             return self._dask_features(X, reset), _host_labels(y)
-        _check_one_label_per_sample(y, type(self).__name__)
         xp, _, _ = get_namespace_and_device(X)
         X, y = validate_data(self, X, y, reset=reset, dtype=[xp.float64, xp.float32])
         check_classification_targets(y)

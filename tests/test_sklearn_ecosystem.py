@@ -97,6 +97,15 @@ def test_label_shapes_as_logistic_regression():
             fit(X, two)
 
 
+@once
+def test_dask_labels_of_several_columns_get_the_same_advice():
+    da = pytest.importorskip("dask.array")
+    X, y = iris()
+    two = da.from_array(np.stack([y, y > 0], axis=1), chunks=50)
+    with pytest.raises(ValueError, match=r"shape \(150, 2\) instead.*MultiOutputClassifier"):
+        clf().fit(da.from_array(X, chunks=50), two)
+
+
 # -- model selection -------------------------------------------------------------------------
 @once
 def test_search_with_two_loky_workers_and_several_scorers():
