@@ -427,10 +427,10 @@ def _check_one_label_per_sample(y: Any, name: str) -> None:
         shape = np.asarray(y, dtype=object).shape  # a list of rows; ragged ones stay 1-D
     if shape is not None and len(shape) == 2 and shape[1] > 1:
         raise ValueError(
-            f"y should be a 1d array, got an array of shape {tuple(shape)} instead: {name} predicts "
-            "one label per sample. For several labels per sample (multilabel or multioutput "
-            f"y), fit one {name} per column with sklearn.multioutput.MultiOutputClassifier"
-            f"({name}()) or ClassifierChain({name}())."
+            f"y should be a 1d array, got an array of shape {tuple(shape)} instead: {name} "
+            "predicts one label per sample. For several labels per sample (multilabel or "
+            f"multioutput y), fit one {name} per column with sklearn.multioutput."
+            f"MultiOutputClassifier({name}()) or ClassifierChain({name}())."
         )
 
 
