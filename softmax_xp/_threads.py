@@ -8,12 +8,19 @@ that lost its core stalls all of them). So, while :meth:`SoftmaxXP.train` runs, 
 library's own choice.
 
 ``$SOFTMAX_XP_THREADS=default`` turns the rule off (the libraries' defaults throughout).
+
+Trainings in several Python threads at once (GridSearchCV with joblib's threading backend): the
+thread counts are process-wide. PyTorch's is set by the first training to start and restored by
+the last to end. OpenBLAS's is left alone outside the main thread: threadpoolctl lets one thread
+at a time control it and silently ignores the others, so a limit set in one worker thread and
+restored in another would stay on after the search.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cache
 from typing import Any
@@ -38,10 +45,42 @@ def training_threads(backend: Backend, batch: int, d: int, k: int) -> AbstractCo
     if policy == "default" or batch * d * k >= SMALL_PRODUCT:
         return nullcontext()
     if backend.name in ("numpy", "array_api_strict"):
+        if threading.current_thread() is not threading.main_thread():
+            return nullcontext()  # see the module's docstring
         return _controller().limit(limits=1, user_api="blas")
     if backend.name == "torch" and str(backend.device) == "cpu":
-        return _torch_threads(1)
+        return _ONE_TORCH_THREAD()
     return nullcontext()
+
+
+class _SharedLimit:
+    """A process-wide thread limit shared by the trainings running at once in several Python
+    threads: the first to enter sets it, the last to leave restores the setting of before. Each
+    training setting and restoring on its own would, when they overlap, restore another's limit
+    and leave the process on one thread."""
+
+    def __init__(self, make: Callable[[], AbstractContextManager[Any]]):
+        self._make = make
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limit: AbstractContextManager[Any] | None = None
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                limit = self._make()
+                limit.__enter__()
+                self._limit = limit
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._limit is not None:
+                    limit, self._limit = self._limit, None
+                    limit.__exit__(None, None, None)
 
 
 @cache
@@ -51,6 +90,9 @@ def _controller() -> Any:
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
+
+
+_ONE_TORCH_THREAD = _SharedLimit(lambda: _torch_threads(1))
 
 
 @contextmanager

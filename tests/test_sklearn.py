@@ -196,6 +196,13 @@ def test_partial_fit_errors():
         clf.partial_fit(X, y, classes=[0, 1, 2])
     with pytest.raises(ValueError, match="X has 3 features, but SoftmaxClassifier is expecting 4"):
         clf.partial_fit(X[:, :3], y)
+    for bad, match in [
+        ({0, 1, 2}, r"Expected array-like \(array or non-string sequence\), got \{0, 1, 2\}"),
+        ([0.5, 1.5], "Unknown label type"),
+        (["a", 1], "Mix of label input types"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            SoftmaxClassifier(backend="numpy").partial_fit(X, y, classes=bad)
 
 
 def test_warm_start(backend):
@@ -304,3 +311,53 @@ def test_pipeline_and_grid_search():
     search = GridSearchCV(pipe, {"softmaxclassifier__reg": [1e-3, 1e-1]}, cv=3).fit(X, y)
     assert search.best_score_ > 0.9
     assert cross_val_score(pipe, X, y, cv=3).mean() > 0.9
+
+
+def test_partial_fit_follows_set_params_between_calls(backend):
+    """As SGDClassifier: a step size, L2 strength or momentum set between partial_fit calls is
+    the one the next call uses (a schedule done by hand), and a bad one is reported."""
+    X, y = iris()
+    clf = SoftmaxClassifier(backend=backend.name, device=backend.device, dtype="float64",
+                            random_state=0).partial_fit(X, y, classes=[0, 1, 2])  # fmt: skip
+    before = clf.coef_.copy()
+    clf.set_params(lr=1e-9, reg=0.5, momentum=0.5).partial_fit(X, y)
+    assert np.abs(clf.coef_ - before).max() < 1e-6
+    assert clf.model_.reg == 0.5 and clf.model_.momentum == 0.5
+    clf.set_params(lr=-1.0)
+    with pytest.raises(ValueError, match="lr must be a finite number"):
+        clf.partial_fit(X, y)
+
+
+@once
+@pytest.mark.parametrize(
+    ("params", "failing"),
+    [
+        ({}, set()),
+        ({"solver": "lbfgs"}, set()),
+        ({"solver": "lbfgs", "warm_start": True}, set()),
+        ({"dtype": "float32"}, {"check_sample_weight_equivalence_on_dense_data"}),
+        (
+            {"dtype": "float32", "solver": "lbfgs"},
+            {"check_sample_weight_equivalence_on_dense_data", "check_classifiers_train"},
+        ),
+        ({"batch_size": 16}, {"check_sample_weight_equivalence_on_dense_data"}),
+        ({"warm_start": True}, {"check_supervised_y_2d"}),
+    ],
+    ids=["default", "lbfgs", "lbfgs-warm", "float32", "float32-lbfgs", "small-batch", "warm"],
+)
+def test_expected_failed_checks_are_the_ones_that_fail(params, failing):
+    """expected_failed_checks names exactly the checks each configuration fails (the reasons
+    are in its docstring), so check_estimator(..., expected_failed_checks=...) passes for
+    them too."""
+    from sklearn.utils import estimator_checks as checks
+
+    estimator = SoftmaxClassifier(**params)
+    expected = expected_failed_checks(estimator)
+    assert set(expected) == failing and all(len(why) > 40 for why in expected.values())
+    for name in failing:
+        check = getattr(checks, name)
+        with pytest.raises(AssertionError):
+            if name == "check_classifiers_train":
+                check("SoftmaxClassifier", estimator, readonly_memmap=True, X_dtype="float32")
+            else:
+                check("SoftmaxClassifier", estimator)

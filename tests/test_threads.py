@@ -64,3 +64,54 @@ def test_bad_policy_says_what_is_allowed(monkeypatch):
     monkeypatch.setenv("SOFTMAX_XP_THREADS", "4")
     with pytest.raises(ValueError, match=r"SOFTMAX_XP_THREADS='4': use 'auto'.*'default'"):
         SoftmaxXP(6, 3, backend="numpy", seed=0).train(X, Y, epochs=1, verbose=0)
+
+
+def test_overlapping_torch_trainings_restore_the_setting():
+    """Two trainings in two threads (GridSearchCV with joblib's threading backend) enter and
+    leave the rule in any order: the setting of before comes back, not the other's one thread."""
+    torch = pytest.importorskip("torch")
+    from softmax_xp._backend import resolve_backend
+
+    where = resolve_backend("torch", fallback=False)
+    with threads_module._torch_threads(2):
+        first, second = (threads_module.training_threads(where, 16, 6, 3) for _ in range(2))
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)  # the first training ends while the second runs
+        assert torch.get_num_threads() == 1  # the second still runs on one thread
+        second.__exit__(None, None, None)
+        assert torch.get_num_threads() == 2
+
+
+def test_blas_setting_survives_overlapping_trainings_in_worker_threads():
+    """threadpoolctl lets one thread at a time control OpenBLAS. Training A (a worker thread of
+    a threaded search) sets one thread, B starts and records that as the setting of before, A
+    ends and restores, B ends and would set one thread for good: workers leave BLAS alone."""
+    import threading
+
+    from softmax_xp._backend import resolve_backend
+
+    before = blas_threads()
+    if before == {1}:
+        pytest.skip("BLAS runs one thread here: nothing to lose")
+    where = resolve_backend("numpy", fallback=False)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def training_a():
+        with threads_module.training_threads(where, 16, 6, 3):
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+
+    def training_b():
+        a_in.wait(10)
+        with threads_module.training_threads(where, 16, 6, 3):
+            b_in.set()
+            a_out.wait(10)
+
+    workers = [threading.Thread(target=training_a), threading.Thread(target=training_b)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert blas_threads() == before
