@@ -261,10 +261,10 @@ def _weighted_logsumexp(
         zero = xp.zeros_like(m)
         at_max = (x == m) & (b != 0)
         at_inf = xp.sum(
-            xp.where(at_max, xp.sign(b) * x, xp.zeros_like(x)), axis=axis, keepdims=True
+            xp.where(at_max, _sign(b, xp) * x, xp.zeros_like(x)), axis=axis, keepdims=True
         )
         total = xp.where(finite, rest + 1, xp.where(m > 0, at_inf, xp.where(m < 0, zero, m)))
-        sign = xp.sign(total)
+        sign = _sign(total, xp)
         # log|1 + rest| as log1p of rest, or of |1 + rest| - 1 = -2 - rest for a negative sum
         magnitude = m + xp.log1p(xp.where(rest > -1, rest, -2 - rest))
         out = xp.where(finite, magnitude, xp.where(xp.isnan(total), total, m))
@@ -273,6 +273,13 @@ def _weighted_logsumexp(
     if not keepdims:
         out, sign = (_scalar_if_0d(xp.reshape(a, _reduced_shape(x, axis))) for a in (out, sign))
     return (out, sign) if return_sign else out
+
+
+def _sign(x: Array, xp: Any) -> Array:
+    """``sign(x)``, NaN for NaN, from two comparisons: array-api-compat's CuPy ``sign`` mends NaN
+    with a boolean-mask write, which reads the mask's count on the host (a synchronisation)."""
+    s = xp.astype(x > 0, x.dtype) - xp.astype(x < 0, x.dtype)
+    return xp.where(xp.isnan(x), x, s)
 
 
 def _weighted_dtype(x_dtype: Any, b_dtype: Any, x: Array, b: Array, xp: Any) -> Any:

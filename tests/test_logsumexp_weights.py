@@ -183,3 +183,22 @@ def test_low_precision_weights_round_once(backend, arrays, name):
     )
     plain = arrays.host(backend.xp.astype(logsumexp(x, b=w), backend.xp.float32))
     np.testing.assert_array_equal(plain, [np.nan, *host[1:]])
+
+
+def test_signs_come_from_comparisons_not_the_namespace_sign(backend, arrays):
+    """array-api-compat's CuPy ``sign`` mends NaN with a boolean-mask write, which reads the
+    mask's count on the host: a weighted logsumexp must not call it (checked with a namespace
+    whose ``sign`` refuses), and still gives scipy's signs, NaN and 0 included."""
+
+    class NoSign:
+        def __getattr__(self, name):
+            if name == "sign":
+                raise AssertionError("xp.sign synchronises on CuPy")
+            return getattr(backend.xp, name)
+
+    a = [[1.0, 1.0, 1.0], [1.0, 1.0, 0.0], [NAN, 1.0, 0.0], [INF, INF, 0.0]]
+    b = [[1.0, -1.0, -1.0], [1.0, -1.0, 0.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    value, sign = logsumexp(arrays(a), b=arrays(b), return_sign=True, xp=NoSign())
+    expected = scipy.special.logsumexp(np.asarray(a), b=np.asarray(b), axis=-1, return_sign=True)
+    np.testing.assert_array_equal(arrays.host(sign), expected[1])
+    np.testing.assert_array_equal(arrays.host(value), expected[0])
