@@ -111,6 +111,26 @@ def test_all_model_work_runs_inside_the_device_context(cuda, tmp_path):
     assert cuda.current == []
 
 
+def test_weighted_and_unscaled_runs_stay_inside_the_device_context(cuda):
+    """The paths added for sample weights (their exact mean, block shuffles, L-BFGS) and for
+    raw integer pixels (the unscaled warning) make no array while another device is current."""
+    rng = np.random.default_rng(1)
+    X, y, w = rng.normal(size=(40, 5)), rng.integers(0, 3, size=40), rng.uniform(size=40)
+    pixels = rng.integers(0, 256, size=(40, 5))
+    model = SoftmaxXP(5, 3, backend="cupy", device="cuda:1", seed=0, momentum=0.9)
+    model.train(X, y, epochs=2, batch_size=16, verbose=0, sample_weight=w)
+    model.train(X, y, epochs=1, verbose=0, sample_weight=w, shuffle="blocks", block_rows=16)
+    model.train(X, y, epochs=2, verbose=0, sample_weight=w, solver="lbfgs")
+    model._more_sgd_epochs(X, y, batch_size=16, sample_weight=w)
+    with pytest.warns(UserWarning, match="values up to"):
+        model.train(pixels, y, epochs=1, verbose=0)
+    with pytest.warns(UserWarning, match="values up to"):
+        model.predict(pixels)
+    assert cuda.outside == []
+    assert {device for _, device in cuda.events} == {1}
+    assert cuda.current == []
+
+
 def test_the_guard_sees_work_outside_the_context(cuda):
     """The check above can fail: namespace use with no device current is recorded."""
     model = SoftmaxXP(5, 3, backend="cupy", device=1, seed=0)
