@@ -127,6 +127,29 @@ def _missing(directory: Path, names: Sequence[str] = MNIST_FILES) -> list[str]:
     return [name for name in names if _find(directory, name) is None]
 
 
+def _lacks(directory: Path, names: Sequence[str] = MNIST_FILES) -> str:
+    """What ``directory`` lacks of ``names``, in words: a folder that is not there or is a file,
+    and names present only as something other than a file (a folder, a broken link)."""
+    if not directory.exists():
+        return "no such folder"
+    if not directory.is_dir():
+        return "is a file, not a folder"
+    described = []
+    for name in _missing(directory, names):
+        for candidate in (directory / name, directory / f"{name}.gz"):
+            if candidate.is_dir():
+                name += f" ({candidate.name} is a folder, not a file)"
+            elif candidate.is_symlink() and not candidate.exists():
+                name += f" ({candidate.name} is a broken symbolic link)"
+            elif os.path.lexists(candidate) and not candidate.is_file():
+                name += f" ({candidate.name} is not a regular file)"
+            else:
+                continue
+            break
+        described.append(name)
+    return "missing " + ", ".join(described)
+
+
 def _check_sha256(source: str | Path, actual: str, name: str) -> None:
     expected = MNIST_SHA256[name]
     if actual != expected:
@@ -164,7 +187,7 @@ def _load_dir(directory: Path, verify: bool, names: Sequence[str] = MNIST_FILES)
     """The (images, labels) pairs of ``names`` (train then test, or test alone)."""
     paths = [_find(directory, name) for name in names]
     if any(p is None for p in paths):
-        raise DatasetNotFoundError(f"{directory}: missing {', '.join(_missing(directory, names))}")
+        raise DatasetNotFoundError(f"{directory}: {_lacks(directory, names)}")
     arrays = [
         _read_checked(path, name, verify)
         for path, name in zip(paths, names, strict=True)
@@ -179,9 +202,7 @@ def _load_dir(directory: Path, verify: bool, names: Sequence[str] = MNIST_FILES)
 def _not_found(
     tried: list[tuple[str, Path]], hint: str, names: Sequence[str] = MNIST_FILES
 ) -> DatasetNotFoundError:
-    lines = [
-        f"  - {path} ({label}): missing {', '.join(_missing(path, names))}" for label, path in tried
-    ]
+    lines = [f"  - {path} ({label}): {_lacks(path, names)}" for label, path in tried]
     what = (
         "MNIST files"
         if len(names) == len(MNIST_FILES)
@@ -225,7 +246,7 @@ def _load(
 ) -> list[XY]:
     """The pairs of ``names`` from the first place that holds them all (module docstring)."""
     if data_dir is not None:
-        directory = Path(data_dir)
+        directory = Path(os.path.expanduser(data_dir))  # "~/data" quoted in a shell, too
         if _missing(directory, names):
             if not download:
                 hint = "\nPass download=True to download MNIST into it."
@@ -235,18 +256,22 @@ def _load(
 
     tried: list[tuple[str, Path]] = []
     env = os.environ.get("SOFTMAX_XP_DATA")
-    sources = [("$SOFTMAX_XP_DATA", Path(env), bool(verify))] if env else []
+    sources = [("$SOFTMAX_XP_DATA", Path(os.path.expanduser(env)), bool(verify))] if env else []
     sources += [
         ("bundled", bundled_dir(), verify is not False),
         ("cache", default_cache_dir(), verify is not False),
     ]
     for label, directory, check in sources:
         if not _missing(directory, names):
+            if label == "cache":
+                return _load_cache(directory, check, names, download)
             return _load_dir(directory, check, names)
         tried.append((label, directory))
         if label == "$SOFTMAX_XP_DATA":
+            problem = _lacks(directory, names)
+            problem = f" lacks{problem[7:]}" if problem.startswith("missing") else f": {problem}"
             warnings.warn(
-                f"$SOFTMAX_XP_DATA={directory} lacks {', '.join(_missing(directory, names))}; "
+                f"$SOFTMAX_XP_DATA={directory}{problem}; "
                 "looking in the bundled copy and the cache instead.",
                 UserWarning,
                 stacklevel=3,
@@ -256,6 +281,38 @@ def _load(
         raise _not_found(tried, f"\nPass download=True to download MNIST into {cache}.", names)
     download_mnist(cache, names=names)
     return _load_dir(cache, verify is not False, names)
+
+
+def _load_cache(cache: Path, verify: bool, names: Sequence[str], download: bool) -> list[XY]:
+    """The cache's pairs. A damaged cached file (a download cut short by another tool, a disk
+    error) is replaced by a fresh download when ``download``; otherwise the error says how."""
+    try:
+        return _load_dir(cache, verify, names)
+    except DatasetError as exc:
+        if not (download and _remove_damaged(cache, names)):
+            if not download:
+                exc.args = (
+                    f"{exc}\nThat file is in the download cache ({cache}): pass download=True "
+                    "to replace it with a fresh copy, or delete it.",
+                )
+            raise
+    download_mnist(cache, names=names)
+    return _load_dir(cache, verify, names)
+
+
+def _remove_damaged(cache: Path, names: Sequence[str]) -> bool:
+    """Remove the cached files whose content is not the official one; whether any was."""
+    removed = False
+    for name in names:
+        path = _find(cache, name)
+        try:
+            if path is not None:
+                _read_checked(path, name, True)
+        except DatasetError:
+            log.warning("removing %s from the cache: its content is damaged", path)
+            path.unlink()
+            removed = True
+    return removed
 
 
 def _fetch(url: str, tmp: Path, timeout: float) -> None:
