@@ -9,6 +9,7 @@ written. Every OSError names the file it was writing.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Callable
@@ -79,7 +80,14 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
 
 
 def _write_temporary(path: Path, write: Writer) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"cannot write {path}: {path.parent} or a folder above it is a file"
+        ) from exc
     while True:
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
         try:

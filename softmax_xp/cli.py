@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import functools
 import json
+import os
 import re
 import sys
 import time
@@ -87,6 +88,14 @@ def _nonnegative_int(text: str) -> int:
     return value
 
 
+def _path(text: str) -> Path:
+    """A path argument; an empty one (an unset shell variable) is refused rather than read as
+    the current folder, and ``~`` is the home folder even where the shell left it."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a path")
+    return Path(os.path.expanduser(text))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="softmax-xp",
@@ -136,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--data-dir",
-        type=Path,
+        type=_path,
         default=None,
         help="directory with the four MNIST (or Fashion-MNIST) IDX files",
     )
@@ -145,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--out",
-        type=Path,
+        type=_path,
         default=Path("runs/mnist"),
         help="output directory (default runs/mnist); one holding an earlier run is refused "
         "unless --overwrite or --resume is given",
@@ -172,11 +181,11 @@ def _parser() -> argparse.ArgumentParser:
 
     model_help = "a model file written by train (e.g. runs/mnist/model.npz)"
     evaluate = commands.add_parser("evaluate", help="report a saved model on the MNIST test set")
-    evaluate.add_argument("--model", type=Path, required=True, help=model_help)
+    evaluate.add_argument("--model", type=_path, required=True, help=model_help)
     evaluate.add_argument("--backend", choices=BACKENDS, default="auto")
     evaluate.add_argument(
         "--data-dir",
-        type=Path,
+        type=_path,
         default=None,
         help="directory with the MNIST (or Fashion-MNIST) IDX files (default: the bundled MNIST)",
     )
@@ -186,12 +195,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
 
     predict = commands.add_parser("predict", help="classify digit images (PNG, JPEG, .npy)")
-    predict.add_argument("--model", type=Path, required=True, help=model_help)
+    predict.add_argument("--model", type=_path, required=True, help=model_help)
     predict.add_argument("--backend", choices=BACKENDS, default="auto")
     predict.add_argument(
         "files",
         nargs="+",
-        type=Path,
+        type=_path,
         metavar="FILE",
         help="a picture of one digit (PNG, JPEG, ...), or a .npy of 28x28 or 784 pixels "
         "(or a stack of them); an image with no ink is reported as blank, not predicted",
@@ -325,10 +334,21 @@ def _train(args: argparse.Namespace, interruptions: Interruptions) -> int:
         folder.lock()
     except FolderBusyError as exc:
         raise CLIError(f"--out {exc}; wait for it to finish or choose another --out.") from None
+    except OSError as exc:
+        raise CLIError(_unusable_out(args.out, exc)) from None
     try:
         return _train_in(args, folder, backend, interruptions)
     finally:
         folder.release()
+
+
+def _unusable_out(out: Path, exc: OSError) -> str:
+    """Why ``--out`` cannot hold a run (it is a file, or cannot be created or written)."""
+    if os.path.exists(out) and not os.path.isdir(out):  # os.path: False, not raise, on errors
+        why = "is a file, not a folder"
+    else:
+        why = f"cannot be created or written ({exc.strerror or exc})"
+    return f"--out {out} {why}; give a folder you can write to, e.g. --out runs/mnist."
 
 
 def _train_in(args, folder: RunFolder, backend, interruptions: Interruptions) -> int:
@@ -464,7 +484,7 @@ def _status(stop: BaseException | None, completed: int, epochs: int) -> tuple[st
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    model = _load_model(args.model, args.backend)
+    model = _load_model(args.model, args.backend, classes=NUM_CLASSES)
     X_test, y_test = _load_data(args.data_dir, args.download, test_only=True)
     report, _ = _evaluate(model, X_test, y_test)
     report.update(model=str(args.model), backend=model.backend)
@@ -519,11 +539,23 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 # -- pieces -----------------------------------------------------------------------------------
-def _load_model(path: Path, backend: str) -> SoftmaxXP:
+def _load_model(path: Path, backend: str, classes: int | None = None) -> SoftmaxXP:
+    """The model of ``--model``, checked to read 28x28 images (and to have ``classes``)."""
     try:
-        return SoftmaxXP.load(path, backend=backend)
+        model = SoftmaxXP.load(path, backend=backend)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+    if model.input_dim != INPUT_DIM:
+        raise CLIError(
+            f"--model {path} takes {model.input_dim} features, not the {INPUT_DIM} pixels of a "
+            "28x28 image; give a model trained on MNIST-size images (softmax-xp train writes one)."
+        )
+    if classes is not None and model.num_classes != classes:
+        raise CLIError(
+            f"--model {path} has {model.num_classes} classes, not the {classes} digits of the "
+            "test set; give a model trained on all ten (softmax-xp train writes one)."
+        )
+    return model
 
 
 def _evaluate(model: SoftmaxXP, X_test: Any, y_test: Any) -> tuple[dict[str, Any], Any]:
@@ -579,7 +611,8 @@ def _write_outputs(out: Path, model: SoftmaxXP, report: dict[str, Any], figures:
 
 
 def _text_writer(text: str):
-    return lambda f: f.write(text.encode("utf-8"))
+    # surrogateescape: a path of undecodable bytes (named in report.md) is written as those bytes
+    return lambda f: f.write(text.encode("utf-8", "surrogateescape"))
 
 
 def _markdown(report: dict[str, Any], out: Path) -> str:

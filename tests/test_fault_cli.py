@@ -1,0 +1,172 @@
+"""Fault injection on the ``softmax-xp`` command: path arguments that are empty, files where
+folders should be and the reverse, devices, models of another size, folder names that are not
+UTF-8. Each is one line on stderr and exit 2, and nothing is written where it should not be."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import softmax_xp.cli as cli
+import softmax_xp.model as model_module
+from softmax_xp import SoftmaxXP
+from softmax_xp._rundir import RunFolder
+from softmax_xp.cli import main
+from softmax_xp.solvers.sgd import sgd_epoch as real_sgd_epoch
+
+SMALL = ["--limit", "300", "--epochs", "2", "--backend", "numpy", "--quiet", "--no-plots"]
+
+
+def run(argv: list[str], capsys) -> tuple[int, str]:
+    """``main(argv)``'s exit code and stderr; no exception but SystemExit may escape."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def one_line_error(code: int, err: str, command: str) -> str:
+    """The error line, checked to be the last line on stderr, with exit code 2."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"softmax-xp {command}: error: "), err
+    return last
+
+
+@pytest.fixture
+def model_file(tmp_path) -> Path:
+    return SoftmaxXP(784, 10, backend="numpy", seed=0).save(tmp_path / "model.npz")
+
+
+@pytest.fixture
+def digit(tmp_path) -> Path:
+    path = tmp_path / "digit.npy"
+    np.save(path, np.eye(28, dtype=np.uint8) * 255)
+    return path
+
+
+# -- path arguments -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["train", *SMALL, "--out", ""], "--out"),
+        (["train", *SMALL, "--data-dir", " "], "--data-dir"),
+        (["evaluate", "--model", ""], "--model"),
+        (["predict", "--model", "", "x.npy"], "--model"),
+        (["predict", "--model", "m.npz", ""], "FILE"),
+    ],
+)
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(
+    argv, flag, tmp_path, monkeypatch, capsys
+):
+    """``--out "$OUT"`` with OUT unset must not train into the current folder."""
+    monkeypatch.chdir(tmp_path)
+    code, err = run(argv, capsys)
+    assert code == 2 and f"argument {flag}: is empty; give a path" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tilde_in_out_is_the_home_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *SMALL, "--out", "~/run"]) == 0
+    assert (tmp_path / "home" / "run" / "model.npz").is_file()
+    assert not (tmp_path / "~").exists()
+
+
+@pytest.mark.parametrize("case", ["a file", "under a file", "name too long", "read-only"])
+def test_an_out_that_cannot_hold_a_run_names_the_flag(case, tmp_path, monkeypatch, capsys):
+    (tmp_path / "file").write_text("mine")
+    out = {
+        "a file": tmp_path / "file",
+        "under a file": tmp_path / "file" / "run",
+        "name too long": tmp_path / ("x" * 300),
+        "read-only": tmp_path / "ro",
+    }[case]
+    if case == "read-only":
+
+        def lock(self):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self.path))
+
+        monkeypatch.setattr(RunFolder, "lock", lock)
+    code, err = run(["train", *SMALL, "--out", str(out)], capsys)
+    line = one_line_error(code, err, "train")
+    why = "is a file, not a folder" if case == "a file" else "cannot be created or written"
+    assert f"--out {out} {why}" in line and "give a folder you can write to" in line
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+# -- predict and evaluate -------------------------------------------------------------------------
+def test_predict_on_a_folder_says_to_name_its_images(model_file, tmp_path, capsys):
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.ones(784, dtype=np.float32))
+    (folder / "notes.txt").write_text("not an image")
+    code, err = run(["predict", "--model", str(model_file), str(folder)], capsys)
+    line = one_line_error(code, err, "predict")
+    assert "is a folder, not an image file" in line and f"{folder}/*.png" in line
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="no /dev/null here")
+def test_predict_on_a_device_says_it_is_not_a_file(model_file, capsys):
+    code, err = run(["predict", "--model", str(model_file), "/dev/null"], capsys)
+    assert "'/dev/null' is not a regular file" in one_line_error(code, err, "predict")
+
+
+def test_predict_on_an_empty_stack_names_the_file(model_file, tmp_path, capsys):
+    np.save(tmp_path / "none.npy", np.zeros((0, 784), dtype=np.float32))
+    code, err = run(["predict", "--model", str(model_file), str(tmp_path / "none.npy")], capsys)
+    assert f"{tmp_path / 'none.npy'}: holds no images" in one_line_error(code, err, "predict")
+
+
+@pytest.mark.parametrize(
+    ("command", "shape", "message"),
+    [
+        ("predict", (20, 10), "takes 20 features, not the 784 pixels of a 28x28 image"),
+        ("evaluate", (20, 10), "takes 20 features, not the 784 pixels of a 28x28 image"),
+        ("evaluate", (784, 3), "has 3 classes, not the 10 digits of the test set"),
+    ],
+)
+def test_a_model_of_another_size_is_named(command, shape, message, digit, tmp_path, capsys):
+    path = SoftmaxXP(*shape, backend="numpy", seed=0).save(tmp_path / "other.npz")
+    extra = [str(digit)] if command == "predict" else []
+    code, err = run([command, "--model", str(path), *extra], capsys)
+    assert f"--model {path} {message}" in one_line_error(code, err, command)
+
+
+def test_predict_with_a_model_of_other_classes_still_works(digit, tmp_path, capsys):
+    """A 784-input model of 3 classes predicts pictures (a user's own digits 0-2)."""
+    path = SoftmaxXP(784, 3, backend="numpy", seed=0).save(tmp_path / "three.npz")
+    assert main(["predict", "--model", str(path), str(digit)]) == 0
+    assert "(0:" in capsys.readouterr().out
+
+
+# -- non-UTF-8 folder names -----------------------------------------------------------------------
+def test_an_interrupted_run_in_a_folder_named_in_other_bytes_is_saved(tmp_path, monkeypatch):
+    """report.md names the folder ("--resume --out <folder>"): undecodable bytes in that name
+    must not make the save fail and lose the completed epochs."""
+    out = Path(os.fsdecode(bytes(tmp_path) + b"/run-\xff"))
+    try:
+        out.mkdir()
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    calls = {"n": 0}
+
+    def interrupt_on_second_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_sgd_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(model_module, "sgd_epoch", interrupt_on_second_epoch)
+    assert main(["train", *SMALL, "--out", str(out)]) == cli.EXIT_INTERRUPTED
+    report = json.loads((out / "report.json").read_text())
+    assert report["epochs_completed"] == 1
+    assert b"--out " + os.fsencode(out) in (out / "report.md").read_bytes()
