@@ -15,6 +15,7 @@ from array_api_compat import is_dask_array
 from . import _random
 from ._backend import asarray_on, resolve_backend, to_numpy
 from ._errors import TrainingDivergedError, out_of_memory_hint, quiet_float_warnings
+from ._fingerprint import data_fingerprint, describe_change
 from ._modelfile import Checkpoint, read_checkpoint, read_model, write_checkpoint, write_model
 from ._threads import training_threads
 from ._validation import (
@@ -302,8 +303,10 @@ class SoftmaxXP:
         resume_from
             A checkpoint written by ``train(checkpoint=...)``. The run continues from it as if it
             had never stopped (the same weights, bit for bit on NumPy); the model must have the
-            checkpoint's hyperparameters, and ``batch_size`` and the number of samples must match.
-            A model file is refused with a ModelFileError. With ``solver="lbfgs"`` the
+            checkpoint's hyperparameters, and ``batch_size`` and the number of samples must match,
+            as must the data itself: the checkpoint keeps a fingerprint of ``X`` and ``y`` (see
+            :mod:`softmax_xp._fingerprint`), and other data or another row order is refused with a
+            ValueError (checkpoints of Dask runs have none). A model file is refused with a ModelFileError. With ``solver="lbfgs"`` the
             checkpoint is written after every iteration, and resuming restarts L-BFGS from the
             checkpoint's weights (its curvature memory is not saved, so the remaining iterations
             are not those of an uninterrupted run) for the iterations left up to ``epochs``.
@@ -355,7 +358,10 @@ class SoftmaxXP:
             self._blocks, self._solver = None, solver
             if block_rows is not None and solver == "sgd":
                 self._blocks = [s.stop - s.start for s in _row_slices(n, block_rows)]
-            self._start_run(resume_from, epochs, batch_size, n)
+            data = None  # the data's fingerprint, where a checkpoint is written or resumed
+            if checkpoint is not None or resume_from is not None:
+                data = data_fingerprint(self._backend, X, y)
+            self._start_run(resume_from, epochs, batch_size, n, data)
             after = self._after_epoch(checkpoint, batch_size, n, epochs, verbose, callback)
             if solver == "lbfgs":
                 self._lbfgs(X, y, val, weights, epochs, tol, after)
@@ -479,9 +485,16 @@ class SoftmaxXP:
             self._velocity = (self.xp.zeros_like(self.W), self.xp.zeros_like(self.b))
 
     def _start_run(
-        self, resume_from: PathLike | None, epochs: int, batch_size: int, n: int
+        self,
+        resume_from: PathLike | None,
+        epochs: int,
+        batch_size: int,
+        n: int,
+        data: dict[str, Any] | None = None,
     ) -> None:
-        """Set up a fresh run, or restore the state of ``resume_from``."""
+        """Set up a fresh run, or restore the state of ``resume_from``; ``data`` is the training
+        data's fingerprint (written into checkpoints, checked on resume; None: not known)."""
+        self._data = data
         if resume_from is None:
             self._zero_velocity()
             self.history_, self.epoch_ = History(), 0
@@ -527,6 +540,12 @@ class SoftmaxXP:
                 f"resume_from={str(path)!r}: the checkpoint's run visited "
                 f"{_describe_blocks(ckpt.blocks)}, this one {_describe_blocks(self._blocks)}; resume "
                 "with the same shuffle and blocks (block_rows, or the Dask array's chunks)."
+            )
+        change = None if None in (ckpt.data, self._data) else describe_change(ckpt.data, self._data)
+        if change is not None:
+            raise ValueError(
+                f"resume_from={str(path)!r}: the checkpoint's run was trained on other data: "
+                f"{change}; resume with the same training data, in the same order."
             )
         if ckpt.epoch > epochs:
             raise ValueError(
@@ -670,7 +689,8 @@ class SoftmaxXP:
             n_samples=n,
             solver=self._solver,
         )
-        write_checkpoint(path, state, trained_on=self.backend, blocks=self._blocks)
+        data = getattr(self, "_data", None)
+        write_checkpoint(path, state, trained_on=self.backend, blocks=self._blocks, data=data)
 
     def _report(self, epochs: int) -> None:
         history = self.history_

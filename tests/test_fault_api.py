@@ -88,3 +88,74 @@ def test_a_target_under_a_file_is_named_as_such(tmp_path):
     with pytest.raises(NotADirectoryError, match=r"runs/one or a folder above it is a file"):
         new_model().save(target)
     assert (tmp_path / "runs").read_text() == "a file"
+
+
+# -- the training data's fingerprint --------------------------------------------------------------
+def checkpointed(tmp_path, X, y, backend="numpy"):
+    path = tmp_path / "checkpoint.npz"
+    new_model(backend).train(X, y, epochs=1, batch_size=16, checkpoint=path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("features", "the feature values differ"),
+        ("labels", "the labels differ"),
+        ("row order", "the labels differ"),
+    ],
+)
+def test_resume_on_other_data_of_the_same_size_is_refused(tmp_path, change, message):
+    X, y = data()
+    path = checkpointed(tmp_path, X, y)
+    if change == "features":
+        X = X.copy()
+        X[7, 2] += 0.5
+    elif change == "labels":
+        y = (y + 1) % K
+    else:
+        X, y = X[::-1].copy(), y[::-1].copy()
+    model = new_model()
+    with pytest.raises(ValueError, match=f"trained on other data: {message}"):
+        model.train(X, y, epochs=2, batch_size=16, resume_from=path)
+    assert model.epoch_ == 0
+
+
+def test_resume_on_the_same_data_passes_the_fingerprint_on_every_backend(backend, tmp_path):
+    """Sums differ in their last bits between backends: a NumPy checkpoint resumes anywhere."""
+    X, y = data()
+    path = checkpointed(tmp_path, X, y)
+    model = new_model(backend.name)
+    model.train(X, y, epochs=2, batch_size=16, resume_from=path)
+    assert model.epoch_ == 2
+
+
+def test_a_checkpoint_without_a_fingerprint_still_resumes(tmp_path):
+    """Checkpoints written before the fingerprint (or by a Dask run) are not checked."""
+    from softmax_xp._io import read_npz, write_npz_atomic
+
+    X, y = data()
+    path = checkpointed(tmp_path, X, y)
+    arrays, header = read_npz(path)
+    assert header["data"]["rows"] == N
+    header = {k: v for k, v in header.items() if k not in ("data", "format", "format_version")}
+    write_npz_atomic(path, arrays, header)
+    model = new_model()
+    model.train(X[::-1].copy(), y, epochs=2, batch_size=16, resume_from=path)
+    assert model.epoch_ == 2
+
+
+@pytest.mark.parametrize(
+    "data_entry",
+    [{"rows": N}, {"rows": N + 1, "labels": 0, "features": [0.0] * 8}, "abc", [1, 2]],
+)
+def test_a_malformed_fingerprint_is_a_model_file_error(tmp_path, data_entry):
+    from softmax_xp._io import ModelFileError, read_npz, write_npz_atomic
+
+    X, y = data()
+    path = checkpointed(tmp_path, X, y)
+    arrays, header = read_npz(path)
+    header = {k: v for k, v in header.items() if k not in ("format", "format_version")}
+    write_npz_atomic(path, arrays, {**header, "data": data_entry})
+    with pytest.raises(ModelFileError, match="fingerprint"):
+        read_checkpoint(path)

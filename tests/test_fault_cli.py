@@ -170,3 +170,32 @@ def test_an_interrupted_run_in_a_folder_named_in_other_bytes_is_saved(tmp_path, 
     report = json.loads((out / "report.json").read_text())
     assert report["epochs_completed"] == 1
     assert b"--out " + os.fsencode(out) in (out / "report.md").read_bytes()
+
+
+# -- resume on other data -------------------------------------------------------------------------
+def synthetic_mnist(directory: Path, seed: int) -> Path:
+    """Random images in MNIST's layout: 10,050 training images (50 beyond the validation set)."""
+    from softmax_xp.datasets import MNIST_FILES, write_idx
+
+    rng = np.random.default_rng(seed)
+    directory.mkdir()
+    for name, n in zip(MNIST_FILES, (10_050, 10_050, 10, 10), strict=True):
+        shape = (n, 28, 28) if "images" in name else (n,)
+        write_idx(
+            directory / name, rng.integers(0, 256 if "images" in name else 10, shape, np.uint8)
+        )
+    return directory
+
+
+def test_resume_with_another_data_dir_of_the_same_size_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    first = ["train", *SMALL, "--epochs", "1", "--out", str(out)]
+    assert main([*first, "--data-dir", str(synthetic_mnist(tmp_path / "a", 0))]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    other = str(synthetic_mnist(tmp_path / "b", 1))
+    resume = ["train", *SMALL, "--resume", "--out", str(out), "--data-dir", other]
+    code, err = run(resume, capsys)
+    line = one_line_error(code, err, "train")
+    assert "--resume: the checkpoint's run was trained on other data" in line
+    assert "give the --data-dir and --limit of that run" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

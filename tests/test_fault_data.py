@@ -130,21 +130,24 @@ def test_something_that_is_not_a_file_is_named_as_such(tmp_path, make, message):
     assert f"missing {name} ({name} {message})" in str(info.value)
 
 
-@pytest.mark.parametrize("kind", ["no such folder", "is a file, not a folder"])
+@pytest.mark.parametrize("kind", ["no such folder", "it is a file, not a folder"])
 def test_a_data_dir_that_is_not_a_folder_is_named_as_such(tmp_path, kind):
     target = tmp_path / "data"
-    if kind.startswith("is a file"):
+    if kind.startswith("it is"):
         target.write_text("not a folder")
-    with pytest.raises(DatasetNotFoundError, match=rf"{target} \(data_dir\): {kind}"):
+    with pytest.raises(DatasetNotFoundError) as info:
         load_mnist(target)
+    assert f"{target} (data_dir): missing {', '.join(MNIST_FILES)} ({kind})" in str(info.value)
 
 
 def test_a_mistyped_env_folder_is_named_as_such(tmp_path, monkeypatch):
     monkeypatch.setenv("SOFTMAX_XP_DATA", str(tmp_path / "typo"))
     monkeypatch.setattr(mnist_mod, "bundled_dir", lambda: tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    warns = pytest.warns(UserWarning, match=r"SOFTMAX_XP_DATA=.*typo: no such folder")
-    with warns, pytest.raises(DatasetNotFoundError, match=r"typo \(\$SOFTMAX_XP_DATA\): no such"):
+    warns = pytest.warns(
+        UserWarning, match=r"SOFTMAX_XP_DATA=.*typo lacks t10k.*\(no such folder\)"
+    )
+    with warns, pytest.raises(DatasetNotFoundError, match=r"typo \(\$SOFTMAX_XP_DATA\): missing"):
         load_mnist_test()
 
 

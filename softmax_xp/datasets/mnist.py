@@ -130,10 +130,9 @@ def _missing(directory: Path, names: Sequence[str] = MNIST_FILES) -> list[str]:
 def _lacks(directory: Path, names: Sequence[str] = MNIST_FILES) -> str:
     """What ``directory`` lacks of ``names``, in words: a folder that is not there or is a file,
     and names present only as something other than a file (a folder, a broken link)."""
-    if not directory.exists():
-        return "no such folder"
     if not directory.is_dir():
-        return "is a file, not a folder"
+        what = "it is a file, not a folder" if directory.exists() else "no such folder"
+        return f"missing {', '.join(names)} ({what})"
     described = []
     for name in _missing(directory, names):
         for candidate in (directory / name, directory / f"{name}.gz"):
@@ -268,10 +267,8 @@ def _load(
             return _load_dir(directory, check, names)
         tried.append((label, directory))
         if label == "$SOFTMAX_XP_DATA":
-            problem = _lacks(directory, names)
-            problem = f" lacks{problem[7:]}" if problem.startswith("missing") else f": {problem}"
             warnings.warn(
-                f"$SOFTMAX_XP_DATA={directory}{problem}; "
+                f"$SOFTMAX_XP_DATA={directory} lacks {_lacks(directory, names)[8:]}; "
                 "looking in the bundled copy and the cache instead.",
                 UserWarning,
                 stacklevel=3,
