@@ -417,6 +417,16 @@ def _train_in(args, folder: RunFolder, backend, interruptions: Interruptions) ->
     except (KeyboardInterrupt, TrainingDivergedError) as exc:
         stop = exc
         interruptions.defer(exc)
+    except MemoryError as exc:  # the host's, or the device's (DeviceMemoryError)
+        kept = (
+            f"the completed epochs are in {checkpoint} (--resume continues them)"
+            if checkpoint.is_file()
+            else "nothing was written"
+        )
+        raise CLIError(
+            f"out of memory while training ({exc}); try a smaller --batch-size or --limit. "
+            f"{kept[0].upper()}{kept[1:]}."
+        ) from None
     train_seconds = time.perf_counter() - start
     history, completed = model.history_, model.epoch_
     if isinstance(stop, TrainingDivergedError):  # the CLI says below what it kept
@@ -724,7 +734,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("always", BackendFallbackWarning)
             warnings.showwarning = _show_warning
             return COMMANDS[args.command](args)
-    except (CLIError, ValueError, OSError, DatasetError, BackendUnavailableError) as exc:
+    except (
+        CLIError,
+        ValueError,
+        OSError,
+        DatasetError,
+        BackendUnavailableError,
+        MemoryError,
+    ) as exc:
         parser.exit(EXIT_USAGE, f"softmax-xp {args.command}: error: {cli_words(str(exc))}\n")
     except KeyboardInterrupt:
         _say(f"softmax-xp {args.command}: interrupted")

@@ -199,3 +199,40 @@ def test_resume_with_another_data_dir_of_the_same_size_is_refused(tmp_path, caps
     assert "--resume: the checkpoint's run was trained on other data" in line
     assert "give the --data-dir and --limit of that run" in line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+# -- out of memory --------------------------------------------------------------------------------
+@pytest.mark.parametrize("at", [1, 2])
+def test_out_of_memory_in_training_is_one_line_saying_what_is_kept(
+    at, tmp_path, monkeypatch, capsys
+):
+    calls = {"n": 0}
+
+    def sgd_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise MemoryError("Unable to allocate 1.2 GiB for an array")
+        return real_sgd_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(model_module, "sgd_epoch", sgd_epoch)
+    out = tmp_path / "run"
+    code, err = run(["train", *SMALL, "--out", str(out)], capsys)
+    line = one_line_error(code, err, "train")
+    assert "out of memory while training (Unable to allocate 1.2 GiB" in line
+    assert "try a smaller --batch-size or --limit" in line
+    if at == 1:
+        assert "Nothing was written" in line and not out.exists()
+    else:
+        assert f"{out / 'checkpoint.npz'} (--resume continues them)" in line
+        monkeypatch.undo()
+        assert main(["train", *SMALL, "--resume", "--out", str(out)]) == 0
+        assert json.loads((out / "report.json").read_text())["epochs_completed"] == 2
+
+
+def test_out_of_memory_in_predict_is_one_line(model_file, digit, monkeypatch, capsys):
+    def predict_proba(self, X, **kwargs):
+        raise MemoryError("Unable to allocate 8.0 GiB")
+
+    monkeypatch.setattr(SoftmaxXP, "predict_proba", predict_proba)
+    code, err = run(["predict", "--model", str(model_file), str(digit)], capsys)
+    assert "Unable to allocate 8.0 GiB" in one_line_error(code, err, "predict")
