@@ -610,8 +610,14 @@ def _write_outputs(out: Path, model: SoftmaxXP, report: dict[str, Any], figures:
             batch.add(out / "model.npz", model.save)
             batch.add(out / "report.json", _text_writer(json.dumps(report, indent=2) + "\n"))
             batch.add(out / "report.md", _text_writer(_markdown(report, out)))
-            for name, fig in figures.items():
-                batch.add(out / f"{name}.png", functools.partial(save_png, fig))
+            for name, fig in list(figures.items()):
+                try:
+                    batch.add(out / f"{name}.png", functools.partial(save_png, fig))
+                except OSError:  # the disk: the whole batch fails, the earlier run stays
+                    raise
+                except Exception as exc:  # matplotlib: the model and reports are saved without it
+                    _say(f"no {name}.png: {type(exc).__name__}: {exc}")
+                    close(figures.pop(name))
     finally:
         for fig in figures.values():
             close(fig)
@@ -668,15 +674,21 @@ def _figures(model, report, history, X_test, y_test, y_pred) -> dict[str, Any]:
     except ImportError as exc:  # matplotlib is an optional extra
         _say(f"no figures: {exc}")
         return {}
-    figures = {
-        "training_curves": plots.plot_training_curves(history),
-        "confusion_matrix": plots.plot_confusion_matrix(report["confusion_matrix"]),
-        "weight_templates": plots.plot_weight_templates(model.W),
-        "misclassified": plots.plot_misclassified(X_test, y_test, y_pred),
-        "sigmoid": plots.plot_sigmoid(),
-        "softmax_example": plots.plot_softmax_example(),
+    drawers = {
+        "training_curves": lambda: plots.plot_training_curves(history),
+        "confusion_matrix": lambda: plots.plot_confusion_matrix(report["confusion_matrix"]),
+        "weight_templates": lambda: plots.plot_weight_templates(model.W),
+        "misclassified": lambda: plots.plot_misclassified(X_test, y_test, y_pred),
+        "sigmoid": plots.plot_sigmoid,
+        "softmax_example": plots.plot_softmax_example,
     }
-    assert tuple(figures) == FIGURES
+    assert tuple(drawers) == FIGURES
+    figures = {}
+    for name, draw in drawers.items():
+        try:
+            figures[name] = draw()
+        except Exception as exc:  # a figure that fails must not cost the run its model
+            _say(f"no {name}.png: {type(exc).__name__}: {exc}")
     return figures
 
 

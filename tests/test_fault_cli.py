@@ -5,6 +5,7 @@ UTF-8. Each is one line on stderr and exit 2, and nothing is written where it sh
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 from pathlib import Path
@@ -17,6 +18,7 @@ import softmax_xp.model as model_module
 from softmax_xp import SoftmaxXP
 from softmax_xp._rundir import RunFolder
 from softmax_xp.cli import main
+from softmax_xp.datasets import load_mnist
 from softmax_xp.solvers.sgd import sgd_epoch as real_sgd_epoch
 
 SMALL = ["--limit", "300", "--epochs", "2", "--backend", "numpy", "--quiet", "--no-plots"]
@@ -38,6 +40,24 @@ def one_line_error(code: int, err: str, command: str) -> str:
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"softmax-xp {command}: error: "), err
     return last
+
+
+@functools.cache
+def _bundled_mnist():
+    return load_mnist()
+
+
+@pytest.fixture(autouse=True)
+def _load_mnist_once(monkeypatch):
+    """The bundled MNIST is read (and its checksums checked) once for this module, not per run."""
+    real = cli.load_mnist
+
+    def load(data_dir=None, download=False, **kwargs):
+        if data_dir is None and not kwargs and "SOFTMAX_XP_DATA" not in os.environ:
+            return _bundled_mnist()
+        return real(data_dir, download, **kwargs)
+
+    monkeypatch.setattr(cli, "load_mnist", load)
 
 
 @pytest.fixture
@@ -236,3 +256,42 @@ def test_out_of_memory_in_predict_is_one_line(model_file, digit, monkeypatch, ca
     monkeypatch.setattr(SoftmaxXP, "predict_proba", predict_proba)
     code, err = run(["predict", "--model", str(model_file), str(digit)], capsys)
     assert "Unable to allocate 8.0 GiB" in one_line_error(code, err, "predict")
+
+
+# -- figures --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("stage", ["drawing", "saving"])
+def test_a_figure_that_fails_costs_only_that_figure(stage, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    import softmax_xp.plots as plots
+    from softmax_xp._rundir import FIGURES
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the font cache is broken")
+
+    for name in FIGURES:  # small stand-ins, each titled with its name, keep the test quick
+        monkeypatch.setattr(plots, f"plot_{name}", functools.partial(_titled, plots, name))
+    if stage == "drawing":
+        monkeypatch.setattr(plots, "plot_weight_templates", broken)
+    else:
+        real_save = plots.save_png
+
+        def save_png(fig, file):
+            if fig.axes[0].get_title() == "weight_templates":
+                broken()
+            real_save(fig, file)
+
+        monkeypatch.setattr(plots, "save_png", save_png)
+    out = tmp_path / "run"
+    argv = [a for a in SMALL if a != "--no-plots"]
+    assert main(["train", *argv, "--epochs", "1", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "no weight_templates.png: RuntimeError: the font cache is broken" in err
+    assert (out / "model.npz").is_file() and (out / "report.json").is_file()
+    assert sorted(p.stem for p in out.glob("*.png")) == sorted(set(FIGURES) - {"weight_templates"})
+    assert "and 5 figures" in err
+
+
+def _titled(plots, title, *args, **kwargs):
+    fig = plots._pyplot().figure(figsize=(1, 1))
+    fig.add_subplot().set_title(title)
+    return fig
