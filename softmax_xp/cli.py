@@ -297,7 +297,10 @@ def _read_resume_checkpoint(path: Path) -> Checkpoint:
     try:
         return read_checkpoint(path)
     except ValueError as exc:
-        raise CLIError(f"--resume: {exc}") from None
+        raise CLIError(
+            f"--resume: {exc} It cannot be resumed: give --overwrite instead of --resume to "
+            "start the run again, or choose another --out."
+        ) from None
 
 
 def _train_size(args: argparse.Namespace, available: int, resume: Checkpoint | None) -> int:

@@ -295,3 +295,17 @@ def _titled(plots, title, *args, **kwargs):
     fig = plots._pyplot().figure(figsize=(1, 1))
     fig.add_subplot().set_title(title)
     return fig
+
+
+def test_resume_from_a_damaged_checkpoint_says_how_to_go_on(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(out)]) == 0
+    checkpoint = out / "checkpoint.npz"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:500])  # a disk error, a copy cut short
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, err = run(["train", *SMALL, "--resume", "--out", str(out)], capsys)
+    line = one_line_error(code, err, "train")
+    assert f"--resume: {checkpoint}: not a readable .npz file" in line
+    assert "give --overwrite instead of --resume to start the run again" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert main(["train", *SMALL, "--overwrite", "--out", str(out)]) == 0
