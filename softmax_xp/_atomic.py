@@ -16,7 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["TEMP_SUFFIX", "AtomicBatch", "remove_stale_temporaries", "write_atomic"]
+__all__ = [
+    "TEMP_SUFFIX",
+    "AtomicBatch",
+    "check_writable",
+    "remove_stale_temporaries",
+    "write_atomic",
+]
 
 TEMP_SUFFIX = ".tmp"
 Writer = Callable[[BinaryIO], object]
@@ -68,6 +74,14 @@ class AtomicBatch:
             self.discard()
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise now the OSError that writing ``path`` would raise (naming it), before work that a
+    failed write would waste: its folder is created, and a temporary file made and removed."""
+    fd, tmp = _create_temporary(Path(path))
+    os.close(fd)
+    tmp.unlink(missing_ok=True)
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Remove the temporary files (``.<name>.<random>.tmp``) that a killed write left in
     ``folder``; return them. Call it only while no other writer uses ``folder``."""
@@ -80,6 +94,20 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
 
 
 def _write_temporary(path: Path, write: Writer) -> Path:
+    fd, tmp = _create_temporary(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _named(path, write, f)
+            _named(path, f.flush)
+            _named(path, os.fsync, f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """An open descriptor on a new temporary file beside ``path``, and its name."""
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a folder")
     try:
@@ -96,15 +124,7 @@ def _write_temporary(path: Path, write: Writer) -> Path:
             break
         except FileExistsError:
             continue
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _named(path, write, f)
-            _named(path, f.flush)
-            _named(path, os.fsync, f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
+    return fd, tmp
 
 
 def _named(path: Path, call: Callable, *args):

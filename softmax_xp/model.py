@@ -13,9 +13,11 @@ from typing import Any
 from array_api_compat import is_dask_array
 
 from . import _random
+from ._atomic import check_writable
 from ._backend import asarray_on, resolve_backend, to_numpy
 from ._errors import TrainingDivergedError, out_of_memory_hint, quiet_float_warnings
 from ._fingerprint import data_fingerprint, describe_change
+from ._io import npz_path
 from ._modelfile import Checkpoint, read_checkpoint, read_model, write_checkpoint, write_model
 from ._threads import training_threads
 from ._validation import (
@@ -300,6 +302,7 @@ class SoftmaxXP:
             A path (``.npz`` is appended if missing). After every epoch the weights, momentum
             buffers, RNG state, epoch number, History and hyperparameters are written there
             atomically: a crash leaves the previous checkpoint or the new one, never half of one.
+            A path that cannot be written (read-only, a folder) raises OSError before training.
         resume_from
             A checkpoint written by ``train(checkpoint=...)``. The run continues from it as if it
             had never stopped (the same weights, bit for bit on NumPy); the model must have the
@@ -387,7 +390,9 @@ class SoftmaxXP:
         callback: Callable[[int, History], None] | None,
     ) -> Callable[[], None]:
         """What follows every committed SGD epoch or L-BFGS iteration: checkpoint, report,
-        callback."""
+        callback. A checkpoint that cannot be written fails here, before any training."""
+        if checkpoint is not None:
+            check_writable(npz_path(checkpoint))
 
         def after() -> None:
             if checkpoint is not None:

@@ -68,6 +68,41 @@ def test_a_batch_size_far_above_the_rows_is_one_batch_of_all_rows(backend):
         assert peak < 2**20
 
 
+@pytest.mark.parametrize("where", ["read-only folder", "a folder", "under a file"])
+def test_a_checkpoint_that_cannot_be_written_fails_before_training(tmp_path, monkeypatch, where):
+    """Not after the first epoch (minutes, on a large data set): at once, naming the file."""
+    import errno
+    import os
+
+    import softmax_xp.model as model_module
+
+    X, y = data()
+    path = tmp_path / "checkpoint.npz"
+    if where == "read-only folder":
+        real_open = os.open
+
+        def read_only(name, *args, **kwargs):
+            if str(name).endswith(".tmp"):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), name)
+            return real_open(name, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", read_only)
+        error, message = OSError, rf"cannot write {path}: Read-only file system"
+    elif where == "a folder":
+        path.mkdir()
+        error, message = IsADirectoryError, rf"cannot write {path}: it is a folder"
+    else:
+        (tmp_path / "runs").write_text("a file")
+        path = tmp_path / "runs" / "checkpoint.npz"
+        error, message = NotADirectoryError, r"runs or a folder above it is a file"
+    monkeypatch.setattr(model_module, "sgd_epoch", lambda *a, **k: pytest.fail("trained"))
+    model = new_model()
+    with pytest.raises(error, match=message):
+        model.train(X, y, epochs=2, checkpoint=path)
+    assert model.epoch_ == 0
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("write", ["save", "checkpoint"])
 def test_a_target_that_is_a_folder_is_named_as_such(tmp_path, write):
     X, y = data()
