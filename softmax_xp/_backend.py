@@ -215,14 +215,33 @@ def _as_device(name: str, xp: Any, device: Any) -> Any:
         import cupy
 
         return cupy_device(cupy, device)
-    if name == "torch" and isinstance(device, str | int):
-        import torch
-
-        return torch.device(device)
+    if name == "torch":
+        return _torch_device(device)
     if name == "array_api_strict" and isinstance(device, str):
         return xp.Device(device)
     if name == "numpy" and device != "cpu":
         raise ValueError(f"NumPy arrays live on the CPU; got device={device!r}. Use device=None.")
+    return device
+
+
+def _torch_device(device: Any) -> Any:
+    """``torch.device`` for ``device`` (``"cuda:0"``, ``1``, a ``torch.device``), checked by
+    allocating on it: a ValueError listing this machine's devices for one that is not here."""
+    import torch
+
+    if isinstance(device, str) and device.isdigit():
+        device = int(device)  # "1": CUDA device 1, as for CuPy
+    try:
+        device = device if isinstance(device, torch.device) else torch.device(device)
+        if device.type == "meta":
+            raise ValueError("a meta device holds no data")
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError, TypeError, ValueError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        raise ValueError(
+            f"device={str(device)!r} cannot be used by PyTorch here ({reason}). "
+            f"This machine has: {', '.join(_devices('torch'))}."
+        ) from None
     return device
 
 

@@ -242,3 +242,20 @@ def test_every_cut_and_every_flipped_bit_is_refused_or_harmless(tmp_path, kind):
         assert content(loaded) == reference, f"a flipped bit at byte {position} changed the model"
         harmless += 1
     assert harmless < len(positions) // 2  # most bytes are content the zip CRC-32 covers
+
+
+# -- devices --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("device", ["garbage", "cuda:7", "7", "meta"])
+def test_a_torch_device_that_is_not_here_is_a_value_error_listing_those_that_are(device):
+    """Before: a raw RuntimeError, or (cuda on a CPU build) 'does not support float32'."""
+    torch = pytest.importorskip("torch")
+    if device in ("cuda:7", "7") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a CUDA device 7")
+    with pytest.raises(ValueError, match=r"cannot be used by PyTorch here .*This machine has: cpu"):
+        SoftmaxXP(D, K, backend="torch", device=device)
+
+
+def test_a_torch_device_given_by_name_or_object_works():
+    torch = pytest.importorskip("torch")
+    for device in ("cpu", torch.device("cpu")):
+        assert SoftmaxXP(D, K, backend="torch", device=device).device == torch.device("cpu")
