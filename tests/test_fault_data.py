@@ -162,3 +162,23 @@ def test_a_tilde_means_the_home_folder(tmp_path, monkeypatch, where):
     else:
         X, _ = load_mnist_test("~/mnist")
     assert X.shape == (7, 784)
+
+
+def test_kaggles_spelling_of_the_file_names_is_found(tmp_path):
+    """Kaggle's MNIST names its files ``train-images.idx3-ubyte`` (a dot before "idx")."""
+    directory = tmp_path / "kaggle"
+    write_set(directory)
+    for path in directory.iterdir():
+        path.rename(path.with_name(path.name.replace("-idx", ".idx")))
+    (X, y), (Xt, yt) = load_mnist(directory)
+    assert X.shape == (20, 784) and Xt.shape == (10, 784) and len(y) == 20 and len(yt) == 10
+
+
+def test_files_in_a_subfolder_are_pointed_to(tmp_path):
+    """torchvision keeps MNIST in ``<root>/MNIST/raw``: a user gives ``<root>``."""
+    write_set(tmp_path / "root" / "MNIST" / "raw")
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_mnist(tmp_path / "root")
+    assert f"(they are in {tmp_path / 'root' / 'MNIST' / 'raw'}: give that folder)" in str(
+        info.value
+    )

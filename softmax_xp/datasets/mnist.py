@@ -115,12 +115,29 @@ def default_cache_dir() -> Path:
     return Path(base) / "softmax_xp" / "mnist"
 
 
+def _spellings(name: str) -> tuple[str, ...]:
+    """``name`` raw or ``.gz``, also as Kaggle's copy spells it (``train-images.idx3-ubyte``)."""
+    dotted = name.replace("-idx", ".idx")
+    return name, f"{name}.gz", dotted, f"{dotted}.gz"
+
+
 def _find(directory: Path, name: str) -> Path | None:
-    """The raw or ``.gz`` file ``name`` in ``directory``, or None."""
-    for candidate in (directory / name, directory / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
+    """The file ``name`` in ``directory`` (any of its :func:`_spellings`), or None."""
+    for spelling in _spellings(name):
+        if (directory / spelling).is_file():
+            return directory / spelling
     return None
+
+
+def _subfolder_with(directory: Path, names: Sequence[str], limit: int = 200) -> Path | None:
+    """A folder up to two levels below ``directory`` that holds all of ``names`` (such as
+    torchvision's ``MNIST/raw``), looking at no more than ``limit`` folders; or None."""
+    try:
+        level = [p for p in sorted(directory.iterdir()) if p.is_dir()][:limit]
+        below = [q for p in level for q in sorted(p.iterdir()) if q.is_dir()][: limit - len(level)]
+    except OSError:
+        return None
+    return next((p for p in level + below if not _missing(p, names)), None)
 
 
 def _missing(directory: Path, names: Sequence[str] = MNIST_FILES) -> list[str]:
@@ -134,8 +151,9 @@ def _lacks(directory: Path, names: Sequence[str] = MNIST_FILES) -> str:
         what = "it is a file, not a folder" if directory.exists() else "no such folder"
         return f"missing {', '.join(names)} ({what})"
     described = []
-    for name in _missing(directory, names):
-        for candidate in (directory / name, directory / f"{name}.gz"):
+    missing = _missing(directory, names)
+    for name in missing:
+        for candidate in (directory / spelling for spelling in _spellings(name)):
             if candidate.is_dir():
                 name += f" ({candidate.name} is a folder, not a file)"
             elif candidate.is_symlink() and not candidate.exists():
@@ -146,7 +164,9 @@ def _lacks(directory: Path, names: Sequence[str] = MNIST_FILES) -> str:
                 continue
             break
         described.append(name)
-    return "missing " + ", ".join(described)
+    found = _subfolder_with(directory, names) if len(missing) == len(names) else None
+    hint = f" (they are in {found}: give that folder)" if found else ""
+    return "missing " + ", ".join(described) + hint
 
 
 def _check_sha256(source: str | Path, actual: str, name: str) -> None:
