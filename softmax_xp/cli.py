@@ -203,7 +203,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_path,
         metavar="FILE",
         help="a picture of one digit (PNG, JPEG, ...), or a .npy of 28x28 or 784 pixels "
-        "(or a stack of them); an image with no ink is reported as blank, not predicted",
+        "(or a stack of them); an image with no ink is reported as blank, not predicted, and a "
+        "file that is not an image is named on stderr (exit 2) after the others are predicted",
     )
 
     info = commands.add_parser("info", help="version, backends and devices of this machine")
@@ -513,11 +514,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model = _load_model(args.model, args.backend)
     blanks = predicted = 0
+    failures = []  # files that are not images: each one line, after the others are predicted
     for path in args.files:
         try:
             images = read_digit_images(path)
-        except (FileNotFoundError, ValueError, ImportError) as exc:
+        except ImportError as exc:  # no Pillow: no picture can be read
             raise CLIError(str(exc)) from None
+        except (OSError, ValueError) as exc:
+            failures.append(str(exc))
+            continue
         proba = to_numpy(model.predict_proba(images))
         inked = images.any(axis=1)  # an all-zero image: a picture with no ink, or all black
         for i, row in enumerate(proba):
@@ -529,6 +534,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             probs = " ".join(f"{k}:{p:.3f}" for k, p in enumerate(row))
             print(f"{name}: {int(row.argmax())}  ({probs})")
             predicted += 1
+    if failures:
+        for failure in failures[:-1]:
+            _say(f"softmax-xp predict: error: {cli_words(failure)}")
+        raise CLIError(failures[-1])
     if blanks and not predicted:
         raise CLIError("every image is blank (no ink found): nothing to predict.")
     return 0

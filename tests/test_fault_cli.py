@@ -309,3 +309,27 @@ def test_resume_from_a_damaged_checkpoint_says_how_to_go_on(tmp_path, capsys):
     assert "give --overwrite instead of --resume to start the run again" in line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert main(["train", *SMALL, "--overwrite", "--out", str(out)]) == 0
+
+
+def test_predict_on_mixed_files_predicts_the_images_and_names_each_other_file(
+    model_file, digit, tmp_path, capsys
+):
+    """``softmax-xp predict --model m.npz digits/*`` with a README among the digits."""
+    notes, folder = tmp_path / "notes.txt", tmp_path / "sub"
+    notes.write_text("not an image")
+    folder.mkdir()
+    files = [notes, digit, folder, digit]
+    code = exit_code_of(["predict", "--model", str(model_file), *map(str, files)])
+    captured = capsys.readouterr()
+    assert code == 2 and "Traceback" not in captured.err
+    assert [line.split(":")[0] for line in captured.out.splitlines()] == [str(digit)] * 2
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 2 and all(e.startswith("softmax-xp predict: error: ") for e in errors)
+    assert f"{notes}: not a readable image" in errors[0] and "is a folder" in errors[1]
+
+
+def exit_code_of(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
