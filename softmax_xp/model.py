@@ -338,6 +338,7 @@ class SoftmaxXP:
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val must be given together.")
         tol = _check_solver(solver, tol)
+        _check_hooks(checkpoint, resume_from, callback)
         block_rows = _check_shuffle(shuffle, block_rows, dask=is_dask_array(X))
         if is_dask_array(X):
             from . import _dask
@@ -894,6 +895,18 @@ def _check_solver(solver: Any, tol: Any) -> float:
             "Pass tol only with solver='lbfgs'."
         )
     return check_real(tol, "tol", 0.0, math.inf, closed="left")
+
+
+def _check_hooks(checkpoint: Any, resume_from: Any, callback: Any) -> None:
+    """TypeError, before any training, for a checkpoint or resume_from that is not a path and
+    a callback that cannot be called."""
+    for name, value in (("checkpoint", checkpoint), ("resume_from", resume_from)):
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise TypeError(f"{name} must be a path (str or os.PathLike), got {value!r}.")
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"callback must be a function called as callback(epoch, history), got {callback!r}."
+        )
 
 
 def _check_shuffle(shuffle: Any, block_rows: Any, dask: bool) -> int | None:

@@ -259,3 +259,20 @@ def test_a_torch_device_given_by_name_or_object_works():
     torch = pytest.importorskip("torch")
     for device in ("cpu", torch.device("cpu")):
         assert SoftmaxXP(D, K, backend="torch", device=device).device == torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "message"),
+    [
+        ("callback", 5, r"callback must be a function called as callback\(epoch, history\)"),
+        ("checkpoint", 5, r"checkpoint must be a path \(str or os.PathLike\), got 5"),
+        ("resume_from", ["c.npz"], r"resume_from must be a path .*got \['c.npz'\]"),
+    ],
+)
+def test_run_hooks_of_the_wrong_type_fail_before_training(monkeypatch, argument, value, message):
+    import softmax_xp.model as model_module
+
+    monkeypatch.setattr(model_module, "sgd_epoch", lambda *a, **k: pytest.fail("trained"))
+    X, y = data()
+    with pytest.raises(TypeError, match=message):
+        new_model().train(X, y, epochs=1, **{argument: value})
