@@ -295,13 +295,19 @@ def _previous_epochs(out: Path) -> int | None:
 def _read_resume_checkpoint(path: Path) -> Checkpoint:
     if not path.is_file():
         raise CLIError(f"--resume: no checkpoint at {path}; train without --resume first.")
+    again = "give --overwrite instead of --resume to start the run again, or choose another --out."
     try:
-        return read_checkpoint(path)
+        checkpoint = read_checkpoint(path)
     except ValueError as exc:
+        raise CLIError(f"--resume: {exc} It cannot be resumed: {again}") from None
+    shape = (checkpoint.hyperparameters["input_dim"], checkpoint.hyperparameters["num_classes"])
+    if shape != (INPUT_DIM, NUM_CLASSES):
         raise CLIError(
-            f"--resume: {exc} It cannot be resumed: give --overwrite instead of --resume to "
-            "start the run again, or choose another --out."
-        ) from None
+            f"--resume: {path} is the checkpoint of a model of {shape[0]} features and "
+            f"{shape[1]} classes, not of a train run on MNIST ({INPUT_DIM} and {NUM_CLASSES}); "
+            f"{again}"
+        )
+    return checkpoint
 
 
 def _train_size(args: argparse.Namespace, available: int, resume: Checkpoint | None) -> int:
@@ -777,7 +783,7 @@ _PYTHON_WORDS = [
     (re.compile(r"\bdownload=True\b"), "--download"),
     (re.compile(r"\bfallback=False\b"), "--no-fallback"),
     (re.compile(r"\(data_dir\)"), "(--data-dir)"),
-    (re.compile(r"\bresume_from='[^']*': the checkpoint's"), "--resume: the checkpoint's"),
+    (re.compile(r"\bresume_from=(['\"]).*?\1: "), "--resume: "),
     (
         re.compile(r"resume with the same training data, in the same order\."),
         "give the --data-dir and --limit of that run.",

@@ -333,3 +333,17 @@ def exit_code_of(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exc:
         return exc.code
+
+
+def test_resume_from_a_checkpoint_of_another_model_size_is_named(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    rng = np.random.default_rng(0)
+    X, y = rng.random((30, 20)).astype(np.float32), rng.integers(0, 10, 30)
+    SoftmaxXP(20, 10, backend="numpy", seed=0).train(
+        X, y, epochs=1, checkpoint=out / "checkpoint.npz"
+    )
+    code, err = run(["train", *SMALL, "--resume", "--out", str(out)], capsys)
+    line = one_line_error(code, err, "train")
+    assert "is the checkpoint of a model of 20 features and 10 classes" in line
+    assert "give --overwrite instead of --resume" in line and "resume_from=" not in line
