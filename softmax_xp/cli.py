@@ -46,6 +46,7 @@ VALIDATION_SIZE = 10_000  # the last images of the training set, as in the chapt
 EXIT_USAGE = 2
 # Stopped by a signal: 128 + its number, as a shell reports it (Ctrl-C 130, SIGTERM 143, SIGHUP 129).
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer whose reader went away
 
 
 class CLIError(Exception):
@@ -764,6 +765,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("always", BackendFallbackWarning)
             warnings.showwarning = _show_warning
             return COMMANDS[args.command](args)
+    except BrokenPipeError:  # the reader of our output went away (softmax-xp ... | head): stop
+        with contextlib.suppress(OSError):  # and let nothing more be flushed into the pipe
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (
         CLIError,
         ValueError,

@@ -347,3 +347,27 @@ def test_resume_from_a_checkpoint_of_another_model_size_is_named(tmp_path, capsy
     line = one_line_error(code, err, "train")
     assert "is the checkpoint of a model of 20 features and 10 classes" in line
     assert "give --overwrite instead of --resume" in line and "resume_from=" not in line
+
+
+def test_a_reader_that_stops_early_ends_predict_quietly(model_file, tmp_path):
+    """``softmax-xp predict ... | head -1``: no "Broken pipe" error, exit 141 (128 + SIGPIPE)."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "many.npy", rng.random((3000, 784), dtype=np.float32))
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    argv = ["predict", "--model", str(model_file), str(tmp_path / "many.npy")]
+    with subprocess.Popen(
+        [sys.executable, "-m", "softmax_xp", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=root,
+    ) as process:
+        assert process.stdout.readline().startswith(f"{tmp_path / 'many.npy'}[0]: ".encode())
+        process.stdout.close()
+        err = process.stderr.read().decode()
+        assert process.wait(timeout=120) == cli.EXIT_BROKEN_PIPE, err
+    assert err == ""
