@@ -50,6 +50,53 @@ def test_a_callback_that_raises_leaves_the_model_and_checkpoint_at_that_epoch(tm
     np.testing.assert_array_equal(to_numpy(resumed.W), to_numpy(reference.W))
 
 
+def test_out_of_memory_in_epoch_2_leaves_epoch_1_in_the_model_and_checkpoint(tmp_path, monkeypatch):
+    import softmax_xp.model as model_module
+    from softmax_xp.solvers.sgd import sgd_epoch
+
+    calls = {"n": 0}
+
+    def second_epoch_fails(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise MemoryError("Unable to allocate 1.2 GiB for an array")
+        return sgd_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(model_module, "sgd_epoch", second_epoch_fails)
+    X, y = data()
+    path = tmp_path / "checkpoint.npz"
+    model = new_model()
+    with pytest.raises(MemoryError):
+        model.train(X, y, epochs=3, batch_size=16, checkpoint=path)
+    saved = read_checkpoint(path)
+    assert model.epoch_ == saved.epoch == 1 and len(model.history_) == 1
+    np.testing.assert_array_equal(to_numpy(model.W), saved.W)
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EACCES", "EROFS"])
+def test_a_failed_rename_keeps_the_previous_checkpoint_and_names_the_file(
+    tmp_path, monkeypatch, code
+):
+    import errno
+    import os
+
+    X, y = data()
+    path = tmp_path / "checkpoint.npz"
+    model = new_model()
+    model.train(X, y, epochs=1, batch_size=16, checkpoint=path)
+    before = path.read_bytes()
+    number = getattr(errno, code)
+
+    def replace(source, target):
+        raise OSError(number, os.strerror(number))
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match=rf"cannot write {path}: {os.strerror(number)}") as info:
+        model.train(X, y, epochs=2, batch_size=16, checkpoint=path)
+    assert info.value.errno == number
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["checkpoint.npz"]
+
+
 def test_a_batch_size_far_above_the_rows_is_one_batch_of_all_rows(backend):
     """``batch_size=10**30`` on 40 rows is full-batch SGD, with no table of 10**30 entries
     (before: 'Maximum allowed dimension exceeded'; 10**8 allocated gigabytes)."""
