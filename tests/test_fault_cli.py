@@ -371,3 +371,24 @@ def test_a_reader_that_stops_early_ends_predict_quietly(model_file, tmp_path):
         err = process.stderr.read().decode()
         assert process.wait(timeout=120) == cli.EXIT_BROKEN_PIPE, err
     assert err == ""
+
+
+def test_a_data_file_without_read_permission_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    """(chmod 000 cannot be tested as root: the file's open is made to fail as it would.)"""
+    import builtins
+
+    import softmax_xp.datasets.idx as idx
+
+    data_dir = synthetic_mnist(tmp_path / "data", 0)
+    locked = data_dir / "t10k-labels-idx1-ubyte"
+
+    def open_(file, *args, **kwargs):
+        if Path(file) == locked:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+        return builtins.open(file, *args, **kwargs)
+
+    monkeypatch.setattr(idx, "open", open_, raising=False)
+    model = SoftmaxXP(784, 10, backend="numpy", seed=0).save(tmp_path / "m.npz")
+    code, err = run(["evaluate", "--model", str(model), "--data-dir", str(data_dir)], capsys)
+    line = one_line_error(code, err, "evaluate")
+    assert f"Permission denied: '{locked}'" in line
