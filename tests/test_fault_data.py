@@ -182,3 +182,23 @@ def test_files_in_a_subfolder_are_pointed_to(tmp_path):
     assert f"(they are in {tmp_path / 'root' / 'MNIST' / 'raw'}: give that folder)" in str(
         info.value
     )
+
+
+def test_no_home_folder_costs_only_the_cache(tmp_path, monkeypatch):
+    """A container's user with no passwd entry and no $HOME: Path.home() raises. The bundled
+    copy still loads; without it the error says to set XDG_CACHE_HOME (before: RuntimeError)."""
+
+    def no_home(cls=None):
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", classmethod(no_home))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("SOFTMAX_XP_DATA", raising=False)
+    monkeypatch.setattr(mnist_mod, "bundled_dir", lambda: tmp_path / "bundle")
+    for name, digest in write_set(tmp_path / "bundle", n_test=7).items():
+        monkeypatch.setitem(mnist_mod.MNIST_SHA256, name, digest)
+    assert load_mnist_test()[0].shape == (7, 784)
+    shutil.rmtree(tmp_path / "bundle")
+    for download in (False, True):
+        with pytest.raises(DatasetNotFoundError, match=r"(?s)\(bundled\).*set XDG_CACHE_HOME"):
+            load_mnist_test(download=download)

@@ -110,8 +110,18 @@ def bundled_dir() -> Path:
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/softmax_xp/mnist``, or ``~/.cache/softmax_xp/mnist``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    """``$XDG_CACHE_HOME/softmax_xp/mnist``, or ``~/.cache/softmax_xp/mnist``; a
+    :class:`DatasetError` where neither is known (no $HOME, a user id with no home folder)."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError):  # a container's user with no passwd entry, no $HOME
+            raise DatasetError(
+                "there is no folder for the download cache: the home folder is unknown "
+                "($HOME is not set); set XDG_CACHE_HOME to a folder, or give the data's folder "
+                "(data_dir)."
+            ) from None
     return Path(base) / "softmax_xp" / "mnist"
 
 
@@ -276,10 +286,12 @@ def _load(
     tried: list[tuple[str, Path]] = []
     env = os.environ.get("SOFTMAX_XP_DATA")
     sources = [("$SOFTMAX_XP_DATA", Path(os.path.expanduser(env)), bool(verify))] if env else []
-    sources += [
-        ("bundled", bundled_dir(), verify is not False),
-        ("cache", default_cache_dir(), verify is not False),
-    ]
+    sources += [("bundled", bundled_dir(), verify is not False)]
+    try:
+        cache: Path | None = default_cache_dir()
+        sources += [("cache", cache, verify is not False)]
+    except DatasetError as exc:  # no cache: only an error where the cache is needed
+        cache, no_cache = None, exc
     for label, directory, check in sources:
         if not _missing(directory, names):
             if label == "cache":
@@ -293,7 +305,8 @@ def _load(
                 UserWarning,
                 stacklevel=3,
             )
-    cache = default_cache_dir()
+    if cache is None:
+        raise _not_found(tried, f"\nT{str(no_cache)[1:]}", names)
     if not download:
         raise _not_found(tried, f"\nPass download=True to download MNIST into {cache}.", names)
     download_mnist(cache, names=names)
