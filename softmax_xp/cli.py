@@ -428,16 +428,17 @@ def _train_in(args, folder: RunFolder, backend, interruptions: Interruptions) ->
     except (KeyboardInterrupt, TrainingDivergedError) as exc:
         stop = exc
         interruptions.defer(exc)
-    except MemoryError as exc:  # the host's, or the device's (DeviceMemoryError)
+    except (MemoryError, OSError) as exc:  # out of (device) memory; a full or failing disk
         kept = (
-            f"the completed epochs are in {checkpoint} (--resume continues them)"
+            f"The completed epochs are in {checkpoint} (--resume continues them)."
             if checkpoint.is_file()
-            else "nothing was written"
+            else "Nothing was written."
         )
-        raise CLIError(
-            f"out of memory while training ({exc}); try a smaller --batch-size or --limit. "
-            f"{kept[0].upper()}{kept[1:]}."
-        ) from None
+        if isinstance(exc, MemoryError):
+            why = f"out of memory while training ({exc}); try a smaller --batch-size or --limit."
+        else:
+            why = f"{exc}."
+        raise CLIError(f"{why} {kept}") from None
     train_seconds = time.perf_counter() - start
     history, completed = model.history_, model.epoch_
     if isinstance(stop, TrainingDivergedError):  # the CLI says below what it kept

@@ -392,3 +392,26 @@ def test_a_data_file_without_read_permission_is_one_line_naming_it(tmp_path, mon
     code, err = run(["evaluate", "--model", str(model), "--data-dir", str(data_dir)], capsys)
     line = one_line_error(code, err, "evaluate")
     assert f"Permission denied: '{locked}'" in line
+
+
+def test_a_full_disk_during_training_says_what_is_kept(tmp_path, monkeypatch, capsys):
+    """The checkpoint of epoch 2 cannot be written: epoch 1's stays, and --resume continues."""
+    real_replace, calls = os.replace, {"n": 0}
+
+    def replace(source, target):
+        if Path(target).name == "checkpoint.npz":
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    out = tmp_path / "run"
+    code, err = run(["train", *SMALL, "--out", str(out)], capsys)
+    line = one_line_error(code, err, "train")
+    checkpoint = out / "checkpoint.npz"
+    assert f"cannot write {checkpoint}: No space left on device." in line
+    assert f"The completed epochs are in {checkpoint} (--resume continues them)." in line
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert main(["train", *SMALL, "--resume", "--out", str(out)]) == 0
+    assert json.loads((out / "report.json").read_text())["resumed_from_epoch"] == 1
