@@ -415,3 +415,17 @@ def test_a_full_disk_during_training_says_what_is_kept(tmp_path, monkeypatch, ca
     monkeypatch.setattr(os, "replace", real_replace)
     assert main(["train", *SMALL, "--resume", "--out", str(out)]) == 0
     assert json.loads((out / "report.json").read_text())["resumed_from_epoch"] == 1
+
+
+@pytest.mark.parametrize("code", ["ENOLCK", "EOPNOTSUPP"])
+def test_a_file_system_without_locks_still_trains(code, tmp_path, monkeypatch, capsys):
+    """Some network file systems refuse flock: the run goes on unlocked (as on Windows)."""
+    fcntl = pytest.importorskip("fcntl")
+    number = getattr(errno, code)
+
+    def flock(fd, operation):
+        raise OSError(number, os.strerror(number))
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "model.npz").is_file()
