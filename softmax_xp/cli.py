@@ -357,6 +357,8 @@ def _unusable_out(out: Path, exc: OSError) -> str:
     """Why ``--out`` cannot hold a run (it is a file, or cannot be created or written)."""
     if os.path.exists(out) and not os.path.isdir(out):  # os.path: False, not raise, on errors
         why = "is a file, not a folder"
+    elif os.path.islink(out) and not os.path.exists(out):
+        why = f"is a broken symbolic link (to {os.readlink(out)})"
     else:
         why = f"cannot be created or written ({exc.strerror or exc})"
     return f"--out {out} {why}; give a folder you can write to, e.g. --out runs/mnist."

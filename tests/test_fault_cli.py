@@ -101,7 +101,9 @@ def test_a_tilde_in_out_is_the_home_folder(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "~").exists()
 
 
-@pytest.mark.parametrize("case", ["a file", "under a file", "name too long", "read-only"])
+@pytest.mark.parametrize(
+    "case", ["a file", "under a file", "name too long", "read-only", "broken link"]
+)
 def test_an_out_that_cannot_hold_a_run_names_the_flag(case, tmp_path, monkeypatch, capsys):
     (tmp_path / "file").write_text("mine")
     out = {
@@ -109,7 +111,10 @@ def test_an_out_that_cannot_hold_a_run_names_the_flag(case, tmp_path, monkeypatc
         "under a file": tmp_path / "file" / "run",
         "name too long": tmp_path / ("x" * 300),
         "read-only": tmp_path / "ro",
+        "broken link": tmp_path / "link",
     }[case]
+    if case == "broken link":
+        (tmp_path / "link").symlink_to(tmp_path / "gone")
     if case == "read-only":
 
         def lock(self):
@@ -118,7 +123,9 @@ def test_an_out_that_cannot_hold_a_run_names_the_flag(case, tmp_path, monkeypatc
         monkeypatch.setattr(RunFolder, "lock", lock)
     code, err = run(["train", *SMALL, "--out", str(out)], capsys)
     line = one_line_error(code, err, "train")
-    why = "is a file, not a folder" if case == "a file" else "cannot be created or written"
+    why = {"a file": "is a file, not a folder", "broken link": "is a broken symbolic link"}.get(
+        case, "cannot be created or written"
+    )
     assert f"--out {out} {why}" in line and "give a folder you can write to" in line
     assert (tmp_path / "file").read_text() == "mine"
 
