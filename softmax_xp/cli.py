@@ -97,6 +97,9 @@ def _path(text: str) -> Path:
     return Path(os.path.expanduser(text))
 
 
+NO_FALLBACK_HELP = "fail at once (exit 2) when --backend cannot run here, instead of using NumPy"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="softmax-xp",
@@ -114,11 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--backend", choices=BACKENDS, default="auto")
     train.add_argument("--device", default=None, help="device id or name for the backend")
-    train.add_argument(
-        "--no-fallback",
-        action="store_true",
-        help="fail at once (exit 2) when --backend cannot run here, instead of using NumPy",
-    )
+    train.add_argument("--no-fallback", action="store_true", help=NO_FALLBACK_HELP)
     train.add_argument(
         "--epochs", type=_positive_int, default=None, help=f"(default {chapter['epochs']})"
     )
@@ -184,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="report a saved model on the MNIST test set")
     evaluate.add_argument("--model", type=_path, required=True, help=model_help)
     evaluate.add_argument("--backend", choices=BACKENDS, default="auto")
+    evaluate.add_argument("--no-fallback", action="store_true", help=NO_FALLBACK_HELP)
     evaluate.add_argument(
         "--data-dir",
         type=_path,
@@ -198,6 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="classify digit images (PNG, JPEG, .npy)")
     predict.add_argument("--model", type=_path, required=True, help=model_help)
     predict.add_argument("--backend", choices=BACKENDS, default="auto")
+    predict.add_argument("--no-fallback", action="store_true", help=NO_FALLBACK_HELP)
     predict.add_argument(
         "files",
         nargs="+",
@@ -508,7 +509,7 @@ def _status(stop: BaseException | None, completed: int, epochs: int) -> tuple[st
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    model = _load_model(args.model, args.backend, classes=NUM_CLASSES)
+    model = _load_model(args.model, args.backend, args.no_fallback, classes=NUM_CLASSES)
     X_test, y_test = _load_data(args.data_dir, args.download, test_only=True)
     report, _ = _evaluate(model, X_test, y_test)
     report.update(model=str(args.model), backend=model.backend)
@@ -522,7 +523,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from ._images import read_digit_images
 
-    model = _load_model(args.model, args.backend)
+    model = _load_model(args.model, args.backend, args.no_fallback)
     blanks = predicted = 0
     failures = []  # files that are not images: each one line, after the others are predicted
     for path in args.files:
@@ -571,8 +572,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 # -- pieces -----------------------------------------------------------------------------------
-def _load_model(path: Path, backend: str, classes: int | None = None) -> SoftmaxXP:
+def _load_model(
+    path: Path, backend: str, no_fallback: bool = False, classes: int | None = None
+) -> SoftmaxXP:
     """The model of ``--model``, checked to read 28x28 images (and to have ``classes``)."""
+    if no_fallback:  # before the model file is read, as train does
+        try:
+            backend = resolve_backend(backend, fallback=False).name
+        except BackendUnavailableError as exc:
+            raise CLIError(f"--backend {backend} --no-fallback: {exc}") from None
     try:
         model = SoftmaxXP.load(path, backend=backend)
     except (FileNotFoundError, ValueError) as exc:

@@ -436,3 +436,21 @@ def test_a_file_system_without_locks_still_trains(code, tmp_path, monkeypatch, c
     monkeypatch.setattr(fcntl, "flock", flock)
     assert main(["train", *SMALL, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "model.npz").is_file()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_the_no_fallback_flag_the_warning_names_exists_for_every_command(
+    command, model_file, digit, capsys
+):
+    """The fallback warning says "pass --no-fallback": evaluate and predict accept it too."""
+    from softmax_xp._backend import _problem
+
+    if _problem("cupy") is None:
+        pytest.skip("this machine runs CuPy")
+    extra = [str(digit)] if command == "predict" else []
+    argv = [command, "--model", str(model_file), "--backend", "cupy", *extra]
+    assert main(argv) == 0
+    assert "pass --no-fallback to raise instead" in capsys.readouterr().err
+    code, err = run([*argv, "--no-fallback"], capsys)
+    line = one_line_error(code, err, command)
+    assert "--backend cupy --no-fallback: Backend 'cupy' is unavailable" in line
