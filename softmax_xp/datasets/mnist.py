@@ -8,8 +8,10 @@ Where ``load_mnist`` looks:
   (``$XDG_CACHE_HOME/softmax_xp/mnist``, default ``~/.cache/softmax_xp/mnist``); with
   ``download=True`` the files are downloaded into the cache when none of those has all four.
 
-The first directory that holds all four files (each raw or ``.gz``) is used. The network is never
-touched unless ``download=True``. ``load_mnist_test`` looks the same way for just the two test files
+The first directory that holds all four files (each raw or ``.gz``, named as the official files
+or as Kaggle's copy names them, ``train-images.idx3-ubyte``) is used; ``~`` in a path is the home
+folder. The network is never touched unless ``download=True``; then a file in the cache that is
+damaged (a download cut short by another tool) is downloaded again. ``load_mnist_test`` looks the same way for just the two test files
 (``t10k-*``), for evaluation without the training set.
 
 Verification: every file's *decompressed* content is checked against the official SHA-256
