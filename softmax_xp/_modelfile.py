@@ -133,20 +133,11 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     data = header.get("data")  # absent in older checkpoints and in Dask runs': not checked
     if data is not None and not (is_fingerprint(data) and data["rows"] == n_samples):
         raise ModelFileError(f"{path}: the training data's fingerprint (data) is malformed.")
-    return Checkpoint(
-        hyper,
-        W,
-        b,
-        velocity,
-        epoch,
-        history,
-        rng_state,
-        batch_size,
-        n_samples,
-        blocks,
-        solver,
-        data,
+    checkpoint = Checkpoint(
+        hyper, W, b, velocity, epoch, history, rng_state, batch_size, n_samples, blocks, solver
     )
+    checkpoint.data = data
+    return checkpoint
 
 
 def _data_bytes(path: str | os.PathLike, header: dict[str, Any]) -> dict[str, int]:

@@ -309,8 +309,8 @@ class SoftmaxXP:
             checkpoint's hyperparameters, and ``batch_size`` and the number of samples must match,
             as must the data itself: the checkpoint keeps a fingerprint of ``X`` and ``y`` (see
             :mod:`softmax_xp._fingerprint`), and other data or another row order is refused with a
-            ValueError (checkpoints of Dask runs have none). A model file is refused with a ModelFileError. With ``solver="lbfgs"`` the
-            checkpoint is written after every iteration, and resuming restarts L-BFGS from the
+            ValueError (checkpoints of Dask runs have none). A model file is refused with a
+            ModelFileError. With ``solver="lbfgs"`` the checkpoint is written after every iteration, and resuming restarts L-BFGS from the
             checkpoint's weights (its curvature memory is not saved, so the remaining iterations
             are not those of an uninterrupted run) for the iterations left up to ``epochs``.
         callback
@@ -500,7 +500,7 @@ class SoftmaxXP:
     ) -> None:
         """Set up a fresh run, or restore the state of ``resume_from``; ``data`` is the training
         data's fingerprint (written into checkpoints, checked on resume; None: not known)."""
-        self._data = data
+        self._data_fingerprint = data
         if resume_from is None:
             self._zero_velocity()
             self.history_, self.epoch_ = History(), 0
@@ -547,7 +547,8 @@ class SoftmaxXP:
                 f"{_describe_blocks(ckpt.blocks)}, this one {_describe_blocks(self._blocks)}; resume "
                 "with the same shuffle and blocks (block_rows, or the Dask array's chunks)."
             )
-        change = None if None in (ckpt.data, self._data) else describe_change(ckpt.data, self._data)
+        ours = self._data_fingerprint
+        change = None if None in (ckpt.data, ours) else describe_change(ckpt.data, ours)
         if change is not None:
             raise ValueError(
                 f"resume_from={str(path)!r}: the checkpoint's run was trained on other data: "
@@ -695,7 +696,7 @@ class SoftmaxXP:
             n_samples=n,
             solver=self._solver,
         )
-        data = getattr(self, "_data", None)
+        data = getattr(self, "_data_fingerprint", None)  # None in a model pickled before it
         write_checkpoint(path, state, trained_on=self.backend, blocks=self._blocks, data=data)
 
     def _report(self, epochs: int) -> None:
