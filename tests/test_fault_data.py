@@ -114,7 +114,7 @@ def test_download_true_does_not_hide_a_damaged_file_outside_the_cache(tmp_path, 
     [
         (lambda p: p.mkdir(), "is a folder, not a file"),
         (lambda p: os.symlink(p.name, p), "is a broken symbolic link"),  # a loop
-        (lambda p: os.symlink("/nonexistent/x", p), "is a broken symbolic link"),
+        (lambda p: os.symlink(p.parent / "gone" / "x", p), "is a broken symbolic link"),
         (lambda p: os.mkfifo(p), "is not a regular file"),
     ],
     ids=["folder", "symlink loop", "dangling symlink", "fifo"],
