@@ -9,13 +9,20 @@ written. Every OSError names the file it was writing.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["TEMP_SUFFIX", "AtomicBatch", "remove_stale_temporaries", "write_atomic"]
+__all__ = [
+    "TEMP_SUFFIX",
+    "AtomicBatch",
+    "check_writable",
+    "remove_stale_temporaries",
+    "write_atomic",
+]
 
 TEMP_SUFFIX = ".tmp"
 Writer = Callable[[BinaryIO], object]
@@ -67,6 +74,14 @@ class AtomicBatch:
             self.discard()
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise now the OSError that writing ``path`` would raise (naming it), before work that a
+    failed write would waste: its folder is created, and a temporary file made and removed."""
+    fd, tmp = _create_temporary(Path(path))
+    os.close(fd)
+    tmp.unlink(missing_ok=True)
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Remove the temporary files (``.<name>.<random>.tmp``) that a killed write left in
     ``folder``; return them. Call it only while no other writer uses ``folder``."""
@@ -79,15 +94,7 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
 
 
 def _write_temporary(path: Path, write: Writer) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
-        try:
-            # O_EXCL: never follow or reuse an existing name; 0o666 is reduced by the umask.
-            fd = _named(path, os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             _named(path, write, f)
@@ -97,6 +104,27 @@ def _write_temporary(path: Path, write: Writer) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """An open descriptor on a new temporary file beside ``path``, and its name."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"cannot write {path}: {path.parent} or a folder above it is a file"
+        ) from exc
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        try:
+            # O_EXCL: never follow or reuse an existing name; 0o666 is reduced by the umask.
+            fd = _named(path, os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+    return fd, tmp
 
 
 def _named(path: Path, call: Callable, *args):

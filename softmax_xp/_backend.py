@@ -241,10 +241,12 @@ def _torch_device(device: Any) -> Any:
 
     there = ", ".join(_devices("torch"))
     spelling = device
-    if isinstance(device, int) and not isinstance(device, bool):
-        spelling = f"cuda:{device}"
-    elif isinstance(device, str):
+    if isinstance(device, str):
         spelling = device.strip().lower()
+    if isinstance(spelling, str) and spelling.isdigit():
+        spelling = int(spelling)  # "1": CUDA device 1, as for CuPy
+    if isinstance(spelling, int) and not isinstance(spelling, bool):
+        spelling = f"cuda:{spelling}"
     try:
         resolved = torch.device(spelling)
     except (RuntimeError, TypeError, ValueError):
@@ -252,6 +254,10 @@ def _torch_device(device: Any) -> Any:
             f"device={device!r} is not a PyTorch device: pass 'cpu', 'cuda', 'cuda:1', 'mps' or "
             f"a torch.device. This machine has: {there}."
         ) from None
+    if resolved.type == "meta":
+        raise ValueError(
+            f"device={device!r}: a meta tensor holds no data; this machine has: {there}."
+        )
     if resolved.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         index = 0 if resolved.index is None else resolved.index

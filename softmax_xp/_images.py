@@ -32,6 +32,14 @@ def read_digit_images(path: str | os.PathLike) -> np.ndarray:
     safely, raises ValueError naming it.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"{str(path)!r} is a folder, not an image file; name its images (e.g. {path}/*.png)."
+        )
+    if path.exists() and not path.is_file():
+        raise ValueError(
+            f"{str(path)!r} is not a regular file (a device or a pipe); give an image."
+        )
     if not path.is_file():
         raise FileNotFoundError(f"No such image file: {str(path)!r}.")
     if path.suffix.lower() == ".npy":
@@ -72,6 +80,8 @@ def _from_npy(path: Path) -> np.ndarray:
         data = np.frombuffer(f.read(declared), dtype=dtype)
     data = data.reshape(shape, order="F" if fortran else "C")
     images = data.reshape(-1, SIDE * SIDE).astype(np.float32)
+    if images.shape[0] == 0:
+        raise ValueError(f"{path}: holds no images (shape {shape}).")
     if dtype.kind in "ui":
         images /= 255
     if images.size and (images.min() < 0 or images.max() > 1 or not np.isfinite(images).all()):

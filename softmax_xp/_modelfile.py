@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import _random
+from ._fingerprint import is_fingerprint
 from ._io import ModelFileError, read_npz, write_npz_atomic
 from ._validation import check_hyperparameters
 
@@ -48,6 +49,7 @@ class Checkpoint:
     n_samples: int
     blocks: list[int] | None = None  # the row blocks of a shuffle="blocks" (or Dask) run
     solver: str = "sgd"  # the solver that wrote it (absent in older checkpoints: "sgd")
+    data: dict[str, Any] | None = None  # the training data's fingerprint (see _fingerprint)
 
 
 def write_model(
@@ -128,9 +130,14 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     solver = header.get("solver", "sgd")  # checkpoints before the field were all SGD's
     if solver not in ("sgd", "lbfgs"):
         raise ModelFileError(f"{path}: solver is {solver!r}, not 'sgd' or 'lbfgs'.")
-    return Checkpoint(
+    data = header.get("data")  # absent in older checkpoints and in Dask runs': not checked
+    if data is not None and not (is_fingerprint(data) and data["rows"] == n_samples):
+        raise ModelFileError(f"{path}: the training data's fingerprint (data) is malformed.")
+    checkpoint = Checkpoint(
         hyper, W, b, velocity, epoch, history, rng_state, batch_size, n_samples, blocks, solver
     )
+    checkpoint.data = data
+    return checkpoint
 
 
 def _data_bytes(path: str | os.PathLike, header: dict[str, Any]) -> dict[str, int]:

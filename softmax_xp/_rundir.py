@@ -7,6 +7,7 @@ file holds the pid of the run that last took it, for the error message of a refu
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -109,7 +110,8 @@ def _same_file(fd: int, path: Path) -> bool:
 
 def _try_lock(fd: int) -> bool:
     """An exclusive, non-blocking lock on ``fd``: True if taken, False if another process has it.
-    Where ``fcntl`` does not exist (Windows) no lock is taken."""
+    Where ``fcntl`` does not exist (Windows), or the file system has no locks (some network
+    file systems), no lock is taken."""
     try:
         import fcntl
     except ImportError:
@@ -118,4 +120,12 @@ def _try_lock(fd: int) -> bool:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
+    except OSError as exc:
+        if exc.errno in _NO_LOCKS:
+            return True
+        raise
     return True
+
+
+# flock's errors on a file system without locks
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL}

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import functools
 import json
+import os
 import re
 import sys
 import time
@@ -45,6 +46,7 @@ VALIDATION_SIZE = 10_000  # the last images of the training set, as in the chapt
 EXIT_USAGE = 2
 # Stopped by a signal: 128 + its number, as a shell reports it (Ctrl-C 130, SIGTERM 143, SIGHUP 129).
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer whose reader went away
 
 
 class CLIError(Exception):
@@ -87,6 +89,17 @@ def _nonnegative_int(text: str) -> int:
     return value
 
 
+def _path(text: str) -> Path:
+    """A path argument; an empty one (an unset shell variable) is refused rather than read as
+    the current folder, and ``~`` is the home folder even where the shell left it."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a path")
+    return Path(os.path.expanduser(text))
+
+
+NO_FALLBACK_HELP = "fail at once (exit 2) when --backend cannot run here, instead of using NumPy"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="softmax-xp",
@@ -104,11 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--backend", choices=BACKENDS, default="auto")
     train.add_argument("--device", default=None, help="device id or name for the backend")
-    train.add_argument(
-        "--no-fallback",
-        action="store_true",
-        help="fail at once (exit 2) when --backend cannot run here, instead of using NumPy",
-    )
+    train.add_argument("--no-fallback", action="store_true", help=NO_FALLBACK_HELP)
     train.add_argument(
         "--epochs", type=_positive_int, default=None, help=f"(default {chapter['epochs']})"
     )
@@ -136,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--data-dir",
-        type=Path,
+        type=_path,
         default=None,
         help="directory with the four MNIST (or Fashion-MNIST) IDX files",
     )
@@ -145,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--out",
-        type=Path,
+        type=_path,
         default=Path("runs/mnist"),
         help="output directory (default runs/mnist); one holding an earlier run is refused "
         "unless --overwrite or --resume is given",
@@ -172,11 +181,12 @@ def _parser() -> argparse.ArgumentParser:
 
     model_help = "a model file written by train (e.g. runs/mnist/model.npz)"
     evaluate = commands.add_parser("evaluate", help="report a saved model on the MNIST test set")
-    evaluate.add_argument("--model", type=Path, required=True, help=model_help)
+    evaluate.add_argument("--model", type=_path, required=True, help=model_help)
     evaluate.add_argument("--backend", choices=BACKENDS, default="auto")
+    evaluate.add_argument("--no-fallback", action="store_true", help=NO_FALLBACK_HELP)
     evaluate.add_argument(
         "--data-dir",
-        type=Path,
+        type=_path,
         default=None,
         help="directory with the MNIST (or Fashion-MNIST) IDX files (default: the bundled MNIST)",
     )
@@ -186,15 +196,17 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
 
     predict = commands.add_parser("predict", help="classify digit images (PNG, JPEG, .npy)")
-    predict.add_argument("--model", type=Path, required=True, help=model_help)
+    predict.add_argument("--model", type=_path, required=True, help=model_help)
     predict.add_argument("--backend", choices=BACKENDS, default="auto")
+    predict.add_argument("--no-fallback", action="store_true", help=NO_FALLBACK_HELP)
     predict.add_argument(
         "files",
         nargs="+",
-        type=Path,
+        type=_path,
         metavar="FILE",
         help="a picture of one digit (PNG, JPEG, ...), or a .npy of 28x28 or 784 pixels "
-        "(or a stack of them); an image with no ink is reported as blank, not predicted",
+        "(or a stack of them); an image with no ink is reported as blank, not predicted, and a "
+        "file that is not an image is named on stderr (exit 2) after the others are predicted",
     )
 
     info = commands.add_parser("info", help="version, backends and devices of this machine")
@@ -285,10 +297,19 @@ def _previous_epochs(out: Path) -> int | None:
 def _read_resume_checkpoint(path: Path) -> Checkpoint:
     if not path.is_file():
         raise CLIError(f"--resume: no checkpoint at {path}; train without --resume first.")
+    again = "give --overwrite instead of --resume to start the run again, or choose another --out."
     try:
-        return read_checkpoint(path)
+        checkpoint = read_checkpoint(path)
     except ValueError as exc:
-        raise CLIError(f"--resume: {exc}") from None
+        raise CLIError(f"--resume: {exc} It cannot be resumed: {again}") from None
+    shape = (checkpoint.hyperparameters["input_dim"], checkpoint.hyperparameters["num_classes"])
+    if shape != (INPUT_DIM, NUM_CLASSES):
+        raise CLIError(
+            f"--resume: {path} is the checkpoint of a model of {shape[0]} features and "
+            f"{shape[1]} classes, not of a train run on MNIST ({INPUT_DIM} and {NUM_CLASSES}); "
+            f"{again}"
+        )
+    return checkpoint
 
 
 def _train_size(args: argparse.Namespace, available: int, resume: Checkpoint | None) -> int:
@@ -325,10 +346,23 @@ def _train(args: argparse.Namespace, interruptions: Interruptions) -> int:
         folder.lock()
     except FolderBusyError as exc:
         raise CLIError(f"--out {exc}; wait for it to finish or choose another --out.") from None
+    except OSError as exc:
+        raise CLIError(_unusable_out(args.out, exc)) from None
     try:
         return _train_in(args, folder, backend, interruptions)
     finally:
         folder.release()
+
+
+def _unusable_out(out: Path, exc: OSError) -> str:
+    """Why ``--out`` cannot hold a run (it is a file, or cannot be created or written)."""
+    if os.path.exists(out) and not os.path.isdir(out):  # os.path: False, not raise, on errors
+        why = "is a file, not a folder"
+    elif os.path.islink(out) and not os.path.exists(out):
+        why = f"is a broken symbolic link (to {os.readlink(out)})"
+    else:
+        why = f"cannot be created or written ({exc.strerror or exc})"
+    return f"--out {out} {why}; give a folder you can write to, e.g. --out runs/mnist."
 
 
 def _train_in(args, folder: RunFolder, backend, interruptions: Interruptions) -> int:
@@ -397,6 +431,17 @@ def _train_in(args, folder: RunFolder, backend, interruptions: Interruptions) ->
     except (KeyboardInterrupt, TrainingDivergedError) as exc:
         stop = exc
         interruptions.defer(exc)
+    except (MemoryError, OSError) as exc:  # out of (device) memory; a full or failing disk
+        kept = (
+            f"The completed epochs are in {checkpoint} (--resume continues them)."
+            if checkpoint.is_file()
+            else "Nothing was written."
+        )
+        if isinstance(exc, MemoryError):
+            why = f"out of memory while training ({exc}); try a smaller --batch-size or --limit."
+        else:
+            why = f"{exc}."
+        raise CLIError(f"{why} {kept}") from None
     train_seconds = time.perf_counter() - start
     history, completed = model.history_, model.epoch_
     if isinstance(stop, TrainingDivergedError):  # the CLI says below what it kept
@@ -464,7 +509,7 @@ def _status(stop: BaseException | None, completed: int, epochs: int) -> tuple[st
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    model = _load_model(args.model, args.backend)
+    model = _load_model(args.model, args.backend, args.no_fallback, classes=NUM_CLASSES)
     X_test, y_test = _load_data(args.data_dir, args.download, test_only=True)
     report, _ = _evaluate(model, X_test, y_test)
     report.update(model=str(args.model), backend=model.backend)
@@ -478,13 +523,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from ._images import read_digit_images
 
-    model = _load_model(args.model, args.backend)
+    model = _load_model(args.model, args.backend, args.no_fallback)
     blanks = predicted = 0
+    failures = []  # files that are not images: each one line, after the others are predicted
     for path in args.files:
         try:
             images = read_digit_images(path)
-        except (FileNotFoundError, ValueError, ImportError) as exc:
+        except ImportError as exc:  # no Pillow: no picture can be read
             raise CLIError(str(exc)) from None
+        except (OSError, ValueError) as exc:
+            failures.append(str(exc))
+            continue
         proba = to_numpy(model.predict_proba(images))
         inked = images.any(axis=1)  # an all-zero image: a picture with no ink, or all black
         for i, row in enumerate(proba):
@@ -496,6 +545,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             probs = " ".join(f"{k}:{p:.3f}" for k, p in enumerate(row))
             print(f"{name}: {int(row.argmax())}  ({probs})")
             predicted += 1
+    if failures:
+        for failure in failures[:-1]:
+            _say(f"softmax-xp predict: error: {cli_words(failure)}")
+        raise CLIError(failures[-1])
     if blanks and not predicted:
         raise CLIError("every image is blank (no ink found): nothing to predict.")
     return 0
@@ -519,11 +572,30 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 # -- pieces -----------------------------------------------------------------------------------
-def _load_model(path: Path, backend: str) -> SoftmaxXP:
+def _load_model(
+    path: Path, backend: str, no_fallback: bool = False, classes: int | None = None
+) -> SoftmaxXP:
+    """The model of ``--model``, checked to read 28x28 images (and to have ``classes``)."""
+    if no_fallback:  # before the model file is read, as train does
+        try:
+            backend = resolve_backend(backend, fallback=False).name
+        except BackendUnavailableError as exc:
+            raise CLIError(f"--backend {backend} --no-fallback: {exc}") from None
     try:
-        return SoftmaxXP.load(path, backend=backend)
+        model = SoftmaxXP.load(path, backend=backend)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+    if model.input_dim != INPUT_DIM:
+        raise CLIError(
+            f"--model {path} takes {model.input_dim} features, not the {INPUT_DIM} pixels of a "
+            "28x28 image; give a model trained on MNIST-size images (softmax-xp train writes one)."
+        )
+    if classes is not None and model.num_classes != classes:
+        raise CLIError(
+            f"--model {path} has {model.num_classes} classes, not the {classes} digits of the "
+            "test set; give a model trained on all ten (softmax-xp train writes one)."
+        )
+    return model
 
 
 def _evaluate(model: SoftmaxXP, X_test: Any, y_test: Any) -> tuple[dict[str, Any], Any]:
@@ -568,8 +640,14 @@ def _write_outputs(out: Path, model: SoftmaxXP, report: dict[str, Any], figures:
             batch.add(out / "model.npz", model.save)
             batch.add(out / "report.json", _text_writer(json.dumps(report, indent=2) + "\n"))
             batch.add(out / "report.md", _text_writer(_markdown(report, out)))
-            for name, fig in figures.items():
-                batch.add(out / f"{name}.png", functools.partial(save_png, fig))
+            for name, fig in list(figures.items()):
+                try:
+                    batch.add(out / f"{name}.png", functools.partial(save_png, fig))
+                except OSError:  # the disk: the whole batch fails, the earlier run stays
+                    raise
+                except Exception as exc:  # matplotlib: the model and reports are saved without it
+                    _say(f"no {name}.png: {type(exc).__name__}: {exc}")
+                    close(figures.pop(name))
     finally:
         for fig in figures.values():
             close(fig)
@@ -579,7 +657,8 @@ def _write_outputs(out: Path, model: SoftmaxXP, report: dict[str, Any], figures:
 
 
 def _text_writer(text: str):
-    return lambda f: f.write(text.encode("utf-8"))
+    # surrogateescape: a path of undecodable bytes (named in report.md) is written as those bytes
+    return lambda f: f.write(text.encode("utf-8", "surrogateescape"))
 
 
 def _markdown(report: dict[str, Any], out: Path) -> str:
@@ -625,15 +704,21 @@ def _figures(model, report, history, X_test, y_test, y_pred) -> dict[str, Any]:
     except ImportError as exc:  # matplotlib is an optional extra
         _say(f"no figures: {exc}")
         return {}
-    figures = {
-        "training_curves": plots.plot_training_curves(history),
-        "confusion_matrix": plots.plot_confusion_matrix(report["confusion_matrix"]),
-        "weight_templates": plots.plot_weight_templates(model.W),
-        "misclassified": plots.plot_misclassified(X_test, y_test, y_pred),
-        "sigmoid": plots.plot_sigmoid(),
-        "softmax_example": plots.plot_softmax_example(),
+    drawers = {
+        "training_curves": lambda: plots.plot_training_curves(history),
+        "confusion_matrix": lambda: plots.plot_confusion_matrix(report["confusion_matrix"]),
+        "weight_templates": lambda: plots.plot_weight_templates(model.W),
+        "misclassified": lambda: plots.plot_misclassified(X_test, y_test, y_pred),
+        "sigmoid": plots.plot_sigmoid,
+        "softmax_example": plots.plot_softmax_example,
     }
-    assert tuple(figures) == FIGURES
+    assert tuple(drawers) == FIGURES
+    figures = {}
+    for name, draw in drawers.items():
+        try:
+            figures[name] = draw()
+        except Exception as exc:  # a figure that fails must not cost the run its model
+            _say(f"no {name}.png: {type(exc).__name__}: {exc}")
     return figures
 
 
@@ -691,7 +776,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("always", BackendFallbackWarning)
             warnings.showwarning = _show_warning
             return COMMANDS[args.command](args)
-    except (CLIError, ValueError, OSError, DatasetError, BackendUnavailableError) as exc:
+    except BrokenPipeError:  # the reader of our output went away (softmax-xp ... | head): stop
+        with contextlib.suppress(OSError):  # and let nothing more be flushed into the pipe
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except (
+        CLIError,
+        ValueError,
+        OSError,
+        DatasetError,
+        BackendUnavailableError,
+        MemoryError,
+    ) as exc:
         parser.exit(EXIT_USAGE, f"softmax-xp {args.command}: error: {cli_words(str(exc))}\n")
     except KeyboardInterrupt:
         _say(f"softmax-xp {args.command}: interrupted")
@@ -703,6 +799,11 @@ _PYTHON_WORDS = [
     (re.compile(r"\bdownload=True\b"), "--download"),
     (re.compile(r"\bfallback=False\b"), "--no-fallback"),
     (re.compile(r"\(data_dir\)"), "(--data-dir)"),
+    (re.compile(r"\bresume_from=(['\"]).*?\1: "), "--resume: "),
+    (
+        re.compile(r"resume with the same training data, in the same order\."),
+        "give the --data-dir and --limit of that run.",
+    ),
     (
         re.compile(r"\b([Uu])se device=None\b"),
         lambda m: f"{'L' if m[1] == 'U' else 'l'}eave out --device",

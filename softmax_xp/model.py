@@ -14,8 +14,11 @@ from array_api_compat import device as device_of
 from array_api_compat import is_dask_array
 
 from . import _random
+from ._atomic import check_writable
 from ._backend import asarray_on, resolve_backend, to_numpy
 from ._errors import TrainingDivergedError, out_of_memory_hint, quiet_float_warnings
+from ._fingerprint import data_fingerprint, describe_change
+from ._io import npz_path
 from ._modelfile import Checkpoint, read_checkpoint, read_model, write_checkpoint, write_model
 from ._threads import training_threads
 from ._validation import (
@@ -328,12 +331,15 @@ class SoftmaxXP:
             A path (``.npz`` is appended if missing). After every epoch the weights, momentum
             buffers, RNG state, epoch number, History and hyperparameters are written there
             atomically: a crash leaves the previous checkpoint or the new one, never half of one.
+            A path that cannot be written (read-only, a folder) raises OSError before training.
         resume_from
             A checkpoint written by ``train(checkpoint=...)``. The run continues from it as if it
             had never stopped (the same weights, bit for bit on NumPy); the model must have the
-            checkpoint's hyperparameters, and ``batch_size`` and the number of samples must match.
-            A model file is refused with a ModelFileError. With ``solver="lbfgs"`` the
-            checkpoint is written after every iteration, and resuming restarts L-BFGS from the
+            checkpoint's hyperparameters, and ``batch_size`` and the number of samples must match,
+            as must the data itself: the checkpoint keeps a fingerprint of ``X`` and ``y`` (see
+            :mod:`softmax_xp._fingerprint`), and other data or another row order is refused with a
+            ValueError (checkpoints of Dask runs have none). A model file is refused with a
+            ModelFileError. With ``solver="lbfgs"`` the checkpoint is written after every iteration, and resuming restarts L-BFGS from the
             checkpoint's weights (its curvature memory is not saved, so the remaining iterations
             are not those of an uninterrupted run) for the iterations left up to ``epochs``.
         callback
@@ -387,7 +393,10 @@ class SoftmaxXP:
             self._blocks, self._solver = None, solver
             if block_rows is not None and solver == "sgd":
                 self._blocks = [s.stop - s.start for s in _row_slices(n, block_rows)]
-            self._start_run(resume_from, epochs, batch_size, n)
+            data = None  # the data's fingerprint, where a checkpoint is written or resumed
+            if checkpoint is not None or resume_from is not None:
+                data = data_fingerprint(self._backend, X, y)
+            self._start_run(resume_from, epochs, batch_size, n, data)
             after = self._after_epoch(checkpoint, batch_size, n, epochs, verbose, callback)
             if solver == "lbfgs":
                 self._lbfgs(X, y, val, weights, epochs, tol, after)
@@ -413,7 +422,9 @@ class SoftmaxXP:
         callback: Callable[[int, History], None] | None,
     ) -> Callable[[], None]:
         """What follows every committed SGD epoch or L-BFGS iteration: checkpoint, report,
-        callback."""
+        callback. A checkpoint that cannot be written fails here, before any training."""
+        if checkpoint is not None:
+            check_writable(npz_path(checkpoint))
 
         def after() -> None:
             if checkpoint is not None:
@@ -511,9 +522,16 @@ class SoftmaxXP:
             self._velocity = (self.xp.zeros_like(self.W), self.xp.zeros_like(self.b))
 
     def _start_run(
-        self, resume_from: PathLike | None, epochs: int, batch_size: int, n: int
+        self,
+        resume_from: PathLike | None,
+        epochs: int,
+        batch_size: int,
+        n: int,
+        data: dict[str, Any] | None = None,
     ) -> None:
-        """Set up a fresh run, or restore the state of ``resume_from``."""
+        """Set up a fresh run, or restore the state of ``resume_from``; ``data`` is the training
+        data's fingerprint (written into checkpoints, checked on resume; None: not known)."""
+        self._data_fingerprint = data
         if resume_from is None:
             self._zero_velocity()
             self.history_, self.epoch_ = History(), 0
@@ -559,6 +577,13 @@ class SoftmaxXP:
                 f"resume_from={str(path)!r}: the checkpoint's run visited "
                 f"{_describe_blocks(ckpt.blocks)}, this one {_describe_blocks(self._blocks)}; resume "
                 "with the same shuffle and blocks (block_rows, or the Dask array's chunks)."
+            )
+        ours = self._data_fingerprint
+        change = None if None in (ckpt.data, ours) else describe_change(ckpt.data, ours)
+        if change is not None:
+            raise ValueError(
+                f"resume_from={str(path)!r}: the checkpoint's run was trained on other data: "
+                f"{change}; resume with the same training data, in the same order."
             )
         if ckpt.epoch > epochs:
             raise ValueError(
@@ -702,7 +727,8 @@ class SoftmaxXP:
             n_samples=n,
             solver=self._solver,
         )
-        write_checkpoint(path, state, trained_on=self.backend, blocks=self._blocks)
+        data = getattr(self, "_data_fingerprint", None)  # None in a model pickled before it
+        write_checkpoint(path, state, trained_on=self.backend, blocks=self._blocks, data=data)
 
     def _report(self, epochs: int) -> None:
         history = self.history_

@@ -135,8 +135,9 @@ def test_hostile_images_are_a_value_error(hostile, case):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_hostile_images_are_a_one_line_cli_error(hostile, model_file, case, capsys):
+def test_hostile_images_are_a_one_line_cli_error(hostile, tmp_path, case, capsys):
     path, message = hostile[case]
+    model_file = SoftmaxXP(784, K, backend="numpy", seed=0).save(tmp_path / "digits.npz")
     with pytest.raises(SystemExit) as exit_info:
         main(["predict", "--model", str(model_file), str(path)])
     assert exit_info.value.code == 2

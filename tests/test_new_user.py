@@ -11,6 +11,7 @@ import pytest
 
 import softmax_xp._backend as backend_module
 from softmax_xp import SoftmaxXP, resolve_backend, to_numpy
+from softmax_xp.datasets.mnist import DatasetNotFoundError
 
 D, K, N = 4, 3, 30
 RNG = np.random.default_rng(0)
@@ -270,7 +271,7 @@ def test_load_mnist_expands_home_and_refuses_a_file(tmp_path, monkeypatch):
     with pytest.raises(Exception, match=str(tmp_path / "mnist")):
         load_mnist("~/mnist")
     (tmp_path / "file").write_bytes(b"")
-    with pytest.raises(NotADirectoryError, match="is a file; pass the folder"):
+    with pytest.raises(DatasetNotFoundError, match="it is a file, not a folder"):
         load_mnist(tmp_path / "file")
 
 

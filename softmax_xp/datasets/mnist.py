@@ -8,8 +8,10 @@ Where ``load_mnist`` looks:
   (``$XDG_CACHE_HOME/softmax_xp/mnist``, default ``~/.cache/softmax_xp/mnist``); with
   ``download=True`` the files are downloaded into the cache when none of those has all four.
 
-The first directory that holds all four files (each raw or ``.gz``) is used. The network is never
-touched unless ``download=True``. ``load_mnist_test`` looks the same way for just the two test files
+The first directory that holds all four files (each raw or ``.gz``, named as the official files
+or as Kaggle's copy names them, ``train-images.idx3-ubyte``) is used; ``~`` in a path is the home
+folder. The network is never touched unless ``download=True``; then a file in the cache that is
+damaged (a download cut short by another tool) is downloaded again. ``load_mnist_test`` looks the same way for just the two test files
 (``t10k-*``), for evaluation without the training set.
 
 Verification: every file's *decompressed* content is checked against the official SHA-256
@@ -110,21 +112,73 @@ def bundled_dir() -> Path:
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/softmax_xp/mnist``, or ``~/.cache/softmax_xp/mnist``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    """``$XDG_CACHE_HOME/softmax_xp/mnist``, or ``~/.cache/softmax_xp/mnist``; a
+    :class:`DatasetError` where neither is known (no $HOME, a user id with no home folder)."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError):  # a container's user with no passwd entry, no $HOME
+            raise DatasetError(
+                "there is no folder for the download cache: the home folder is unknown "
+                "($HOME is not set); set XDG_CACHE_HOME to a folder, or give the data's folder "
+                "(data_dir)."
+            ) from None
     return Path(base) / "softmax_xp" / "mnist"
 
 
+def _spellings(name: str) -> tuple[str, ...]:
+    """``name`` raw or ``.gz``, also as Kaggle's copy spells it (``train-images.idx3-ubyte``)."""
+    dotted = name.replace("-idx", ".idx")
+    return name, f"{name}.gz", dotted, f"{dotted}.gz"
+
+
 def _find(directory: Path, name: str) -> Path | None:
-    """The raw or ``.gz`` file ``name`` in ``directory``, or None."""
-    for candidate in (directory / name, directory / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
+    """The file ``name`` in ``directory`` (any of its :func:`_spellings`), or None."""
+    for spelling in _spellings(name):
+        if (directory / spelling).is_file():
+            return directory / spelling
     return None
+
+
+def _subfolder_with(directory: Path, names: Sequence[str], limit: int = 200) -> Path | None:
+    """A folder up to two levels below ``directory`` that holds all of ``names`` (such as
+    torchvision's ``MNIST/raw``), looking at no more than ``limit`` folders; or None."""
+    try:
+        level = [p for p in sorted(directory.iterdir()) if p.is_dir()][:limit]
+        below = [q for p in level for q in sorted(p.iterdir()) if q.is_dir()][: limit - len(level)]
+    except OSError:
+        return None
+    return next((p for p in level + below if not _missing(p, names)), None)
 
 
 def _missing(directory: Path, names: Sequence[str] = MNIST_FILES) -> list[str]:
     return [name for name in names if _find(directory, name) is None]
+
+
+def _lacks(directory: Path, names: Sequence[str] = MNIST_FILES) -> str:
+    """What ``directory`` lacks of ``names``, in words: a folder that is not there or is a file,
+    and names present only as something other than a file (a folder, a broken link)."""
+    if not directory.is_dir():
+        what = "it is a file, not a folder" if directory.exists() else "no such folder"
+        return f"missing {', '.join(names)} ({what})"
+    described = []
+    missing = _missing(directory, names)
+    for name in missing:
+        for candidate in (directory / spelling for spelling in _spellings(name)):
+            if candidate.is_dir():
+                name += f" ({candidate.name} is a folder, not a file)"
+            elif candidate.is_symlink() and not candidate.exists():
+                name += f" ({candidate.name} is a broken symbolic link)"
+            elif os.path.lexists(candidate) and not candidate.is_file():
+                name += f" ({candidate.name} is not a regular file)"
+            else:
+                continue
+            break
+        described.append(name)
+    found = _subfolder_with(directory, names) if len(missing) == len(names) else None
+    hint = f" (they are in {found}: give that folder)" if found else ""
+    return "missing " + ", ".join(described) + hint
 
 
 def _check_sha256(source: str | Path, actual: str, name: str) -> None:
@@ -164,7 +218,7 @@ def _load_dir(directory: Path, verify: bool, names: Sequence[str] = MNIST_FILES)
     """The (images, labels) pairs of ``names`` (train then test, or test alone)."""
     paths = [_find(directory, name) for name in names]
     if any(p is None for p in paths):
-        raise DatasetNotFoundError(f"{directory}: missing {', '.join(_missing(directory, names))}")
+        raise DatasetNotFoundError(f"{directory}: {_lacks(directory, names)}")
     arrays = [
         _read_checked(path, name, verify)
         for path, name in zip(paths, names, strict=True)
@@ -179,9 +233,7 @@ def _load_dir(directory: Path, verify: bool, names: Sequence[str] = MNIST_FILES)
 def _not_found(
     tried: list[tuple[str, Path]], hint: str, names: Sequence[str] = MNIST_FILES
 ) -> DatasetNotFoundError:
-    lines = [
-        f"  - {path} ({label}): missing {', '.join(_missing(path, names))}" for label, path in tried
-    ]
+    lines = [f"  - {path} ({label}): {_lacks(path, names)}" for label, path in tried]
     what = (
         "MNIST files"
         if len(names) == len(MNIST_FILES)
@@ -225,12 +277,7 @@ def _load(
 ) -> list[XY]:
     """The pairs of ``names`` from the first place that holds them all (module docstring)."""
     if data_dir is not None:
-        directory = Path(data_dir).expanduser()
-        if directory.is_file():
-            raise NotADirectoryError(
-                f"data_dir={str(data_dir)!r} is a file; pass the folder that holds the MNIST "
-                f"files ({', '.join(names)})."
-            )
+        directory = Path(data_dir).expanduser()  # "~/data" quoted in a shell, too
         if _missing(directory, names):
             if not download:
                 hint = "\nPass download=True to download MNIST into it."
@@ -240,27 +287,64 @@ def _load(
 
     tried: list[tuple[str, Path]] = []
     env = os.environ.get("SOFTMAX_XP_DATA")
-    sources = [("$SOFTMAX_XP_DATA", Path(env).expanduser(), bool(verify))] if env else []
-    sources += [
-        ("bundled", bundled_dir(), verify is not False),
-        ("cache", default_cache_dir(), verify is not False),
-    ]
+    sources = [("$SOFTMAX_XP_DATA", Path(os.path.expanduser(env)), bool(verify))] if env else []
+    sources += [("bundled", bundled_dir(), verify is not False)]
+    try:
+        cache: Path | None = default_cache_dir()
+        sources += [("cache", cache, verify is not False)]
+    except DatasetError as exc:  # no cache: only an error where the cache is needed
+        cache, no_cache = None, exc
     for label, directory, check in sources:
         if not _missing(directory, names):
+            if label == "cache":
+                return _load_cache(directory, check, names, download)
             return _load_dir(directory, check, names)
         tried.append((label, directory))
         if label == "$SOFTMAX_XP_DATA":
             warnings.warn(
-                f"$SOFTMAX_XP_DATA={directory} lacks {', '.join(_missing(directory, names))}; "
+                f"$SOFTMAX_XP_DATA={directory} lacks {_lacks(directory, names)[8:]}; "
                 "looking in the bundled copy and the cache instead.",
                 UserWarning,
                 stacklevel=3,
             )
-    cache = default_cache_dir()
+    if cache is None:
+        raise _not_found(tried, f"\nT{str(no_cache)[1:]}", names)
     if not download:
         raise _not_found(tried, f"\nPass download=True to download MNIST into {cache}.", names)
     download_mnist(cache, names=names)
     return _load_dir(cache, verify is not False, names)
+
+
+def _load_cache(cache: Path, verify: bool, names: Sequence[str], download: bool) -> list[XY]:
+    """The cache's pairs. A damaged cached file (a download cut short by another tool, a disk
+    error) is replaced by a fresh download when ``download``; otherwise the error says how."""
+    try:
+        return _load_dir(cache, verify, names)
+    except DatasetError as exc:
+        if not (download and _remove_damaged(cache, names)):
+            if not download:
+                exc.args = (
+                    f"{exc}\nThat file is in the download cache ({cache}): pass download=True "
+                    "to replace it with a fresh copy, or delete it.",
+                )
+            raise
+    download_mnist(cache, names=names)
+    return _load_dir(cache, verify, names)
+
+
+def _remove_damaged(cache: Path, names: Sequence[str]) -> bool:
+    """Remove the cached files whose content is not the official one; whether any was."""
+    removed = False
+    for name in names:
+        path = _find(cache, name)
+        try:
+            if path is not None:
+                _read_checked(path, name, True)
+        except DatasetError:
+            log.warning("removing %s from the cache: its content is damaged", path)
+            path.unlink()
+            removed = True
+    return removed
 
 
 def _fetch(url: str, tmp: Path, timeout: float) -> None:

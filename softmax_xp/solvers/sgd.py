@@ -134,6 +134,7 @@ def sgd_epoch(
     """
     n = X.shape[0]
     k = W.shape[1]
+    batch_size = min(batch_size, max(n, 1))  # one batch of all rows, without tables of batch_size
     dt, dev = W.dtype, device_of(W)
     tab = _tables(y, order, k, batch_size, dt, dev, xp)
     w_order = None if weights is None else xp.take(xp.astype(weights, dt), order, axis=0)

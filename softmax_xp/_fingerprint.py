@@ -1,0 +1,72 @@
+"""A fingerprint of a training set, kept in checkpoints so that a resume on other data is refused.
+
+For ``X`` (n x d) and labels ``y``:
+
+    features = [1^T X C, r^T X C]     r_i = 1 + (i mod 251),  C_jk = ((j + 1)(k + 2) mod 7) - 3
+    labels   = sum_i y_i (1 + (i mod 65521))                  (an exact integer)
+
+``C`` (d x 4) mixes the columns with signs, ``r`` weighs the rows by position, so other values,
+other rows or the same rows in another order give another fingerprint. Computed on the data's
+device with two matrix products (no copy of X) and read to the host once per run. Labels compare
+exactly; features with a tolerance, as sums differ in their last bits between backends.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ._backend import Backend, asarray_on, to_numpy
+
+__all__ = ["FEATURE_TOLERANCE", "data_fingerprint", "describe_change", "is_fingerprint"]
+
+FEATURE_TOLERANCE = 1e-3  # relative to the largest feature entry
+_PATTERNS = 4
+
+
+def data_fingerprint(backend: Backend, X: Any, y: Any) -> dict[str, Any]:
+    """``{"rows": n, "labels": int, "features": [8 floats]}`` of ``X`` and ``y`` on ``backend``."""
+    xp = backend.xp
+    n, d = X.shape
+    rows = np.ones((2, n))
+    rows[1] = 1 + np.arange(n) % 251
+    k = np.arange(_PATTERNS) + 2
+    columns = ((np.arange(d)[:, None] + 1) * k) % 7 - 3
+    sums = (asarray_on(backend, rows, X.dtype) @ X) @ asarray_on(backend, columns, X.dtype)
+    weights = asarray_on(backend, 1 + np.arange(n) % 65521, xp.int64)
+    labels = xp.sum(xp.astype(y, xp.int64) * weights)
+    features = to_numpy(sums).astype(np.float64).ravel().tolist()
+    return {"rows": int(n), "labels": int(to_numpy(labels)), "features": features}
+
+
+def is_fingerprint(value: Any) -> bool:
+    """Whether ``value`` is a well-formed fingerprint (as read from a checkpoint's header)."""
+    return (
+        isinstance(value, dict)
+        and set(value) == {"rows", "labels", "features"}
+        and type(value["rows"]) is int
+        and type(value["labels"]) is int
+        and isinstance(value["features"], list)
+        and len(value["features"]) == 2 * _PATTERNS
+        and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value["features"]
+        )
+    )
+
+
+def describe_change(saved: dict[str, Any], now: dict[str, Any]) -> str | None:
+    """None when ``now`` is the data ``saved`` was taken of, else what differs, in words."""
+    if saved["rows"] != now["rows"]:
+        return f"it had {saved['rows']} rows, this one has {now['rows']}"
+    if saved["labels"] != now["labels"]:
+        return "the labels differ (or are in another order)"
+    scale = max(max(abs(v) for v in saved["features"]), 1e-30)
+    if any(
+        abs(a - b) > FEATURE_TOLERANCE * scale
+        for a, b in zip(saved["features"], now["features"], strict=True)
+    ):
+        return "the feature values differ (or the rows are in another order)"
+    return None
