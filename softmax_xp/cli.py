@@ -526,11 +526,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = _load_model(args.model, args.backend, args.no_fallback)
     blanks = predicted = 0
     failures = []  # files that are not images: each one line, after the others are predicted
+    need_pillow = []  # pictures, or files that may be: one line for all of them
     for path in args.files:
         try:
             images = read_digit_images(path)
-        except ImportError as exc:  # no Pillow: no picture can be read
-            raise CLIError(str(exc)) from None
+        except ImportError as exc:  # no Pillow: .npy stacks are still read
+            need_pillow.append(str(path))
+            pillow_advice = str(exc)
+            continue
         except (OSError, ValueError) as exc:
             failures.append(str(exc))
             continue
@@ -545,6 +548,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             probs = " ".join(f"{k}:{p:.3f}" for k, p in enumerate(row))
             print(f"{name}: {int(row.argmax())}  ({probs})")
             predicted += 1
+    if need_pillow:
+        named = ", ".join(need_pillow[:3]) + (", ..." if len(need_pillow) > 3 else "")
+        failures.append(f"{len(need_pillow)} file(s) not read ({named}): {pillow_advice}")
     if failures:
         for failure in failures[:-1]:
             _say(f"softmax-xp predict: error: {cli_words(failure)}")

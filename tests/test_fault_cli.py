@@ -322,6 +322,7 @@ def test_predict_on_mixed_files_predicts_the_images_and_names_each_other_file(
     model_file, digit, tmp_path, capsys
 ):
     """``softmax-xp predict --model m.npz digits/*`` with a README among the digits."""
+    pytest.importorskip("PIL")  # without Pillow, no file can be told to be no picture
     notes, folder = tmp_path / "notes.txt", tmp_path / "sub"
     notes.write_text("not an image")
     folder.mkdir()
@@ -333,6 +334,26 @@ def test_predict_on_mixed_files_predicts_the_images_and_names_each_other_file(
     errors = captured.err.strip().splitlines()
     assert len(errors) == 2 and all(e.startswith("softmax-xp predict: error: ") for e in errors)
     assert f"{notes}: not a readable image" in errors[0] and "is a folder" in errors[1]
+
+
+def test_predict_without_pillow_reads_the_arrays_and_names_the_pictures_in_one_line(
+    model_file, digit, tmp_path, capsys, monkeypatch
+):
+    import softmax_xp._images as images
+
+    def no_pillow():
+        raise ImportError('Reading PNG/JPEG images needs Pillow: pip install "softmax-xp[plot]".')
+
+    monkeypatch.setattr(images, "_pillow", no_pillow)
+    pictures = [tmp_path / f"{k}.png" for k in range(5)]
+    for picture in pictures:
+        picture.write_bytes(b"\x89PNG\r\n\x1a\n")
+    code = exit_code_of(["predict", "--model", str(model_file), *map(str, [*pictures, digit])])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out.startswith(f"{digit}: ")
+    (error,) = captured.err.strip().splitlines()
+    assert f"5 file(s) not read ({pictures[0]}, {pictures[1]}, {pictures[2]}, ...)" in error
+    assert "needs Pillow" in error
 
 
 def exit_code_of(argv: list[str]) -> int:
