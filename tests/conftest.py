@@ -9,6 +9,7 @@ fails every CuPy test instead, so a broken GPU install never passes as "skipped"
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -64,3 +65,40 @@ class Arrays:
 def arrays(backend: Backend) -> Arrays:
     """``arrays(data, dtype)`` puts host data on the backend's device; ``arrays.host(x)`` reads it."""
     return Arrays(backend)
+
+
+@pytest.fixture(scope="module")
+def client() -> Any:
+    """A Dask LocalCluster of 2 single-threaded worker processes and its Client, the default
+    scheduler while the module's tests run."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+@functools.cache
+def _bundled_mnist() -> Any:
+    from softmax_xp import load_mnist
+
+    return load_mnist()
+
+
+@pytest.fixture
+def mnist_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI reads the bundled MNIST (and checks its checksums) once per test session, not
+    once per command run."""
+    import softmax_xp.cli as cli
+
+    real = cli.load_mnist
+
+    def load(data_dir: Any = None, download: bool = False, **kwargs: Any) -> Any:
+        if data_dir is None and not kwargs and "SOFTMAX_XP_DATA" not in os.environ:
+            return _bundled_mnist()
+        return real(data_dir, download, **kwargs)
+
+    monkeypatch.setattr(cli, "load_mnist", load)

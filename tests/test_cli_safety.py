@@ -5,7 +5,6 @@ temporary files, file modes; resume settings, data-set sizes, and messages in CL
 from __future__ import annotations
 
 import errno
-import functools
 import importlib.util
 import json
 import os
@@ -30,26 +29,10 @@ from softmax_xp.datasets import MNIST_FILES, load_mnist
 from softmax_xp.datasets.idx import write_idx
 from softmax_xp.solvers.sgd import sgd_epoch as real_sgd_epoch
 
+pytestmark = pytest.mark.usefixtures("mnist_read_once")
+
 SMALL = ["--limit", "3000", "--epochs", "2", "--backend", "numpy", "--quiet", "--no-plots"]
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@functools.cache
-def _bundled_mnist():
-    return load_mnist()
-
-
-@pytest.fixture(autouse=True)
-def _load_mnist_once(monkeypatch):
-    """The bundled MNIST is read (and its checksums checked) once for this module, not per run."""
-    real = cli.load_mnist
-
-    def load(data_dir=None, download=False, **kwargs):
-        if data_dir is None and not kwargs and "SOFTMAX_XP_DATA" not in os.environ:
-            return _bundled_mnist()
-        return real(data_dir, download, **kwargs)
-
-    monkeypatch.setattr(cli, "load_mnist", load)
 
 
 @pytest.fixture(scope="module")

@@ -23,18 +23,6 @@ from softmax_xp import SoftmaxXP, to_numpy  # noqa: E402
 D, K = 12, 4
 
 
-@pytest.fixture(scope="module")
-def client():
-    """A LocalCluster of 2 single-threaded worker processes; the default scheduler meanwhile."""
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c
-
-
 def blobs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     centres = rng.normal(scale=2.0, size=(K, D))

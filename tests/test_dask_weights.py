@@ -22,18 +22,6 @@ D, K = 6, 3
 ROWS = 60  # 250 rows: blocks of 60, 60, 60, 60 and 10
 
 
-@pytest.fixture(scope="module")
-def client():
-    """A LocalCluster of 2 single-threaded worker processes; the default scheduler meanwhile."""
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c
-
-
 def blobs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     centres = rng.normal(scale=2.0, size=(K, D))

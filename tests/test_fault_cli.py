@@ -18,8 +18,9 @@ import softmax_xp.model as model_module
 from softmax_xp import SoftmaxXP
 from softmax_xp._rundir import RunFolder
 from softmax_xp.cli import main
-from softmax_xp.datasets import load_mnist
 from softmax_xp.solvers.sgd import sgd_epoch as real_sgd_epoch
+
+pytestmark = pytest.mark.usefixtures("mnist_read_once")
 
 SMALL = ["--limit", "300", "--epochs", "2", "--backend", "numpy", "--quiet", "--no-plots"]
 
@@ -40,24 +41,6 @@ def one_line_error(code: int, err: str, command: str) -> str:
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"softmax-xp {command}: error: "), err
     return last
-
-
-@functools.cache
-def _bundled_mnist():
-    return load_mnist()
-
-
-@pytest.fixture(autouse=True)
-def _load_mnist_once(monkeypatch):
-    """The bundled MNIST is read (and its checksums checked) once for this module, not per run."""
-    real = cli.load_mnist
-
-    def load(data_dir=None, download=False, **kwargs):
-        if data_dir is None and not kwargs and "SOFTMAX_XP_DATA" not in os.environ:
-            return _bundled_mnist()
-        return real(data_dir, download, **kwargs)
-
-    monkeypatch.setattr(cli, "load_mnist", load)
 
 
 @pytest.fixture
