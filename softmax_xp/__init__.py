@@ -12,7 +12,7 @@ from ._backend import (
     resolve_backend,
     to_numpy,
 )
-from ._errors import DeviceMemoryError, TrainingDivergedError
+from ._errors import DeviceMemoryError, ResumeMismatchError, TrainingDivergedError
 from ._io import ModelFileError
 from .datasets import load_mnist
 from .functional import (
@@ -47,6 +47,7 @@ __all__ = [
     "DeviceMemoryError",
     "History",
     "ModelFileError",
+    "ResumeMismatchError",
     "SoftmaxXP",
     "TrainingDivergedError",
     "__version__",

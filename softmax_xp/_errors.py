@@ -10,6 +10,7 @@ import numpy as np
 
 __all__ = [
     "DeviceMemoryError",
+    "ResumeMismatchError",
     "TrainingDivergedError",
     "is_out_of_memory",
     "out_of_memory_hint",
@@ -42,6 +43,28 @@ class TrainingDivergedError(RuntimeError):
         self.epoch = epoch
         self.batch = batch
         self.history = history
+
+
+class ResumeMismatchError(ValueError):
+    """A checkpoint that this run cannot continue: it was written by another solver, with other
+    settings, blocks or data, or it has more epochs than the run asks for.
+
+    ``kind`` is one of ``"solver"``, ``"settings"``, ``"blocks"``, ``"data"`` and ``"epochs"``;
+    ``differences`` maps each differing setting to ``(in the checkpoint, in this run)``;
+    ``reason`` is the message without the checkpoint's path, for callers (the CLI) that name the
+    checkpoint their own way.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        kind: str,
+        reason: str,
+        differences: dict[str, tuple[Any, Any]] | None = None,
+    ):
+        super().__init__(f"resume_from={path!r}: {reason}")
+        self.path, self.kind, self.reason = path, kind, reason
+        self.differences = dict(differences or {})
 
 
 class DeviceMemoryError(MemoryError):

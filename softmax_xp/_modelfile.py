@@ -50,6 +50,7 @@ class Checkpoint:
     blocks: list[int] | None = None  # the row blocks of a shuffle="blocks" (or Dask) run
     solver: str = "sgd"  # the solver that wrote it (absent in older checkpoints: "sgd")
     data: dict[str, Any] | None = None  # the training data's fingerprint (see _fingerprint)
+    epochs: int | None = None  # the number of epochs the run was asked for (None: older files)
 
 
 def write_model(
@@ -76,6 +77,8 @@ def write_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint, **extra) -
         "n_samples": checkpoint.n_samples,
         "solver": checkpoint.solver,
     }
+    if checkpoint.epochs is not None:
+        header["epochs"] = checkpoint.epochs
     return write_npz_atomic(path, arrays, header)
 
 
@@ -133,10 +136,13 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     data = header.get("data")  # absent in older checkpoints and in Dask runs': not checked
     if data is not None and not (is_fingerprint(data) and data["rows"] == n_samples):
         raise ModelFileError(f"{path}: the training data's fingerprint (data) is malformed.")
+    epochs = header.get("epochs")  # absent in checkpoints written before the field
+    if epochs is not None and (type(epochs) is not int or epochs < epoch):
+        raise ModelFileError(f"{path}: epochs is {epochs!r}, not an integer >= epoch ({epoch}).")
     checkpoint = Checkpoint(
         hyper, W, b, velocity, epoch, history, rng_state, batch_size, n_samples, blocks, solver
     )
-    checkpoint.data = data
+    checkpoint.data, checkpoint.epochs = data, epochs
     return checkpoint
 
 

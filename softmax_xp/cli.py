@@ -770,6 +770,8 @@ def _say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+build_parser = _parser  # the documented name: the docs' CLI page is generated from it
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "info": cmd_info}
 
 

@@ -16,7 +16,12 @@ from array_api_compat import is_dask_array
 from . import _random
 from ._atomic import check_writable
 from ._backend import asarray_on, resolve_backend, to_numpy
-from ._errors import TrainingDivergedError, out_of_memory_hint, quiet_float_warnings
+from ._errors import (
+    ResumeMismatchError,
+    TrainingDivergedError,
+    out_of_memory_hint,
+    quiet_float_warnings,
+)
 from ._fingerprint import data_fingerprint, describe_change
 from ._io import npz_path
 from ._modelfile import Checkpoint, read_checkpoint, read_model, write_checkpoint, write_model
@@ -428,7 +433,7 @@ class SoftmaxXP:
 
         def after() -> None:
             if checkpoint is not None:
-                self._write_checkpoint(checkpoint, batch_size, n)
+                self._write_checkpoint(checkpoint, batch_size, n, epochs)
             if verbose:
                 self._report(epochs)
             if callback is not None:
@@ -550,11 +555,15 @@ class SoftmaxXP:
     def _check_resumable(
         self, path: PathLike, ckpt: Checkpoint, epochs: int, batch_size: int, n: int
     ) -> None:
+        where = str(path)
         if ckpt.solver != self._solver:
-            raise ValueError(
-                f"resume_from={str(path)!r}: the checkpoint was written by solver="
-                f"{ckpt.solver!r}, this run uses solver={self._solver!r}; resume with "
-                f"solver={ckpt.solver!r} (SGD epochs and L-BFGS iterations do not mix in one run)."
+            raise ResumeMismatchError(
+                where,
+                "solver",
+                f"the checkpoint was written by solver={ckpt.solver!r}, this run uses solver="
+                f"{self._solver!r}; resume with solver={ckpt.solver!r} (SGD epochs and L-BFGS "
+                "iterations do not mix in one run).",
+                {"solver": (ckpt.solver, self._solver)},
             )
         ours = {**self._hyperparameters(), "batch_size": batch_size, "n_samples": n}
         theirs = {
@@ -562,33 +571,47 @@ class SoftmaxXP:
             "batch_size": ckpt.batch_size,
             "n_samples": ckpt.n_samples,
         }
-        differ = [
-            f"{key}={theirs[key]!r} (here {ours[key]!r})"
+        differ = {
+            key: (theirs[key], ours[key])
             for key in ours
             if key != "seed" and ours[key] != theirs[key]
-        ]
+        }
         if differ:
-            raise ValueError(
-                f"resume_from={str(path)!r}: the checkpoint was written with {', '.join(differ)}; "
-                "resume with the same model settings, batch_size and training data."
+            written = ", ".join(
+                f"{key}={was!r} (here {now!r})" for key, (was, now) in differ.items()
+            )
+            raise ResumeMismatchError(
+                where,
+                "settings",
+                f"the checkpoint was written with {written}; resume with the same model "
+                "settings, batch_size and training data.",
+                differ,
             )
         if ckpt.blocks != self._blocks:
-            raise ValueError(
-                f"resume_from={str(path)!r}: the checkpoint's run visited "
-                f"{_describe_blocks(ckpt.blocks)}, this one {_describe_blocks(self._blocks)}; resume "
-                "with the same shuffle and blocks (block_rows, or the Dask array's chunks)."
+            raise ResumeMismatchError(
+                where,
+                "blocks",
+                f"the checkpoint's run visited {_describe_blocks(ckpt.blocks)}, this one "
+                f"{_describe_blocks(self._blocks)}; resume with the same shuffle and blocks "
+                "(block_rows, or the Dask array's chunks).",
+                {"blocks": (ckpt.blocks, self._blocks)},
             )
-        ours = self._data_fingerprint
-        change = None if None in (ckpt.data, ours) else describe_change(ckpt.data, ours)
+        ours_data = self._data_fingerprint
+        change = None if None in (ckpt.data, ours_data) else describe_change(ckpt.data, ours_data)
         if change is not None:
-            raise ValueError(
-                f"resume_from={str(path)!r}: the checkpoint's run was trained on other data: "
-                f"{change}; resume with the same training data, in the same order."
+            raise ResumeMismatchError(
+                where,
+                "data",
+                f"the checkpoint's run was trained on other data: {change}; resume with the "
+                "same training data, in the same order.",
             )
         if ckpt.epoch > epochs:
-            raise ValueError(
-                f"resume_from={str(path)!r}: the checkpoint has {ckpt.epoch} completed epochs, "
-                f"more than epochs={epochs} (epochs counts every epoch of the run)."
+            raise ResumeMismatchError(
+                where,
+                "epochs",
+                f"the checkpoint has {ckpt.epoch} completed epochs, more than epochs={epochs} "
+                "(epochs counts every epoch of the run).",
+                {"epochs": (ckpt.epoch, epochs)},
             )
 
     def _epoch(
@@ -713,7 +736,7 @@ class SoftmaxXP:
             history=self.history_,
         )
 
-    def _write_checkpoint(self, path: PathLike, batch_size: int, n: int) -> None:
+    def _write_checkpoint(self, path: PathLike, batch_size: int, n: int, epochs: int) -> None:
         velocity = None if self._velocity is None else tuple(map(to_numpy, self._velocity))
         state = Checkpoint(
             hyperparameters=self._hyperparameters(),
@@ -726,6 +749,7 @@ class SoftmaxXP:
             batch_size=batch_size,
             n_samples=n,
             solver=self._solver,
+            epochs=epochs,
         )
         data = getattr(self, "_data_fingerprint", None)  # None in a model pickled before it
         write_checkpoint(path, state, trained_on=self.backend, blocks=self._blocks, data=data)
