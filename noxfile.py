@@ -78,10 +78,11 @@ def tests_dask(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check."""
-    session.install("ruff")
+    """ruff check, ruff format --check, and the import layers of pyproject.toml (import-linter)."""
+    session.install("ruff", "import-linter")
     session.run("ruff", "check", *PYTHON_PATHS)
     session.run("ruff", "format", "--check", *PYTHON_PATHS)
+    session.run("lint-imports")
 
 
 @nox.session(default=False)

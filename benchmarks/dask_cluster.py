@@ -83,7 +83,7 @@ def _epoch_seconds(
 
 def _set_alignment(on: bool) -> None:
     """Switch the copy of unaligned blocks on or off in this process (run on each worker)."""
-    import softmax_xp._dask as module  # dask is imported only when this section runs
+    import softmax_xp._data.dask_tasks as module  # dask is imported only when this runs
 
     original = vars(module).setdefault("_aligned_original", module.aligned)
     module.aligned = original if on else (lambda x: x)

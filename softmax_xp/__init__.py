@@ -26,7 +26,7 @@ from .functional import (
     softmax_jacobian,
 )
 from .metrics import accuracy, classification_report, confusion_matrix
-from .model import History, SoftmaxXP
+from .model import Callback, History, SoftmaxXP
 
 __version__ = "0.1.0"
 
@@ -44,6 +44,7 @@ def __getattr__(name: str):
 __all__ = [
     "BackendFallbackWarning",
     "BackendUnavailableError",
+    "Callback",
     "DeviceMemoryError",
     "History",
     "ModelFileError",

@@ -17,10 +17,19 @@ import math
 from typing import Any
 
 import numpy as np
+from array_api_compat import array_namespace
+from array_api_compat import device as device_of
 
 from ._backend import Backend, asarray_on, to_numpy
 
-__all__ = ["FEATURE_TOLERANCE", "data_fingerprint", "describe_change", "is_fingerprint"]
+__all__ = [
+    "FEATURE_TOLERANCE",
+    "combine",
+    "data_fingerprint",
+    "describe_change",
+    "fingerprint_part",
+    "is_fingerprint",
+]
 
 FEATURE_TOLERANCE = 1e-3  # relative to the largest feature entry
 _PATTERNS = 4
@@ -28,17 +37,39 @@ _PATTERNS = 4
 
 def data_fingerprint(backend: Backend, X: Any, y: Any) -> dict[str, Any]:
     """``{"rows": n, "labels": int, "features": [8 floats]}`` of ``X`` and ``y`` on ``backend``."""
-    xp = backend.xp
+    return combine([fingerprint_part(X, asarray_on(backend, y, backend.xp.int64), 0)])
+
+
+def fingerprint_part(X: Any, y: Any, offset: int) -> tuple[int, np.ndarray, int]:
+    """``(rows, feature sums, label sum)`` of rows ``offset ..`` of a data set: one block of
+    it, in the block's own namespace and device. :func:`combine` adds the blocks up."""
+    xp = array_namespace(X)
     n, d = X.shape
+    index = offset + np.arange(n)
     rows = np.ones((2, n))
-    rows[1] = 1 + np.arange(n) % 251
+    rows[1] = 1 + index % 251
     k = np.arange(_PATTERNS) + 2
     columns = ((np.arange(d)[:, None] + 1) * k) % 7 - 3
-    sums = (asarray_on(backend, rows, X.dtype) @ X) @ asarray_on(backend, columns, X.dtype)
-    weights = asarray_on(backend, 1 + np.arange(n) % 65521, xp.int64)
+    where = device_of(X)
+    with np.errstate(all="ignore"):  # sums of huge features may overflow: see below
+        sums = (xp.asarray(rows, dtype=X.dtype, device=where) @ X) @ xp.asarray(
+            columns, dtype=X.dtype, device=where
+        )
+    weights = xp.asarray(1 + index % 65521, dtype=xp.int64, device=device_of(y))
     labels = xp.sum(xp.astype(y, xp.int64) * weights)
-    features = to_numpy(sums).astype(np.float64).ravel().tolist()
-    return {"rows": int(n), "labels": int(to_numpy(labels)), "features": features}
+    largest = float(np.finfo(np.float64).max)  # an overflowed sum still identifies the data
+    features = np.nan_to_num(to_numpy(sums).astype(np.float64), posinf=largest, neginf=-largest)
+    return int(n), features, int(to_numpy(labels))
+
+
+def combine(parts: list[tuple[int, np.ndarray, int]]) -> dict[str, Any]:
+    """The fingerprint of the data whose blocks gave ``parts``, in row order."""
+    features = sum((part[1] for part in parts), np.zeros((2, _PATTERNS)))
+    return {
+        "rows": sum(part[0] for part in parts),
+        "labels": sum(part[2] for part in parts),
+        "features": features.ravel().tolist(),
+    }
 
 
 def is_fingerprint(value: Any) -> bool:

@@ -33,6 +33,7 @@ __all__ = [
     "check_real",
     "features_on_host_or_device",
     "warn_if_unscaled",
+    "warn_unscaled",
 ]
 
 Array = Any
@@ -244,10 +245,16 @@ def warn_if_unscaled(X: Array, name: str = "X") -> Array:
     if _kind(X) != "integral":
         return X
     xp = array_api_compat.array_namespace(X)
-    high = int(to_numpy(xp.max(X)))
+    warn_unscaled(name, _dtype_text(X), int(to_numpy(xp.max(X))))
+    return X
+
+
+def warn_unscaled(name: str, dtype: str, high: int) -> None:
+    """The warning of :func:`warn_if_unscaled` for integer features of ``dtype`` whose largest
+    value is ``high``; nothing when ``high <= 1``."""
     if high > 1:
         warnings.warn(
-            f"{name} has integer dtype {_dtype_text(X)} with values up to {high}. {_MODEL} "
+            f"{name} has integer dtype {dtype} with values up to {high}. {_MODEL} "
             "expects features of order 1 (load_mnist's pixels are floats in [0, 1]): unscaled "
             "features make SGD diverge or learn badly, and a model trained on scaled features "
             f"predicts garbage on unscaled ones. If these are raw 0..255 pixels, pass {name} / "
@@ -255,7 +262,6 @@ def warn_if_unscaled(X: Array, name: str = "X") -> Array:
             UserWarning,
             stacklevel=_user_stacklevel(),
         )
-    return X
 
 
 def _user_stacklevel() -> int:

@@ -15,6 +15,7 @@ __all__ = [
     "as_sample_weight",
     "check_weight_dtype",
     "check_weight_shape",
+    "check_weight_total",
     "exact_mean",
     "exact_sum",
     "host_sample_weight",
@@ -59,9 +60,10 @@ def check_weight_shape(shape: tuple[Any, ...], n_samples: int) -> None:
 
 
 def as_sample_weight(sample_weight: Any, backend: Backend, dtype: Any, n_samples: int) -> Any:
-    """``sample_weight`` checked (1-D, ``n_samples`` long, finite, ``>= 0``, not all 0) and moved
-    to ``backend`` as ``dtype``; None stays None. A scalar is one weight for every row. One host
-    read of the weights (they are small next to X)."""
+    """``sample_weight`` checked (1-D, ``n_samples`` long, finite, ``>= 0``, not all 0, each
+    weight and their sum within ``dtype``'s range) and moved to ``backend`` as ``dtype``; None
+    stays None. A scalar is one weight for every row. One host read of the weights (they are
+    small next to X)."""
     if sample_weight is None:
         return None
     host = host_sample_weight(sample_weight, n_samples).astype(np.float64, copy=False)
@@ -69,9 +71,36 @@ def as_sample_weight(sample_weight: Any, backend: Backend, dtype: Any, n_samples
         raise ValueError("sample_weight contains NaN or infinity; weights must be finite.")
     if np.any(host < 0):
         raise ValueError("sample_weight contains negative values; weights must be >= 0.")
-    if not np.any(host > 0):
-        raise ValueError("sample_weight is all zero; at least one sample needs a positive weight.")
+    name = _dtype_name(dtype)
+    with np.errstate(over="ignore"):
+        used = host.astype(name)
+    if not np.all(np.isfinite(used)):
+        raise ValueError(f"sample_weight contains a value too large for {name}; {_SCALE_DOWN}.")
+    check_weight_total(exact_sum(used), name)
     return asarray_on(backend, host, dtype)
+
+
+def _dtype_name(dtype: Any) -> str:
+    """ "float32" or "float64" for a dtype of any backend."""
+    try:
+        return np.dtype(dtype).name
+    except TypeError:  # torch's and array-api-strict's dtypes
+        return str(dtype).rsplit(".", 1)[-1]
+
+
+_SCALE_DOWN = "scale the weights down (only their ratios matter), e.g. w / w.max()"
+
+
+def check_weight_total(total: Fraction, dtype: str) -> None:
+    """ValueError when weights summing to ``total`` are all zero, or their sum exceeds the
+    largest ``dtype`` number (the weighted mean's denominator would overflow)."""
+    if total == 0:
+        raise ValueError("sample_weight is all zero; at least one sample needs a positive weight.")
+    largest = float(np.finfo(dtype).max)
+    if total > Fraction(largest):
+        raise ValueError(
+            f"sample_weight sums to more than {dtype} can hold ({largest:.3g}); {_SCALE_DOWN}."
+        )
 
 
 def exact_sum(values: Any) -> Fraction:

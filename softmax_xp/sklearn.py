@@ -16,9 +16,9 @@ scikit-learn is the optional extra ``[sklearn]``: ``pip install "softmax-xp[skle
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 try:
@@ -37,9 +37,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 import array_api_compat
 import numpy as np
 
-from ._backend import asarray_on, backend_name, to_numpy
+from ._backend import backend_name, to_numpy
 from ._validation import check_hyperparameters
-from .functional import log_softmax
 from .model import SoftmaxXP
 
 try:
@@ -164,7 +163,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             and old.input_dim == X.shape[1]
             and _same(getattr(self, "classes_", None), classes)
         ):
-            model.W, model.b = model._asarray(old.W), model._asarray(old.b)
+            model.W, model.b = old.W, old.b
         lbfgs = self.solver == "lbfgs"
         model.train(
             X,
@@ -176,10 +175,10 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             tol=self.tol if lbfgs else None,
             sample_weight=sample_weight,
         )
-        if lbfgs and model._lbfgs_status is not None and not model._lbfgs_status[0]:
+        if lbfgs and model.converged_ is False:
             warnings.warn(
                 f"L-BFGS did not converge: it stopped after {model.epoch_} iterations "
-                f"(max_iter={self.max_iter}; scipy: {model._lbfgs_status[1]}). Increase "
+                f"(max_iter={self.max_iter}; scipy: {model.solver_message_}). Increase "
                 "max_iter, or tol, or scale the features (e.g. StandardScaler).",
                 ConvergenceWarning,
                 stacklevel=2,
@@ -221,7 +220,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             model = self.model_
             self._follow_sgd_params(model)
         codes = _codes(self.classes_, y)
-        model._more_sgd_epochs(X, codes, batch_size=self.batch_size, sample_weight=sample_weight)
+        model.partial_train(X, codes, batch_size=self.batch_size, sample_weight=sample_weight)
         self._set_fitted(model)
         return self
 
@@ -316,27 +315,18 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
         return X, out
 
-    def _of_logits(self, X: Any, method: str, of_logits: Callable[[Array], Array]) -> Array:
-        """``of_logits`` of the logits ``X W + b``, computed as SoftmaxXP.predict_proba computes
-        its probabilities: ``X`` is moved to the device one chunk of rows at a time, and logits
-        that overflowed the model's dtype are refused with a clear error. A Dask ``X`` gives a
-        lazy Dask array."""
-        X, out = self._input(X, method)
-        model = self.model_
-        if array_api_compat.is_dask_array(X):
-            return of_logits(model._logits(X))
-        with model._backend.activate():
-            return out(model._per_chunk(method, X, None, of_logits))
-
     def decision_function(self, X: Any) -> Array:
         """The logits ``X W + b``, shape (n_samples, n_classes); for two classes, as in every
         scikit-learn classifier, the log-odds of ``classes_[1]`` (``z_1 - z_0``), shape
-        (n_samples,): positive means ``classes_[1]``."""
-
-        def scores(logits: Array) -> Array:
-            return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
-
-        return self._of_logits(X, "decision_function", scores)
+        (n_samples,): positive means ``classes_[1]``. Computed as ``predict_proba`` is: chunked,
+        and refused when ``X`` holds NaN or the logits overflow (a Dask ``X`` gives a lazy
+        array that raises when computed)."""
+        X, out = self._input(X, "decision_function")
+        z = out(self.model_.decision_function(X))
+        if z.shape[1] != 2:
+            return z
+        with _its_device(z):
+            return z[:, 1] - z[:, 0]
 
     def predict_proba(self, X: Any) -> Array:
         """Class probabilities ``softmax(X W + b)``, columns in the order of ``classes_``."""
@@ -345,7 +335,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_log_proba(self, X: Any) -> Array:
         """``log_softmax(X W + b)``, computed without taking the log of probabilities."""
-        return self._of_logits(X, "predict_log_proba", lambda z: log_softmax(z, axis=-1))
+        X, out = self._input(X, "predict_log_proba")
+        return out(self.model_.predict_log_proba(X))
 
     def predict(self, X: Any) -> Array:
         """The most probable class of each row, a label of ``classes_``."""
@@ -356,8 +347,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             return index.map_blocks(_label_of, classes, dtype=classes.dtype, meta=classes[:0])
         if _dispatch() and self.classes_.dtype.kind in "biuf":
             model = self.model_
-            classes = asarray_on(model._backend, self.classes_, None)
-            return out(model.xp.take(classes, index, axis=0))
+            with _its_device(index):
+                classes = model.xp.asarray(self.classes_, device=model.device)
+                return out(model.xp.take(classes, index, axis=0))
         return self.classes_[to_numpy(index)]
 
     # -- tags --------------------------------------------------------------------------------
@@ -413,6 +405,12 @@ def _where(X: Array) -> tuple[str, Any, Any]:
         X = np.asarray(X)
     xp = array_api_compat.array_namespace(X)
     return backend_name(xp), xp, array_api_compat.device(X)
+
+
+def _its_device(x: Array) -> Any:
+    """A context in which ``x``'s device is current (CuPy's devices are such contexts)."""
+    device = array_api_compat.device(x)
+    return device if hasattr(device, "__enter__") else contextlib.nullcontext()
 
 
 def _label_of(index: np.ndarray, classes: np.ndarray) -> np.ndarray:

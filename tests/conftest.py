@@ -102,3 +102,105 @@ def mnist_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(data_dir, download, **kwargs)
 
     monkeypatch.setattr(cli, "load_mnist", load)
+
+
+class Internals:
+    """The library's private names that tests reach into, in one place: a refactor of the
+    package changes this class, not the tests."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self.monkeypatch = monkeypatch
+
+    @staticmethod
+    def state(model: Any) -> Any:
+        """The model's TrainState: ``W, b, velocity, rng, epoch, history``."""
+        return model._state
+
+    @property
+    def sgd_epoch(self) -> Any:
+        """The real one-epoch SGD function."""
+        from softmax_xp.solvers.sgd import sgd_epoch
+
+        return sgd_epoch
+
+    def patch_sgd_epoch(self, replacement: Any) -> None:
+        """Make every data source (in memory, Dask blocks) run ``replacement`` as its SGD epoch."""
+        import softmax_xp._data.memory as memory
+
+        self.monkeypatch.setattr(memory, "sgd_epoch", replacement)
+        try:
+            import softmax_xp._data.dask_tasks as dask_tasks
+        except ImportError:  # no dask here
+            return
+        self.monkeypatch.setattr(dask_tasks, "sgd_epoch", replacement)
+
+    def patch_dask_chain(self, make: Any) -> None:
+        """Replace the Dask epoch's chain of block tasks by ``make(real_chain)``."""
+        import softmax_xp._data.dask as dask_source
+
+        self.monkeypatch.setattr(dask_source, "_chain", make(dask_source._chain))
+
+    def count_run_host_reads(self) -> list[Any]:
+        """Record every array the training run reads to the host (its ``to_numpy`` calls)."""
+        import softmax_xp._training.run as run
+
+        reads: list[Any] = []
+        real = run.to_numpy
+
+        def counting(x: Any) -> Any:
+            reads.append(x)
+            return real(x)
+
+        self.monkeypatch.setattr(run, "to_numpy", counting)
+        return reads
+
+    @staticmethod
+    def split_count(count: Any) -> Any:
+        """How a hit count travels to the host as two parts exact in float32."""
+        from softmax_xp._training.run import _split_count
+
+        return _split_count(count)
+
+    def record_chunks(self) -> list[int]:
+        """Record the rows of every chunk that inference moves to the device."""
+        import softmax_xp._inference as inference
+
+        rows: list[int] = []
+        real = inference.as_features
+
+        def spy(X: Any, *args: Any, **kwargs: Any) -> Any:
+            rows.append(X.shape[0])
+            return real(X, *args, **kwargs)
+
+        self.monkeypatch.setattr(inference, "as_features", spy)
+        return rows
+
+    def patch_chunk_features(self, replacement: Any) -> None:
+        """Make inference move each chunk of rows to the device with ``replacement``."""
+        import softmax_xp._inference as inference
+
+        self.monkeypatch.setattr(inference, "as_features", replacement)
+
+    def patch_loss_and_grads(self, replacement: Any) -> None:
+        """Make ``SoftmaxXP.compute_loss_and_grads`` compute with ``replacement``."""
+        import softmax_xp.model as model
+
+        self.monkeypatch.setattr(model, "loss_and_grads", replacement)
+
+    def limit_chunk_rows(self, rows: int) -> None:
+        """Make the default inference chunk at most ``rows`` rows."""
+        import softmax_xp._inference as inference
+
+        self.monkeypatch.setattr(inference, "_MAX_CHUNK_ROWS", rows)
+
+    @staticmethod
+    def default_chunk_rows(model: Any) -> int:
+        from softmax_xp._inference import chunk_rows
+
+        return chunk_rows(model._settings, None)
+
+
+@pytest.fixture
+def internals(monkeypatch: pytest.MonkeyPatch) -> Internals:
+    """See :class:`Internals`."""
+    return Internals(monkeypatch)

@@ -132,8 +132,7 @@ def test_resume_continues_from_checkpoint(tmp_path):
     assert resumed["test_accuracy"] == straight["test_accuracy"]
 
 
-def test_ctrl_c_saves_completed_epochs_and_exits_130(tmp_path, monkeypatch):
-    import softmax_xp.model as model_module
+def test_ctrl_c_saves_completed_epochs_and_exits_130(tmp_path, monkeypatch, internals):
     import softmax_xp.solvers.sgd as sgd
 
     real = sgd.sgd_epoch
@@ -145,7 +144,7 @@ def test_ctrl_c_saves_completed_epochs_and_exits_130(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(model_module, "sgd_epoch", interrupt_on_second_epoch)
+    internals.patch_sgd_epoch(interrupt_on_second_epoch)
     code = main(["train", *SMALL, "--epochs", "5", "--no-plots", "--out", str(tmp_path)])
     assert code == 130
     report = json.loads((tmp_path / "report.json").read_text())

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 import softmax_xp.cli as cli
-import softmax_xp.model as model_module
 from softmax_xp import SoftmaxXP
 from softmax_xp._atomic import AtomicBatch
 from softmax_xp._backend import _problem
@@ -63,7 +62,7 @@ def exit_code(argv: list[str]) -> int:
         return exc.code
 
 
-def fail_on_call(monkeypatch, call: int, make_error) -> None:
+def fail_on_call(internals, call: int, make_error) -> None:
     """The ``call``-th SGD epoch raises ``make_error()`` (or returns its result, if it is one)."""
     calls = {"n": 0}
 
@@ -73,7 +72,7 @@ def fail_on_call(monkeypatch, call: int, make_error) -> None:
             raise make_error()
         return real_sgd_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(model_module, "sgd_epoch", sgd_epoch)
+    internals.patch_sgd_epoch(sgd_epoch)
 
 
 # -- an earlier run is never replaced by accident -------------------------------------------------
@@ -129,9 +128,11 @@ def test_help_states_the_convention(capsys):
 
 
 # -- interruptions ------------------------------------------------------------------------------
-def test_interrupt_before_the_first_epoch_keeps_the_earlier_model(earlier, monkeypatch, capsys):
+def test_interrupt_before_the_first_epoch_keeps_the_earlier_model(
+    earlier, monkeypatch, capsys, internals
+):
     before = files_of(earlier)
-    fail_on_call(monkeypatch, 1, KeyboardInterrupt)
+    fail_on_call(internals, 1, KeyboardInterrupt)
     argv = ["train", *SMALL, "--epochs", "5", "--overwrite", "--out", str(earlier)]
     assert main(argv) == 130
     captured = capsys.readouterr()
@@ -140,8 +141,10 @@ def test_interrupt_before_the_first_epoch_keeps_the_earlier_model(earlier, monke
     assert files_of(earlier) == before
 
 
-def test_an_interrupted_report_says_how_many_epochs_it_has(tmp_path, monkeypatch, capsys):
-    fail_on_call(monkeypatch, 3, KeyboardInterrupt)
+def test_an_interrupted_report_says_how_many_epochs_it_has(
+    tmp_path, monkeypatch, capsys, internals
+):
+    fail_on_call(internals, 3, KeyboardInterrupt)
     assert main(["train", *SMALL, "--epochs", "5", "--out", str(tmp_path)]) == 130
     out = capsys.readouterr().out
     first = out.splitlines()[0]
@@ -258,7 +261,7 @@ def test_a_signal_ignored_at_start_stays_ignored(monkeypatch):
 
 
 # -- divergence ---------------------------------------------------------------------------------
-def test_divergence_keeps_the_last_finite_epoch(tmp_path, monkeypatch, capsys):
+def test_divergence_keeps_the_last_finite_epoch(tmp_path, monkeypatch, capsys, internals):
     def diverging(*args, **kwargs):
         W, b, velocity, losses = real_sgd_epoch(*args, **kwargs)
         return W, b, velocity, losses + float("inf")
@@ -269,7 +272,7 @@ def test_divergence_keeps_the_last_finite_epoch(tmp_path, monkeypatch, capsys):
         calls["n"] += 1
         return (diverging if calls["n"] == 3 else real_sgd_epoch)(*args, **kwargs)
 
-    monkeypatch.setattr(model_module, "sgd_epoch", sgd_epoch)
+    internals.patch_sgd_epoch(sgd_epoch)
     assert exit_code(["train", *SMALL, "--epochs", "5", "--out", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     error = [line for line in captured.err.splitlines() if "error:" in line]
@@ -379,12 +382,12 @@ def test_resume_takes_the_settings_of_the_run(tmp_path, capsys):
     assert report["resumed_from_epoch"] == 1
 
 
-def test_resume_after_kill_9_finishes_the_run_it_was(tmp_path, monkeypatch, capsys):
-    fail_on_call(monkeypatch, 3, KeyboardInterrupt)
+def test_resume_after_kill_9_finishes_the_run_it_was(tmp_path, monkeypatch, capsys, internals):
+    fail_on_call(internals, 3, KeyboardInterrupt)
     assert main(["train", *SMALL, "--epochs", "5", "--seed", "2", "--out", str(tmp_path)]) == 130
     for name in ("model.npz", "report.json", "report.md"):  # as if killed before the save
         (tmp_path / name).unlink()
-    monkeypatch.setattr(model_module, "sgd_epoch", real_sgd_epoch)
+    internals.patch_sgd_epoch(real_sgd_epoch)
     capsys.readouterr()
     assert main(["train", "--backend", "numpy", "--quiet", "--resume", "--out", str(tmp_path)]) == 0
     assert "resuming from epoch 2 of 5" in capsys.readouterr().err
@@ -425,7 +428,7 @@ def _idx_dir(folder: Path, n_train: int, n_test: int) -> Path:
 
 def test_an_empty_test_set_is_found_before_training(tmp_path, monkeypatch, capsys):
     data = _idx_dir(tmp_path / "data", 10_100, 0)
-    monkeypatch.setattr(model_module.SoftmaxXP, "train", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(SoftmaxXP, "train", lambda *a, **k: pytest.fail("trained"))
     out = tmp_path / "run"
     assert exit_code(["train", *SMALL, "--data-dir", str(data), "--out", str(out)]) == 2
     err = capsys.readouterr().err

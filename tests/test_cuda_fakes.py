@@ -121,7 +121,7 @@ def test_weighted_and_unscaled_runs_stay_inside_the_device_context(cuda):
     model.train(X, y, epochs=2, batch_size=16, verbose=0, sample_weight=w)
     model.train(X, y, epochs=1, verbose=0, sample_weight=w, shuffle="blocks", block_rows=16)
     model.train(X, y, epochs=2, verbose=0, sample_weight=w, solver="lbfgs")
-    model._more_sgd_epochs(X, y, batch_size=16, sample_weight=w)
+    model.partial_train(X, y, batch_size=16, sample_weight=w)
     with pytest.warns(UserWarning, match="values up to"):
         model.train(pixels, y, epochs=1, verbose=0)
     with pytest.warns(UserWarning, match="values up to"):
@@ -186,12 +186,12 @@ OOM_ERRORS = [
 
 
 @pytest.mark.parametrize(("name", "message"), OOM_ERRORS)
-def test_cuda_out_of_memory_becomes_device_memory_error(monkeypatch, name, message):
+def test_cuda_out_of_memory_becomes_device_memory_error(monkeypatch, name, message, internals):
     def logits(*args: Any, **kwargs: Any) -> Any:
         raise cuda_error(name, message)
 
     model = SoftmaxXP(4, 3, backend="numpy", seed=0)
-    monkeypatch.setattr(SoftmaxXP, "_logits", logits)
+    internals.patch_chunk_features(logits)
     with pytest.raises(DeviceMemoryError, match=r"smaller chunk_size \(now 5 rows\)") as info:
         model.predict(np.ones((8, 4)), chunk_size=5)
     assert type(info.value.__cause__).__name__ == name

@@ -17,8 +17,8 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
 
-import softmax_xp._dask as sx_dask  # noqa: E402
 from softmax_xp import SoftmaxXP, to_numpy  # noqa: E402
+from softmax_xp._data.dask_tasks import aligned  # noqa: E402
 
 D, K = 12, 4
 
@@ -55,7 +55,7 @@ def assert_same(a, b, exact: bool) -> None:
 
 # -- SGD: the same weights as in memory -----------------------------------------------------------
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_cluster_gives_the_in_memory_blocks_weights(client, backend, momentum):
+def test_cluster_gives_the_in_memory_blocks_weights(client, backend, momentum, internals):
     """Chunks of R rows on the cluster = shuffle="blocks", block_rows=R in memory (bit for bit
     in float64 on NumPy), including the History."""
     exact = backend.name == "numpy"
@@ -65,8 +65,8 @@ def test_cluster_gives_the_in_memory_blocks_weights(client, backend, momentum):
     model = new_model(backend, momentum=momentum)
     got = model.train(*dask_xy(), *dask_xy(X_VAL, Y_VAL), **kwargs)
     for ours, theirs in zip(
-        (model.W, model.b, *(model._velocity or ())),
-        (memory.W, memory.b, *(memory._velocity or ())),
+        (model.W, model.b, *(internals.state(model).velocity or ())),
+        (memory.W, memory.b, *(internals.state(memory).velocity or ())),
         strict=True,
     ):
         assert_same(ours, theirs, exact)
@@ -201,22 +201,25 @@ def test_bad_layouts_are_refused_with_the_fix():
 
 
 # -- checkpoints, resume and Ctrl-C ----------------------------------------------------------------
-def test_interrupted_run_resumes_to_the_same_weights(client, monkeypatch, tmp_path):
+def test_interrupted_run_resumes_to_the_same_weights(client, monkeypatch, tmp_path, internals):
     kwargs = dict(batch_size=16, verbose=0)
     whole = new_model(momentum=0.9)
     whole.train(*dask_xy(), epochs=4, **kwargs)
 
-    real_chain, calls = sx_dask._chain, {"n": 0}
+    calls = {"n": 0}
 
-    def chain(*args, **kw):  # Ctrl-C while epoch 3 runs on the cluster
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_chain(*args, **kw)
+    def interrupting(real_chain):
+        def chain(*args, **kw):  # Ctrl-C while epoch 3 runs on the cluster
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+            return real_chain(*args, **kw)
+
+        return chain
 
     path = tmp_path / "ckpt.npz"
     model = new_model(momentum=0.9)
-    monkeypatch.setattr(sx_dask, "_chain", chain)
+    internals.patch_dask_chain(interrupting)
     with pytest.raises(KeyboardInterrupt):
         model.train(*dask_xy(), epochs=4, checkpoint=path, **kwargs)
     monkeypatch.undo()
@@ -225,7 +228,9 @@ def test_interrupted_run_resumes_to_the_same_weights(client, monkeypatch, tmp_pa
     resumed = new_model(momentum=0.9, seed=0)
     history = resumed.train(*dask_xy(), epochs=4, resume_from=path, **kwargs)
     np.testing.assert_array_equal(resumed.W, whole.W)
-    np.testing.assert_array_equal(resumed._velocity[0], whole._velocity[0])
+    np.testing.assert_array_equal(
+        internals.state(resumed).velocity[0], internals.state(whole).velocity[0]
+    )
     assert history.loss == whole.history_.loss
 
 
@@ -294,14 +299,14 @@ def test_lazy_predict_refuses_nan_when_computed(client):
 
 def test_aligned_copies_only_unaligned_or_strided_blocks():
     x = np.arange(24.0).reshape(4, 6)
-    assert sx_dask.aligned(x) is x
+    assert aligned(x) is x
     raw = np.zeros(x.nbytes + 1, dtype=np.uint8)
     unaligned = np.frombuffer(raw.data, dtype=np.float64, count=24, offset=1).reshape(4, 6)
     assert not unaligned.flags.aligned
-    fixed = sx_dask.aligned(unaligned)
+    fixed = aligned(unaligned)
     assert fixed.flags.aligned and fixed.flags.c_contiguous
     np.testing.assert_array_equal(fixed, unaligned)
-    assert sx_dask.aligned(x.T).flags.c_contiguous
+    assert aligned(x.T).flags.c_contiguous
 
 
 # -- out of core: the client never holds the data -----------------------------------------------------

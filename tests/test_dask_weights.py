@@ -68,7 +68,7 @@ def assert_same(a, b, exact: bool) -> None:
 
 # -- SGD: the in-memory blocks run, bit for bit ----------------------------------------------------
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_weighted_sgd_on_the_cluster_equals_in_memory_blocks(client, backend, momentum):
+def test_weighted_sgd_on_the_cluster_equals_in_memory_blocks(client, backend, momentum, internals):
     """Dask weights (a whole block of them 0) give the weights, velocity and History of
     ``train(..., shuffle="blocks", block_rows=R, sample_weight=w)`` in memory."""
     exact = backend.name == "numpy"
@@ -81,8 +81,8 @@ def test_weighted_sgd_on_the_cluster_equals_in_memory_blocks(client, backend, mo
     Xd, yd, wd = dask_xyw()
     got = model.train(Xd, yd, X_VAL, Y_VAL, sample_weight=wd, **kwargs)
     for ours, theirs in zip(
-        (model.W, model.b, *(model._velocity or ())),
-        (memory.W, memory.b, *(memory._velocity or ())),
+        (model.W, model.b, *(internals.state(model).velocity or ())),
+        (memory.W, memory.b, *(internals.state(memory).velocity or ())),
         strict=True,
     ):
         assert_same(ours, theirs, exact)

@@ -50,9 +50,10 @@ def test_a_callback_that_raises_leaves_the_model_and_checkpoint_at_that_epoch(tm
     np.testing.assert_array_equal(to_numpy(resumed.W), to_numpy(reference.W))
 
 
-def test_out_of_memory_in_epoch_2_leaves_epoch_1_in_the_model_and_checkpoint(tmp_path, monkeypatch):
-    import softmax_xp.model as model_module
-    from softmax_xp.solvers.sgd import sgd_epoch
+def test_out_of_memory_in_epoch_2_leaves_epoch_1_in_the_model_and_checkpoint(
+    tmp_path, monkeypatch, internals
+):
+    sgd_epoch = internals.sgd_epoch
 
     calls = {"n": 0}
 
@@ -62,7 +63,7 @@ def test_out_of_memory_in_epoch_2_leaves_epoch_1_in_the_model_and_checkpoint(tmp
             raise MemoryError("Unable to allocate 1.2 GiB for an array")
         return sgd_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(model_module, "sgd_epoch", second_epoch_fails)
+    internals.patch_sgd_epoch(second_epoch_fails)
     X, y = data()
     path = tmp_path / "checkpoint.npz"
     model = new_model()
@@ -116,12 +117,12 @@ def test_a_batch_size_far_above_the_rows_is_one_batch_of_all_rows(backend):
 
 
 @pytest.mark.parametrize("where", ["read-only folder", "a folder", "under a file"])
-def test_a_checkpoint_that_cannot_be_written_fails_before_training(tmp_path, monkeypatch, where):
+def test_a_checkpoint_that_cannot_be_written_fails_before_training(
+    tmp_path, monkeypatch, where, internals
+):
     """Not after the first epoch (minutes, on a large data set): at once, naming the file."""
     import errno
     import os
-
-    import softmax_xp.model as model_module
 
     X, y = data()
     path = tmp_path / "checkpoint.npz"
@@ -142,7 +143,7 @@ def test_a_checkpoint_that_cannot_be_written_fails_before_training(tmp_path, mon
         (tmp_path / "runs").write_text("a file")
         path = tmp_path / "runs" / "checkpoint.npz"
         error, message = NotADirectoryError, r"runs or a folder above it is a file"
-    monkeypatch.setattr(model_module, "sgd_epoch", lambda *a, **k: pytest.fail("trained"))
+    internals.patch_sgd_epoch(lambda *a, **k: pytest.fail("trained"))
     model = new_model()
     with pytest.raises(error, match=message):
         model.train(X, y, epochs=2, checkpoint=path)
@@ -317,10 +318,11 @@ def test_a_torch_device_given_by_name_or_object_works():
         ("resume_from", ["c.npz"], r"resume_from must be a file path .*got \['c.npz'\]"),
     ],
 )
-def test_run_hooks_of_the_wrong_type_fail_before_training(monkeypatch, argument, value, message):
-    import softmax_xp.model as model_module
+def test_run_hooks_of_the_wrong_type_fail_before_training(
+    monkeypatch, argument, value, message, internals
+):
 
-    monkeypatch.setattr(model_module, "sgd_epoch", lambda *a, **k: pytest.fail("trained"))
+    internals.patch_sgd_epoch(lambda *a, **k: pytest.fail("trained"))
     X, y = data()
     with pytest.raises(TypeError, match=message):
         new_model().train(X, y, epochs=1, **{argument: value})

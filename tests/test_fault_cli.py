@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import softmax_xp.cli as cli
-import softmax_xp.model as model_module
 from softmax_xp import SoftmaxXP
 from softmax_xp._rundir import RunFolder
 from softmax_xp.cli import main
@@ -159,7 +158,9 @@ def test_predict_with_a_model_of_other_classes_still_works(digit, tmp_path, caps
 
 
 # -- non-UTF-8 folder names -----------------------------------------------------------------------
-def test_an_interrupted_run_in_a_folder_named_in_other_bytes_is_saved(tmp_path, monkeypatch):
+def test_an_interrupted_run_in_a_folder_named_in_other_bytes_is_saved(
+    tmp_path, monkeypatch, internals
+):
     """report.md names the folder ("--resume --out <folder>"): undecodable bytes in that name
     must not make the save fail and lose the completed epochs."""
     out = Path(os.fsdecode(bytes(tmp_path) + b"/run-\xff"))
@@ -175,7 +176,7 @@ def test_an_interrupted_run_in_a_folder_named_in_other_bytes_is_saved(tmp_path, 
             raise KeyboardInterrupt
         return real_sgd_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(model_module, "sgd_epoch", interrupt_on_second_epoch)
+    internals.patch_sgd_epoch(interrupt_on_second_epoch)
     assert main(["train", *SMALL, "--out", str(out)]) == cli.EXIT_INTERRUPTED
     report = json.loads((out / "report.json").read_text())
     assert report["epochs_completed"] == 1
@@ -214,7 +215,7 @@ def test_resume_with_another_data_dir_of_the_same_size_is_refused(tmp_path, caps
 # -- out of memory --------------------------------------------------------------------------------
 @pytest.mark.parametrize("at", [1, 2])
 def test_out_of_memory_in_training_is_one_line_saying_what_is_kept(
-    at, tmp_path, monkeypatch, capsys
+    at, tmp_path, monkeypatch, capsys, internals
 ):
     calls = {"n": 0}
 
@@ -224,7 +225,7 @@ def test_out_of_memory_in_training_is_one_line_saying_what_is_kept(
             raise MemoryError("Unable to allocate 1.2 GiB for an array")
         return real_sgd_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(model_module, "sgd_epoch", sgd_epoch)
+    internals.patch_sgd_epoch(sgd_epoch)
     out = tmp_path / "run"
     code, err = run(["train", *SMALL, "--out", str(out)], capsys)
     line = one_line_error(code, err, "train")

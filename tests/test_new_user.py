@@ -309,9 +309,9 @@ def test_one_hot_reads_python_labels():
     np.testing.assert_array_equal(one_hot([0, 2, 1], 3), np.eye(3)[[0, 2, 1]])
 
 
-def test_run_arguments_are_checked_before_the_first_epoch(monkeypatch):
+def test_run_arguments_are_checked_before_the_first_epoch(internals):
     model = SoftmaxXP(D, K, backend="numpy", seed=0)
-    monkeypatch.setattr(SoftmaxXP, "_epoch", lambda *a, **k: pytest.fail("an epoch ran"))
+    internals.patch_sgd_epoch(lambda *a, **k: pytest.fail("an epoch ran"))
     with pytest.raises(TypeError, match=r"callback must be a function called as callback\(epoch"):
         model.train(X, Y, epochs=2, callback=5)
     for name in ("checkpoint", "resume_from"):

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import softmax_xp.model
 from softmax_xp import (
     DeviceMemoryError,
     ModelFileError,
@@ -49,7 +48,7 @@ def fit(model: SoftmaxXP, epochs: int, **kwargs):
     return model.train(X, Y, X_VAL, Y_VAL, epochs=epochs, batch_size=16, verbose=0, **kwargs)
 
 
-def interrupt_on_call(monkeypatch, call: int, error: BaseException) -> None:
+def interrupt_on_call(internals, call: int, error: BaseException) -> None:
     """Make the ``call``-th sgd_epoch of the next training raise ``error``."""
     calls = {"n": 0}
 
@@ -59,7 +58,7 @@ def interrupt_on_call(monkeypatch, call: int, error: BaseException) -> None:
             raise error
         return real_sgd_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(softmax_xp.model, "sgd_epoch", sgd_epoch)
+    internals.patch_sgd_epoch(sgd_epoch)
 
 
 def assert_same(a, b, exact: bool) -> None:
@@ -70,7 +69,7 @@ def assert_same(a, b, exact: bool) -> None:
 
 
 # -- divergence -----------------------------------------------------------------------------------
-def test_huge_lr_raises_training_diverged_and_keeps_the_last_finite_weights(backend):
+def test_huge_lr_raises_training_diverged_and_keeps_the_last_finite_weights(backend, internals):
     model = new_model(backend, lr=1e30)
     W, b = to_numpy(model.W), to_numpy(model.b)
     with pytest.raises(TrainingDivergedError, match="epoch 1: the loss of batch 2 of 8") as info:
@@ -80,10 +79,12 @@ def test_huge_lr_raises_training_diverged_and_keeps_the_last_finite_weights(back
     assert (error.epoch, error.batch, model.epoch_, len(error.history)) == (1, 2, 0, 0)
     np.testing.assert_array_equal(to_numpy(model.W), W)
     np.testing.assert_array_equal(to_numpy(model.b), b)
-    np.testing.assert_array_equal(to_numpy(model._velocity[0]), 0)
+    np.testing.assert_array_equal(to_numpy(internals.state(model).velocity[0]), 0)
 
 
-def test_divergence_names_the_first_non_finite_batch_and_keeps_momentum(monkeypatch, tmp_path):
+def test_divergence_names_the_first_non_finite_batch_and_keeps_momentum(
+    monkeypatch, tmp_path, internals
+):
     reference = new_model()
     fit(reference, 2)
     calls = {"n": 0}
@@ -96,7 +97,7 @@ def test_divergence_names_the_first_non_finite_batch_and_keeps_momentum(monkeypa
             W = W * np.nan
         return W, b, velocity, losses
 
-    monkeypatch.setattr(softmax_xp.model, "sgd_epoch", sgd_epoch)
+    internals.patch_sgd_epoch(sgd_epoch)
     model = new_model()
     with pytest.raises(TrainingDivergedError, match="epoch 3: the loss of batch 5 of 8 is nan"):
         fit(model, 4, checkpoint=tmp_path / "c.npz")
@@ -107,15 +108,15 @@ def test_divergence_names_the_first_non_finite_batch_and_keeps_momentum(monkeypa
         reference.history_.loss,
     )
     for ours, theirs in zip(
-        (model.W, model.b, *model._velocity),
-        (reference.W, reference.b, *reference._velocity),
+        (model.W, model.b, *internals.state(model).velocity),
+        (reference.W, reference.b, *internals.state(reference).velocity),
         strict=True,
     ):
         np.testing.assert_array_equal(ours, theirs)
 
 
 @pytest.mark.parametrize("part", [1, 2, 3])
-def test_divergence_of_the_parameters_alone_is_caught(monkeypatch, part):
+def test_divergence_of_the_parameters_alone_is_caught(monkeypatch, part, internals):
     """A last batch that overflows W, b or the momentum leaves every batch loss finite."""
 
     def sgd_epoch(*args, **kwargs):
@@ -124,16 +125,16 @@ def test_divergence_of_the_parameters_alone_is_caught(monkeypatch, part):
         params[part] = params[part] * np.inf
         return params[0], params[1], tuple(params[2:]), losses
 
-    monkeypatch.setattr(softmax_xp.model, "sgd_epoch", sgd_epoch)
+    internals.patch_sgd_epoch(sgd_epoch)
     model = new_model()
     with pytest.raises(TrainingDivergedError, match="weights overflowed") as info:
         fit(model, 2)
     assert info.value.batch is None and model.epoch_ == 0
-    assert np.isfinite(model.b).all() and np.isfinite(model._velocity[1]).all()
+    assert np.isfinite(model.b).all() and np.isfinite(internals.state(model).velocity[1]).all()
 
 
 # -- checkpoints, resume and Ctrl-C ---------------------------------------------------------------
-def test_interrupted_run_resumes_to_the_same_weights(backend, monkeypatch, tmp_path):
+def test_interrupted_run_resumes_to_the_same_weights(backend, monkeypatch, tmp_path, internals):
     """Ctrl-C in epoch 3, then resume to the same total: the same result as one run (bit for bit
     on NumPy)."""
     exact = backend.name == "numpy"
@@ -142,7 +143,7 @@ def test_interrupted_run_resumes_to_the_same_weights(backend, monkeypatch, tmp_p
 
     path = tmp_path / "run" / "checkpoint.npz"
     model = new_model(backend)
-    interrupt_on_call(monkeypatch, 3, KeyboardInterrupt())
+    interrupt_on_call(internals, 3, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         fit(model, 5, checkpoint=path)
     monkeypatch.undo()
@@ -151,18 +152,22 @@ def test_interrupted_run_resumes_to_the_same_weights(backend, monkeypatch, tmp_p
     two = new_model(backend)
     fit(two, 2)
     for ours, theirs in zip(
-        (model.W, model.b, *model._velocity), (two.W, two.b, *two._velocity), strict=True
+        (model.W, model.b, *internals.state(model).velocity),
+        (two.W, two.b, *internals.state(two).velocity),
+        strict=True,
     ):
         assert_same(ours, theirs, exact)
-    assert _random.get_state(model._rng) == _random.get_state(two._rng)
+    assert _random.get_state(internals.state(model).rng) == _random.get_state(
+        internals.state(two).rng
+    )
     assert header_of(path)["epoch"] == 2
 
     resumed = new_model(backend, seed=123)  # the seed does not matter: the RNG state is restored
     history = fit(resumed, 5, resume_from=path, checkpoint=path)
     assert len(history) == 5 and resumed.epoch_ == 5
     for ours, theirs in zip(
-        (resumed.W, resumed.b, *resumed._velocity),
-        (reference.W, reference.b, *reference._velocity),
+        (resumed.W, resumed.b, *internals.state(resumed).velocity),
+        (reference.W, reference.b, *internals.state(reference).velocity),
         strict=True,
     ):
         assert_same(ours, theirs, exact)
@@ -172,7 +177,7 @@ def test_interrupted_run_resumes_to_the_same_weights(backend, monkeypatch, tmp_p
         np.testing.assert_allclose(history.loss, full.loss, rtol=1e-5)
 
 
-def test_checkpoint_is_written_every_epoch(tmp_path):
+def test_checkpoint_is_written_every_epoch(tmp_path, internals):
     def epoch_on_disk() -> int:
         return header_of(tmp_path / "ckpt.npz")["epoch"]
 
@@ -186,7 +191,7 @@ def test_checkpoint_is_written_every_epoch(tmp_path):
         assert sorted(npz.files) == ["W", "__header__", "b", "vW", "vb"]
         header = json.loads(str(npz["__header__"]))
     assert header["kind"] == "checkpoint" and header["history"]["loss"] == model.history_.loss
-    assert header["rng_state"] == _random.get_state(model._rng)
+    assert header["rng_state"] == _random.get_state(internals.state(model).rng)
     assert (header["lr"], header["batch_size"], header["n_samples"]) == (0.3, 16, len(X))
     fit(new_model(), 4, resume_from=path)  # finds ckpt.npz, as the checkpoint was named
 
@@ -301,14 +306,16 @@ def test_a_checkpoint_without_a_solver_is_an_sgd_one(tmp_path):
         fit(new_model(), 4, resume_from=rewrite(path, {"solver": "adam"}))
 
 
-def test_keyboard_interrupt_in_the_first_epoch_leaves_the_initial_weights(monkeypatch):
+def test_keyboard_interrupt_in_the_first_epoch_leaves_the_initial_weights(monkeypatch, internals):
     model = new_model()
-    W, rng_state = model.W, _random.get_state(model._rng)
-    interrupt_on_call(monkeypatch, 1, KeyboardInterrupt())
+    W, rng_state = model.W, _random.get_state(internals.state(model).rng)
+    interrupt_on_call(internals, 1, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         fit(model, 3)
     assert model.W is W and model.epoch_ == 0 and len(model.history_) == 0
-    assert _random.get_state(model._rng) == rng_state  # the epoch's shuffle was not consumed
+    assert (
+        _random.get_state(internals.state(model).rng) == rng_state
+    )  # the epoch's shuffle was not consumed
 
 
 # -- model files ----------------------------------------------------------------------------------
@@ -510,11 +517,11 @@ class OutOfMemoryError(Exception):
     """Stands in for cupy.cuda.memory.OutOfMemoryError and torch.OutOfMemoryError."""
 
 
-def test_out_of_memory_in_train_says_to_lower_batch_size(monkeypatch):
+def test_out_of_memory_in_train_says_to_lower_batch_size(monkeypatch, internals):
     model = new_model()
     fit(model, 1)
     W = model.W
-    interrupt_on_call(monkeypatch, 2, OutOfMemoryError("out of memory allocating 4 GiB"))
+    interrupt_on_call(internals, 2, OutOfMemoryError("out of memory allocating 4 GiB"))
     with pytest.raises(DeviceMemoryError, match=r"lower batch_size \(now 16\).*4 GiB") as info:
         fit(model, 3)
     assert isinstance(info.value, MemoryError)
@@ -523,29 +530,29 @@ def test_out_of_memory_in_train_says_to_lower_batch_size(monkeypatch):
 
 
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "score"])
-def test_out_of_memory_in_inference_says_to_lower_chunk_size(monkeypatch, method):
+def test_out_of_memory_in_inference_says_to_lower_chunk_size(monkeypatch, method, internals):
     model = new_model()
 
     def logits(*args, **kwargs):
         raise OutOfMemoryError("cudaErrorMemoryAllocation")
 
-    monkeypatch.setattr(SoftmaxXP, "_logits", logits)
+    internals.patch_chunk_features(logits)
     args = (X, Y) if method == "score" else (X,)
     with pytest.raises(DeviceMemoryError, match=r"smaller chunk_size \(now 50 rows\)"):
         getattr(model, method)(*args, chunk_size=50)
 
 
-def test_out_of_memory_in_compute_loss_and_grads(monkeypatch):
+def test_out_of_memory_in_compute_loss_and_grads(monkeypatch, internals):
     def loss_and_grads(*args, **kwargs):
         raise OutOfMemoryError("out of memory")
 
-    monkeypatch.setattr(softmax_xp.model, "loss_and_grads", loss_and_grads)
+    internals.patch_loss_and_grads(loss_and_grads)
     with pytest.raises(DeviceMemoryError, match=r"compute_loss_and_grads .* pass fewer rows"):
         new_model().compute_loss_and_grads(X, Y)
 
 
-def test_other_errors_pass_through(monkeypatch):
-    interrupt_on_call(monkeypatch, 1, RuntimeError("something else"))
+def test_other_errors_pass_through(monkeypatch, internals):
+    interrupt_on_call(internals, 1, RuntimeError("something else"))
     with pytest.raises(RuntimeError, match="something else") as info:
         fit(new_model(), 1)
     assert not isinstance(info.value, MemoryError)
@@ -580,20 +587,13 @@ def test_chunked_inference_equals_unchunked(backend, arrays):
             assert model.score(data, Y, chunk_size=chunk_size) == model.score(data, Y)
 
 
-def test_inference_really_works_in_chunks(monkeypatch):
+def test_inference_really_works_in_chunks(internals):
     model = new_model()
-    rows = []
-    logits = SoftmaxXP._logits
-
-    def counting(self, X_, *args):
-        rows.append(X_.shape[0])
-        return logits(self, X_, *args)
-
-    monkeypatch.setattr(SoftmaxXP, "_logits", counting)
+    rows = internals.record_chunks()
     model.predict(X, chunk_size=50)
     assert rows == [50, 50, 20]
     rows.clear()
     model.score(X, Y, chunk_size=100)
     assert rows == [100, 20]
-    assert SoftmaxXP(784, 10, backend="numpy")._chunk_rows(None) == 65536
-    assert SoftmaxXP(10**6, 10, backend="numpy")._chunk_rows(None) == 67
+    assert internals.default_chunk_rows(SoftmaxXP(784, 10, backend="numpy")) == 65536
+    assert internals.default_chunk_rows(SoftmaxXP(10**6, 10, backend="numpy")) == 67

@@ -12,8 +12,7 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("scipy")
 
-from softmax_xp import SoftmaxClassifier, SoftmaxXP, to_numpy
-from softmax_xp import model as model_module
+from softmax_xp import SoftmaxClassifier, to_numpy
 from softmax_xp.functional import log_softmax
 
 
@@ -25,19 +24,12 @@ def _data(n=150, d=4, k=3, seed=0):
 
 
 @pytest.mark.parametrize("method", ["decision_function", "predict_log_proba"])
-def test_logit_methods_move_x_one_chunk_at_a_time(backend, method, monkeypatch):
+def test_logit_methods_move_x_one_chunk_at_a_time(backend, method, internals):
     X, y = _data()
     clf = SoftmaxClassifier(backend=backend.name, device=backend.device, dtype="float64",
                             max_iter=3, random_state=0).fit(X, y)  # fmt: skip
-    monkeypatch.setattr(model_module, "_MAX_CHUNK_ROWS", 16)
-    rows = []
-    features = SoftmaxXP._features
-
-    def spy(self, X, name="X"):
-        rows.append(X.shape[0])
-        return features(self, X, name)
-
-    monkeypatch.setattr(SoftmaxXP, "_features", spy)
+    internals.limit_chunk_rows(16)
+    rows = internals.record_chunks()
     got = getattr(clf, method)(X)
     assert rows and max(rows) <= 16 and sum(rows) == 150
     logits = X @ to_numpy(clf.model_.W) + to_numpy(clf.model_.b)

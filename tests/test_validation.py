@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from softmax_xp import SoftmaxXP, to_numpy
+from softmax_xp import SoftmaxXP, resolve_backend, to_numpy
+from softmax_xp._validation import as_features
 
 D, K, N = 4, 3, 10
 RNG = np.random.default_rng(0)
@@ -334,7 +335,7 @@ def test_image_stacks_are_flattened_without_a_copy(backend, arrays):
     )
     assert model.train(stack, Y, epochs=1, verbose=0).loss
     host = np.ascontiguousarray(stack, dtype=np.float32)
-    flat = SoftmaxXP(D, K, backend="numpy")._features(host)
+    flat = as_features(host, resolve_backend("numpy"), np.float32, D)
     assert np.shares_memory(flat, host)
 
 

@@ -1,0 +1,82 @@
+"""What every source of training rows provides, and the settings the sources are given.
+
+Keras's ``EpochIterator`` draws the line this package keeps: the data owns ``X``, ``y``, the
+sample weights, the shuffle and the batching; the run owns the epochs, the callbacks, the
+validation and the checkpoints. A source gets settings, never the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from .._backend import Backend
+
+__all__ = ["DataSettings", "Objective", "SgdStep", "TrainingData", "Validation"]
+
+Array = Any
+Params = tuple[Array, Array, "tuple[Array, Array] | None"]  # W, b, velocity
+Objective = Callable[[Array, Array], tuple[Array, Array, Array]]
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where and how a model holds its data: backend, dtype name, and its shape ``d x K``."""
+
+    backend: Backend
+    dtype_name: str
+    input_dim: int
+    num_classes: int
+
+    @property
+    def dtype(self) -> Any:
+        return getattr(self.backend.xp, self.dtype_name)
+
+
+@dataclass(frozen=True)
+class SgdStep:
+    """One SGD epoch's settings: its step size, momentum, L2 strength and batch size."""
+
+    lr: float
+    momentum: float
+    reg: float
+    batch_size: int
+
+
+class TrainingData(Protocol):
+    """A source of training rows.
+
+    ``n`` rows, visited in ``blocks`` (row counts; None: one global shuffle); ``fingerprint()``
+    identifies the data for checkpoints; ``sgd_epoch`` runs one epoch from ``(W, b, velocity)``,
+    drawing its shuffle from ``rng``, and returns the new parameters with the per-batch losses
+    and batch sizes, all on the model's device and unread; ``objective(reg)`` is the full-batch
+    loss and gradients for L-BFGS.
+    """
+
+    n: int
+    blocks: list[int] | None
+
+    def fingerprint(self) -> dict[str, Any] | None: ...
+
+    def sgd_epoch(
+        self,
+        W: Array,
+        b: Array,
+        velocity: tuple[Array, Array] | None,
+        rng: np.random.Generator,
+        step: SgdStep,
+    ) -> tuple[Array, Array, tuple[Array, Array] | None, Array, Array]: ...
+
+    def objective(self, reg: float) -> Objective: ...
+
+
+class Validation(Protocol):
+    """Held-out rows: ``hits(W, b)`` is how many the weights classify right, as a 0-d integer
+    array on the model's device (not read), out of ``n``."""
+
+    n: int
+
+    def hits(self, W: Array, b: Array) -> Array: ...

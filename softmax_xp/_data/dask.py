@@ -1,0 +1,273 @@
+"""Training rows in a Dask array: its row chunks are the blocks, visited where they live.
+
+The only place besides :mod:`.dask_checks` and :mod:`.dask_tasks` that imports dask. A Dask
+``X`` must be chunked by rows only, with known chunk sizes. Each block is worked on in its own
+array namespace (NumPy or CuPy chunks); only the parameters travel between tasks: host arrays
+into an epoch's first block task, then the arrays each task returns.
+
+An SGD epoch is a chain of block tasks, each running :func:`softmax_xp.solvers.sgd.sgd_epoch` on
+one block and handing ``(W, b, velocity)`` to the next, in the order
+:func:`softmax_xp._random.block_plan` draws (the same draws as in-memory ``shuffle="blocks"``,
+so the weights are the same).
+
+With an active ``distributed.Client`` the chain runs on its workers as futures: each block is
+loaded (``client.compute`` of its chunk) where the scheduler puts it and the block's task runs
+next to it; loading block ``s`` is submitted only once task ``s - PREFETCH - 1`` is done, so at
+most ``PREFETCH + 1`` blocks of ``X`` are in the cluster's memory at once, however large ``X``
+is, while the next block loads during the current one's SGD. Without a client, Dask's local
+scheduler loads one block at a time and its task runs in this process, under the same thread
+rule as an in-memory epoch, so it gives the in-memory weights bit for bit.
+
+Sample weights (a Dask array, rechunked to ``X``'s rows, or an in-memory one cut into them)
+travel with their block. The validation pass also sums each block's weights exactly: SGD
+divides every weight by their exact mean, as in memory; L-BFGS divides the summed block terms by
+the total weight, and skips blocks whose weights are all 0.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+
+from .. import _random
+from .._backend import asarray_on, to_numpy
+from .._inference import KINDS
+from .base import DataSettings, Objective, Params, SgdStep
+from .dask_checks import features_layout, labels_layout, validate, weights_layout
+from .dask_tasks import aligned, hits_block, loss_sums, output_block, sgd_block
+from .memory import InMemoryValidation, batch_sizes
+
+__all__ = ["PREFETCH", "DaskData", "DaskValidation", "aligned", "predictions", "score", "sources"]
+
+Array = Any
+PREFETCH = 1  # blocks loaded ahead of the one the SGD chain works on
+# The model's method of each output, which names the output's graph keys.
+_METHODS = {
+    "logits": "decision_function",
+    "proba": "predict_proba",
+    "log_proba": "predict_log_proba",
+    "labels": "predict",
+}
+
+
+def sources(
+    X: da.Array,
+    y: Any,
+    X_val: Any,
+    y_val: Any,
+    settings: DataSettings,
+    *,
+    sample_weight: Any = None,
+    block_rows: int | None = None,
+) -> tuple[DaskData, DaskValidation | InMemoryValidation | None]:
+    """The training source of a Dask ``X`` and the validation of ``X_val`` (Dask or in memory),
+    both checked in one pass over their blocks."""
+    X = features_layout(X, settings.input_dim, "X", known=True)
+    if block_rows is not None:
+        X = X.rechunk({0: block_rows})
+    y = labels_layout(y, X.chunks[0], "y")
+    w = weights_layout(sample_weight, X.chunks[0])
+    pairs = [(X, y, "X", "y")]
+    val: DaskValidation | InMemoryValidation | None = None
+    if isinstance(X_val, da.Array):
+        X_val = features_layout(X_val, settings.input_dim, "X_val", known=True)
+        y_val = labels_layout(y_val, X_val.chunks[0], "y_val")
+        pairs.append((X_val, y_val, "X_val", "y_val"))
+        val = DaskValidation(X_val, y_val, settings)
+    elif X_val is not None:
+        val = InMemoryValidation(X_val, y_val, settings)
+    checked = validate(pairs, settings, w)
+    return DaskData(X, y, w, checked.weight_sums, checked.fingerprint, settings), val
+
+
+class DaskData:
+    """Checked Dask rows ``(X, y)`` and weights ``w`` chunked like them (see :func:`sources`)."""
+
+    def __init__(
+        self,
+        X: da.Array,
+        y: da.Array,
+        w: da.Array | None,
+        weight_sums: list[Fraction] | None,
+        fingerprint: dict[str, Any],
+        settings: DataSettings,
+    ):
+        self.X, self.y, self.w, self.settings = X, y, w, settings
+        self.n = X.shape[0]
+        self.blocks = list(X.chunks[0])
+        self._sums, self._fingerprint = weight_sums, fingerprint
+
+    def fingerprint(self) -> dict[str, Any]:
+        return self._fingerprint
+
+    def _blocks(self) -> list[list[Any]]:
+        """``[X block, y block, weights block or None]`` of every block, as delayed values."""
+        x_blocks, y_blocks = self.X.to_delayed().ravel(), self.y.to_delayed()
+        w_blocks = [None] * len(x_blocks) if self.w is None else list(self.w.to_delayed())
+        return [list(block) for block in zip(x_blocks, y_blocks, w_blocks, strict=True)]
+
+    def sgd_epoch(
+        self,
+        W: Array,
+        b: Array,
+        velocity: tuple[Array, Array] | None,
+        rng: np.random.Generator,
+        step: SgdStep,
+    ) -> tuple[Array, Array, tuple[Array, Array] | None, Array, Array]:
+        visit, orders = _random.block_plan(rng, self.blocks)
+        settings: dict[str, Any] = dict(
+            lr=step.lr,
+            momentum=step.momentum,
+            reg=step.reg,
+            batch_size=step.batch_size,
+            dtype=self.settings.dtype_name,
+        )
+        if self._sums is not None:  # SGD's weights have mean 1 (exact, as in memory)
+            settings["weight_mean"] = float(sum(self._sums) / self.n)
+        host_velocity = None if velocity is None else tuple(map(to_numpy, velocity))
+        start = (to_numpy(W), to_numpy(b), host_velocity)
+        W, b, velocity, parts = _chain(self._blocks(), visit, orders, start, settings)
+        on_device = self._on_device
+        if velocity is not None:
+            velocity = (on_device(velocity[0]), on_device(velocity[1]))
+        losses = on_device(np.concatenate([to_numpy(p) for p in parts]))
+        sizes = [s for i in visit for s in batch_sizes(self.blocks[i], step.batch_size)]
+        return on_device(W), on_device(b), velocity, losses, on_device(sizes)
+
+    def _on_device(self, x: Any) -> Array:
+        return asarray_on(self.settings.backend, to_numpy(x), self.settings.dtype)
+
+    def objective(self, reg: float) -> Objective:
+        """``objective(W, b) -> (loss, dW, db)`` of the whole data set, each call one reduction:
+        ``loss = sum l_i / n + 0.5 reg ||W||^2``, ``dW = X^T (P - Y) / n + reg W``,
+        ``db = sum (p_i - y_i) / n``. With weights, the sums are weighted and ``n`` is
+        ``sum w_i``; blocks of weight 0 are not read. Persist ``X`` first if it fits the
+        cluster's memory, or each evaluation reads it again."""
+        blocks, n = self._blocks(), float(self.n)
+        if self._sums is not None:
+            n = float(sum(self._sums))
+            blocks = [block for block, total in zip(blocks, self._sums, strict=True) if total > 0]
+        on_device, xp, dtype = self._on_device, self.settings.backend.xp, self.settings.dtype_name
+
+        def objective(W: Array, b: Array) -> tuple[Array, Array, Array]:
+            params = _params(W, b)
+            parts = [
+                dask.delayed(loss_sums, pure=False)(xb, yb, params, dtype, wb)
+                for xb, yb, wb in blocks
+            ]
+            loss, dW, db, _ = dask.compute(dask.delayed(_add)(parts))[0]
+            scale = on_device(1.0 / n)
+            loss = on_device(loss) * scale + on_device(0.5 * reg) * xp.sum(W * W)
+            return loss, on_device(dW) * scale + on_device(reg) * W, on_device(db) * scale
+
+        return objective
+
+
+class DaskValidation:
+    """Validation rows in a Dask array: each count is one reduction over its blocks."""
+
+    def __init__(self, X: da.Array, y: da.Array, settings: DataSettings):
+        self.X, self.y, self.settings = X, y, settings
+        self.n = X.shape[0]
+
+    def hits(self, W: Array, b: Array) -> Array:
+        params, dtype = _params(W, b), self.settings.dtype_name
+        counts = [
+            dask.delayed(hits_block)(xb, yb, params, dtype)
+            for xb, yb in zip(self.X.to_delayed().ravel(), self.y.to_delayed(), strict=True)
+        ]
+        backend = self.settings.backend
+        return asarray_on(backend, sum(dask.compute(*counts)), backend.xp.int64)
+
+
+def _add(parts: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The sum of block terms, in block order."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = tuple(a + b for a, b in zip(total, part, strict=True))
+    return total
+
+
+def _client() -> Any:
+    """The ``distributed.Client`` that ``dask.compute`` would use now, or None."""
+    if dask.config.get("scheduler", None) not in (None, "dask.distributed"):
+        return None
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def _chain(
+    blocks: list[list[Any]],
+    visit: list[int],
+    orders: list[np.ndarray],
+    params: Params,
+    settings: dict[str, Any],
+) -> tuple[Array, Array, tuple[Array, Array] | None, list[Array]]:
+    """Run the block tasks in ``visit`` order; ``(W, b, velocity, batch losses per block)``.
+    Each block's weights (if any) are loaded with its rows."""
+    client = _client()
+    result: Any = (params, None)
+    if client is None:  # local scheduler: one block in memory at a time, its task here
+        parts = []
+        for i, order in zip(visit, orders, strict=True):
+            xb, yb, wb = dask.compute(*blocks[i])
+            result = sgd_block(xb, yb, wb, order, result, **settings)
+            parts.append(result[1])
+        return (*result[0], parts)
+    from distributed import wait
+
+    chain = []
+    for step, (i, order) in enumerate(zip(visit, orders, strict=True)):
+        if step > PREFETCH:  # load this block once the chain is PREFETCH blocks behind it
+            wait(chain[step - PREFETCH - 1])
+        xb, yb, wb = client.compute(blocks[i])
+        result = client.submit(sgd_block, xb, yb, wb, order, result, pure=False, **settings)
+        chain.append(result)
+    results = client.gather(chain)
+    return (*results[-1][0], [part for _, part in results])
+
+
+# -- inference -------------------------------------------------------------------------------------
+def _params(W: Array, b: Array) -> Any:
+    """The weights as one graph key: sent to each worker once, whatever the number of blocks."""
+    return dask.delayed((to_numpy(W), to_numpy(b)), traverse=False)
+
+
+def predictions(kind: str, X: da.Array, W: Array, b: Array, settings: DataSettings) -> da.Array:
+    """Lazy output ``kind`` (see :data:`softmax_xp._inference.KINDS`) of ``X`` block by block,
+    chunked like its rows; a block holding NaN or infinity, or whose logits overflow, raises
+    when it is computed."""
+    if kind not in KINDS:
+        raise ValueError(f"Unknown output {kind!r}; use one of {KINDS}.")
+    X = features_layout(X, settings.input_dim, "X", known=False)
+    params, dtype = _params(W, b), settings.dtype_name
+    name = f"softmax_xp-{_METHODS[kind]}-{dask.base.tokenize(X, params, dtype)}"
+    if kind == "labels":
+        return X.map_blocks(
+            output_block, params, dtype, kind,
+            chunks=(X.chunks[0],), drop_axis=1, dtype=np.int64,
+            meta=X._meta.astype(np.int64).reshape((0,)), name=name,
+        )  # fmt: skip
+    return X.map_blocks(
+        output_block, params, dtype, kind,
+        chunks=(X.chunks[0], (settings.num_classes,)), dtype=dtype,
+        meta=X._meta.astype(dtype), name=name,
+    )  # fmt: skip
+
+
+def score(X: da.Array, y: Any, W: Array, b: Array, settings: DataSettings) -> float:
+    """Accuracy of ``(W, b)`` on ``(X, y)``, computed as one reduction over the blocks."""
+    X = features_layout(X, settings.input_dim, "X", known=True)
+    y = labels_layout(y, X.chunks[0], "y")
+    labels = predictions("labels", X, W, b, settings)
+    return int(da.sum(labels == y.astype(np.int64)).compute()) / X.shape[0]

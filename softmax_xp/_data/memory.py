@@ -1,0 +1,131 @@
+"""Training rows held in memory (any backend): one global shuffle per epoch, or blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from array_api_compat import device as device_of
+
+from .. import _random
+from .._backend import asarray_on
+from .._fingerprint import data_fingerprint
+from .._inference import chunk_rows, device_hits, row_slices
+from .._validation import as_features, as_labels, features_on_host_or_device, warn_if_unscaled
+from .._weights import as_sample_weight, exact_mean
+from ..functional import loss_and_grads
+from ..solvers.sgd import sgd_epoch
+from .base import DataSettings, Objective, SgdStep
+
+__all__ = ["InMemoryData", "InMemoryValidation", "batch_sizes", "features_and_labels"]
+
+Array = Any
+
+
+def features_and_labels(
+    X: Any, y: Any, settings: DataSettings, names: tuple[str, str] = ("X", "y")
+) -> tuple[Array, Array]:
+    """``X`` and ``y`` checked (type, shape, finite features, labels in range; a warning for
+    unscaled integer features) and moved to the model's backend."""
+    xname, yname = names
+    X = warn_if_unscaled(features_on_host_or_device(X, settings.input_dim, xname), xname)
+    X = as_features(X, settings.backend, settings.dtype, settings.input_dim, xname)
+    return X, as_labels(y, settings.backend, X.shape[0], settings.num_classes, yname)
+
+
+def batch_sizes(n: int, batch_size: int) -> list[int]:
+    """The sizes of the batches of ``n`` rows: ``batch_size`` each, the last one shorter."""
+    return [min(batch_size, n - lo) for lo in range(0, n, batch_size)]
+
+
+class InMemoryData:
+    """Rows ``(X, y)`` on the model's device, optionally weighted; ``block_rows`` cuts them into
+    blocks visited as a Dask array's chunks are (see :func:`softmax_xp._random.block_plan`)."""
+
+    def __init__(
+        self,
+        X: Any,
+        y: Any,
+        settings: DataSettings,
+        *,
+        sample_weight: Any = None,
+        block_rows: int | None = None,
+    ):
+        self.settings = settings
+        self.X, self.y = features_and_labels(X, y, settings)
+        self.n = self.X.shape[0]
+        self.weights = as_sample_weight(sample_weight, settings.backend, settings.dtype, self.n)
+        self.blocks = None
+        if block_rows is not None:
+            self.blocks = [s.stop - s.start for s in row_slices(self.n, block_rows)]
+        self._sgd_weights: Array | None = None
+
+    def fingerprint(self) -> dict[str, Any]:
+        return data_fingerprint(self.settings.backend, self.X, self.y)
+
+    def _mean_one_weights(self) -> Array | None:
+        """The weights scaled to mean 1, as SGD uses them: an exact mean (one host read, once),
+        so that a Dask ``X``'s blocks, whose sums add up in another order, get the same."""
+        if self.weights is None or self._sgd_weights is not None:
+            return self._sgd_weights
+        xp, w = self.settings.backend.xp, self.weights
+        mean = xp.asarray(exact_mean(w), dtype=w.dtype, device=device_of(w))
+        self._sgd_weights = w / mean
+        return self._sgd_weights
+
+    def sgd_epoch(
+        self,
+        W: Array,
+        b: Array,
+        velocity: tuple[Array, Array] | None,
+        rng: np.random.Generator,
+        step: SgdStep,
+    ) -> tuple[Array, Array, tuple[Array, Array] | None, Array, Array]:
+        backend, xp = self.settings.backend, self.settings.backend.xp
+        weights = self._mean_one_weights()
+        settings = dict(
+            lr=step.lr, momentum=step.momentum, reg=step.reg, batch_size=step.batch_size, xp=xp
+        )
+        if self.blocks is None:
+            order = asarray_on(backend, _random.permutation(rng, self.n), xp.int64)
+            W, b, velocity, losses = sgd_epoch(
+                self.X, self.y, order, W, b, velocity, weights=weights, **settings
+            )
+            sizes = batch_sizes(self.n, step.batch_size)
+            return W, b, velocity, losses, asarray_on(backend, sizes, self.settings.dtype)
+        starts = np.cumsum([0, *self.blocks])
+        visit, orders = _random.block_plan(rng, self.blocks)
+        parts, sizes = [], []
+        for i, order in zip(visit, orders, strict=True):
+            rows = slice(int(starts[i]), int(starts[i + 1]))
+            w = None if weights is None else weights[rows]
+            W, b, velocity, part = sgd_epoch(
+                self.X[rows, ...],
+                self.y[rows],
+                asarray_on(backend, order, xp.int64),
+                W, b, velocity, weights=w, **settings,
+            )  # fmt: skip
+            parts.append(part)
+            sizes += batch_sizes(self.blocks[i], step.batch_size)
+        losses = parts[0] if len(parts) == 1 else xp.concat(parts)
+        return W, b, velocity, losses, asarray_on(backend, sizes, self.settings.dtype)
+
+    def objective(self, reg: float) -> Objective:
+        X, y, w, xp = self.X, self.y, self.weights, self.settings.backend.xp
+
+        def objective(W: Array, b: Array) -> tuple[Array, Array, Array]:
+            return loss_and_grads(X, y, W, b, reg, sample_weight=w, xp=xp)
+
+        return objective
+
+
+class InMemoryValidation:
+    """Validation rows on the model's device."""
+
+    def __init__(self, X: Any, y: Any, settings: DataSettings):
+        self.X, self.y = features_and_labels(X, y, settings, ("X_val", "y_val"))
+        self.n = self.X.shape[0]
+        self._rows = chunk_rows(settings, None)
+
+    def hits(self, W: Array, b: Array) -> Array:
+        return device_hits(self.X, self.y, W, b, self._rows)

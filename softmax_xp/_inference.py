@@ -1,0 +1,143 @@
+"""What weights ``(W, b)`` say about rows ``X``: logits, probabilities, labels and hit counts.
+
+Functions of ``(W, b)`` and the data, so every path (the model in memory, the blocks of a Dask
+array, the validation set of a run) computes them one way. In memory, ``X`` is moved to the
+device a chunk of rows at a time, and results computed from logits that overflowed the model's
+dtype are refused with one host read for all chunks (the library never returns NaN silently).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from array_api_compat import array_namespace
+
+from ._errors import quiet_float_warnings
+from ._validation import (
+    as_features,
+    as_labels,
+    check_finite,
+    check_int,
+    features_on_host_or_device,
+    warn_if_unscaled,
+)
+from .functional import log_softmax, softmax
+
+__all__ = [
+    "KINDS",
+    "block_output",
+    "check_logits",
+    "chunk_rows",
+    "device_hits",
+    "outputs",
+    "row_slices",
+    "score",
+]
+
+Array = Any
+KINDS = ("logits", "proba", "log_proba", "labels")
+_MAX_CHUNK_ROWS = 65536
+_CHUNK_BYTES = 256 * 2**20  # default inference chunk: its features and logits stay under this
+
+
+def of_logits(kind: str, z: Array, xp: Any) -> Array:
+    """The output ``kind`` of logits ``z``: themselves, softmax, log-softmax or argmax."""
+    if kind == "proba":
+        return softmax(z, axis=-1, xp=xp)
+    if kind == "log_proba":
+        return log_softmax(z, axis=-1, xp=xp)
+    if kind == "labels":
+        return xp.argmax(z, axis=1)
+    return z
+
+
+def chunk_rows(settings: Any, chunk_size: int | None) -> int:
+    """Rows per chunk: ``chunk_size``, or as many as keep a chunk's features and logits under
+    256 MiB (at most 65536)."""
+    if chunk_size is not None:
+        return check_int(chunk_size, "chunk_size", 1)
+    itemsize = 4 if settings.dtype_name == "float32" else 8
+    row_bytes = (settings.input_dim + 2 * settings.num_classes) * itemsize
+    return max(1, min(_MAX_CHUNK_ROWS, _CHUNK_BYTES // row_bytes))
+
+
+def row_slices(n: int, rows: int) -> list[slice]:
+    """``rows``-row slices covering ``range(n)``, none running past ``n`` (array-api-strict
+    refuses out-of-bounds stops)."""
+    return [slice(lo, min(lo + rows, n)) for lo in range(0, n, rows)]
+
+
+def check_logits(finite: list[Array], dtype_name: str, xp: Any) -> None:
+    """Refuse results computed from overflowed logits (one host read for every chunk)."""
+    if bool(xp.all(xp.stack(finite))):
+        return
+    raise ValueError(
+        f"The logits X @ W + b overflowed {dtype_name} for some rows of X: their "
+        "features are far larger than those the model was trained on, so the "
+        "probabilities would be NaN and the predicted classes arbitrary. Scale X as the "
+        "training data was scaled (MNIST pixels lie in [0, 1])"
+        + (", or use a float64 model." if dtype_name == "float32" else ".")
+    )
+
+
+def _chunks(X: Any, settings: Any, rows: int) -> list[tuple[slice, Array]]:
+    """``X`` checked, then cut into ``rows``-row chunks moved to the device one at a time."""
+    X = warn_if_unscaled(features_on_host_or_device(X, settings.input_dim))
+    dtype, backend = settings.dtype, settings.backend
+    return [
+        (r, as_features(X[r, ...], backend, dtype, settings.input_dim))
+        for r in row_slices(X.shape[0], rows)
+    ]
+
+
+def outputs(kind: str, X: Any, W: Array, b: Array, settings: Any, rows: int) -> Array:
+    """Output ``kind`` (see :data:`KINDS`) of every row of an in-memory ``X``, chunk by chunk."""
+    xp = settings.backend.xp
+    finite, parts = [], []
+    with quiet_float_warnings():
+        for _, Xc in _chunks(X, settings, rows):
+            z = Xc @ W + b
+            finite.append(xp.all(xp.isfinite(z)))
+            parts.append(of_logits(kind, z, xp))
+    check_logits(finite, settings.dtype_name, xp)
+    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
+
+
+def score(X: Any, y: Any, W: Array, b: Array, settings: Any, rows: int) -> float:
+    """The fraction of the rows of an in-memory ``(X, y)`` that ``(W, b)`` classify right."""
+    xp = settings.backend.xp
+    X = features_on_host_or_device(X, settings.input_dim)
+    n = X.shape[0]
+    y = as_labels(y, settings.backend, n, settings.num_classes)
+    finite, hits = [], []
+    with quiet_float_warnings():
+        for r, Xc in _chunks(X, settings, rows):
+            z = Xc @ W + b
+            finite.append(xp.all(xp.isfinite(z)))
+            hits.append(_hits(z, y[r], xp))
+    check_logits(finite, settings.dtype_name, xp)
+    return int(xp.sum(xp.stack(hits))) / n
+
+
+def _hits(z: Array, y: Array, xp: Any) -> Array:
+    """How many rows' largest logit is their label's (0-d int64, on the device)."""
+    return xp.sum(xp.astype(xp.argmax(z, axis=1) == y, xp.int64))
+
+
+def device_hits(X: Array, y: Array, W: Array, b: Array, rows: int) -> Array:
+    """How many rows of ``(X, y)``, already on the device, ``(W, b)`` classify right: a 0-d
+    int64 device array, in chunks of ``rows``, with no host read."""
+    xp = array_namespace(X)
+    hits = [_hits(X[r, ...] @ W + b, y[r], xp) for r in row_slices(X.shape[0], rows)]
+    return hits[0] if len(hits) == 1 else xp.sum(xp.stack(hits))
+
+
+def block_output(kind: str, Xb: Array, W: Array, b: Array) -> Array:
+    """Output ``kind`` of one block of rows in its own namespace (a Dask block on a worker):
+    NaN or infinity in the block is refused, as overflowed logits are."""
+    xp = array_namespace(Xb)
+    check_finite(Xb, xp)
+    with quiet_float_warnings():
+        z = Xb @ W + b
+    check_logits([xp.all(xp.isfinite(z))], str(Xb.dtype).rsplit(".", 1)[-1], xp)
+    return of_logits(kind, z, xp)

@@ -1,0 +1,241 @@
+"""The one training loop: SGD epochs or L-BFGS iterations on any data source.
+
+A :class:`Run` gets a data source and its validation rows (:mod:`softmax_xp._data`), the
+callbacks, and a ``commit`` function that makes a new :class:`TrainState` the model's (one store).
+It never sees the model. Each epoch is computed from the committed state, checked (finite loss
+and weights: one host read per epoch, which also reads the validation hits), and committed;
+a Ctrl-C or an error in an epoch leaves the model at the last committed one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .. import _random
+from .._backend import Backend, to_numpy
+from .._data.base import SgdStep
+from .._errors import TrainingDivergedError, quiet_float_warnings
+from .._threads import training_threads
+from ..solvers.lbfgs import minimize_lbfgs
+from .callbacks import Callback
+from .state import TrainState
+
+__all__ = ["LbfgsOutcome", "Run", "Schedule"]
+
+Array = Any
+_HITS_SPLIT = 4096  # hit counts travel as (hits // 4096, hits % 4096): exact in float32 to 2**36
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """SGD's settings: step size ``lr * lr_decay ** (epoch - 1)`` in epoch ``epoch`` (1-based),
+    heavy-ball ``momentum`` and the L2 strength ``reg``."""
+
+    lr: float
+    lr_decay: float
+    momentum: float
+    reg: float
+
+    def step_size(self, epoch: int) -> float:
+        return self.lr * self.lr_decay ** (epoch - 1)
+
+
+@dataclass(frozen=True)
+class LbfgsOutcome:
+    """Whether L-BFGS met its stopping rule, and scipy's reason for stopping."""
+
+    converged: bool
+    message: str
+
+
+class Run:
+    """A training run of ``data`` from a starting state; see the module docstring."""
+
+    def __init__(
+        self,
+        data: Any,
+        validation: Any,
+        callbacks: list[Callback],
+        commit: Callable[[TrainState], None],
+        backend: Backend,
+    ):
+        self.data, self.validation, self.callbacks = data, validation, callbacks
+        self.backend, self._commit_state = backend, commit
+        self.state: TrainState | None = None
+
+    def _begin(self, state: TrainState) -> None:
+        self._store(state)
+        for callback in self.callbacks:
+            callback.on_train_begin(state)
+
+    def _store(self, state: TrainState) -> None:
+        self.state = state
+        self._commit_state(state)
+
+    def _end_epoch(self, state: TrainState) -> None:
+        self._store(state)
+        for callback in self.callbacks:
+            callback.on_epoch_end(state)
+
+    def _end(self) -> None:
+        assert self.state is not None
+        for callback in self.callbacks:
+            callback.on_train_end(self.state)
+
+    # -- SGD ---------------------------------------------------------------------------------------
+    def sgd(self, state: TrainState, epochs: int, schedule: Schedule, batch_size: int) -> None:
+        """SGD epochs ``state.epoch + 1 .. epochs``."""
+        self._begin(state)
+        d, k = state.W.shape
+        shape = (min(batch_size, self.data.n), d, k)
+        for epoch in range(state.epoch + 1, epochs + 1):
+            with quiet_float_warnings(), training_threads(self.backend, *shape):
+                state = self._sgd_epoch(state, epoch, schedule, batch_size)
+            self._end_epoch(state)
+        self._end()
+
+    def _sgd_epoch(
+        self, state: TrainState, epoch: int, schedule: Schedule, batch_size: int
+    ) -> TrainState:
+        """Epoch ``epoch`` from ``state``, checked: the new state, or TrainingDivergedError."""
+        start = time.perf_counter()
+        rng = _random.clone(state.rng)  # advanced only when the epoch is committed
+        lr = schedule.step_size(epoch)
+        step = _step(lr, schedule, batch_size)
+        W, b, velocity, losses, sizes = self.data.sgd_epoch(
+            state.W, state.b, state.velocity, rng, step
+        )
+        loss, accuracy, finite = self._read_epoch(W, b, velocity, losses, sizes)
+        if not (finite and abs(loss) < math.inf):
+            raise self._diverged(state, epoch, lr, schedule.lr, losses, weights_finite=finite)
+        history = state.history.extended(loss, accuracy, time.perf_counter() - start)
+        return TrainState(W, b, velocity, rng, epoch, history)
+
+    def _read_epoch(
+        self,
+        W: Array,
+        b: Array,
+        velocity: tuple[Array, Array] | None,
+        losses: Array,
+        sizes: Array,
+    ) -> tuple[float, float | None, bool]:
+        """One host read: the epoch's mean loss ``sum(losses * sizes) / n``, its validation
+        accuracy (None without validation rows), and whether every parameter is finite."""
+        xp = self.backend.xp
+        finite = xp.all(xp.isfinite(W)) & xp.all(xp.isfinite(b))
+        for v in velocity or ():
+            finite = finite & xp.all(xp.isfinite(v))
+        values = [xp.sum(losses * sizes), xp.astype(finite, W.dtype)]
+        if self.validation is not None:  # as two parts, each exact in the weights' dtype
+            hits = self.validation.hits(W, b)
+            values += [xp.astype(part, W.dtype) for part in _split_count(hits)]
+        total, ok, *hit_parts = to_numpy(xp.stack(values)).tolist()
+        accuracy = None
+        if self.validation is not None:
+            high, low = (int(part) for part in hit_parts)
+            accuracy = (high * _HITS_SPLIT + low) / self.validation.n
+        return total / self.data.n, accuracy, bool(ok)
+
+    def _diverged(
+        self,
+        state: TrainState,
+        epoch: int,
+        lr: float,
+        base_lr: float,
+        losses: Array,
+        weights_finite: bool,
+    ) -> TrainingDivergedError:
+        xp = self.backend.xp
+        bad = ~xp.isfinite(losses)
+        batch = None
+        what = "the summed loss overflowed" if weights_finite else "the weights overflowed"
+        if bool(xp.any(bad)):
+            index = int(xp.argmax(xp.astype(bad, xp.int32)))
+            batch = index + 1
+            value = float(losses[index])
+            what = f"the loss of batch {batch} of {losses.shape[0]} is {value}"
+        kept = f"epoch {epoch - 1}" if epoch > 1 else "the start of the run"
+        return TrainingDivergedError(
+            f"Training diverged in epoch {epoch}: {what} (step size {lr:g}).",
+            kept=f"The model keeps the weights of {kept}.",
+            advice=f"Try a smaller lr, e.g. lr={base_lr / 10:g}.",
+            epoch=epoch,
+            batch=batch,
+            history=state.history,
+        )
+
+    # -- L-BFGS ------------------------------------------------------------------------------------
+    def lbfgs(self, state: TrainState, epochs: int, tol: float, reg: float) -> LbfgsOutcome:
+        """L-BFGS iterations ``state.epoch + 1 .. epochs`` (fewer once converged); each accepted
+        iterate is committed like an SGD epoch, so an interruption keeps the last one."""
+        self._begin(state)
+        objective = self.data.objective(reg)
+        clock = [time.perf_counter()]
+        first: list[float] = []
+
+        def watched(W: Array, b: Array) -> tuple[Array, Array, Array]:
+            loss, dW, db = objective(W, b)
+            if not first:
+                first.append(float(to_numpy(loss)))
+            return loss, dW, db
+
+        def on_iteration(_: int, W: Array, b: Array, loss: float) -> None:
+            assert self.state is not None
+            now = self.state
+            epoch = now.epoch + 1
+            if not math.isfinite(loss):
+                raise _lbfgs_diverged(epoch, f"the loss is {loss}", now)
+            accuracy = None
+            if self.validation is not None:
+                accuracy = int(to_numpy(self.validation.hits(W, b))) / self.validation.n
+            history = now.history.extended(loss, accuracy, time.perf_counter() - clock[0])
+            self._end_epoch(now.replace(W=W, b=b, epoch=epoch, history=history))
+            clock[0] = time.perf_counter()
+
+        with quiet_float_warnings():
+            result = minimize_lbfgs(
+                watched,
+                state.W,
+                state.b,
+                max_iter=epochs - state.epoch,
+                to_host=to_numpy,
+                tol=tol,
+                callback=on_iteration,
+            )
+        if epochs > state.epoch and result.n_iter == 0 and not result.converged:
+            start = first[0] if first else math.nan
+            what = f"the loss at the starting weights is {start}"
+            if math.isfinite(start):
+                what = (
+                    f"no step from the starting weights (loss {start:.6g}) has a finite, lower "
+                    f"loss (scipy: {result.message})"
+                )
+            raise _lbfgs_diverged(state.epoch + 1, what, state, start=True)
+        self._end()
+        return LbfgsOutcome(result.converged, result.message)
+
+
+def _step(lr: float, schedule: Schedule, batch_size: int) -> SgdStep:
+    return SgdStep(lr=lr, momentum=schedule.momentum, reg=schedule.reg, batch_size=batch_size)
+
+
+def _lbfgs_diverged(
+    epoch: int, what: str, state: TrainState, start: bool = False
+) -> TrainingDivergedError:
+    return TrainingDivergedError(
+        f"L-BFGS {'cannot start' if start else 'diverged'} in iteration {epoch}: {what}.",
+        kept=f"The model keeps {'its starting weights' if start else 'the previous iteration'};",
+        advice="check the data for huge values (scale the features) and reg for a huge value.",
+        epoch=epoch,
+        batch=None,
+        history=state.history,
+    )
+
+
+def _split_count(count: Array) -> tuple[Array, Array]:
+    """``(count // 4096, count % 4096)``: both exact in float32 for counts below 2**36."""
+    return count // _HITS_SPLIT, count % _HITS_SPLIT
