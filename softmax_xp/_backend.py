@@ -335,7 +335,7 @@ def _check_name(name: str) -> str:
 
 
 def resolve_backend(name: str = "auto", device: Any = None, fallback: bool = True) -> Backend:
-    """Resolve a backend name to a :class:`Backend`.
+    """Resolve a backend name to a ``Backend``: its ``name``, array namespace ``xp`` and ``device``.
 
     ``"auto"`` reads ``$SOFTMAX_XP_BACKEND`` first; without it, CuPy when a CUDA device answers,
     else NumPy. An explicit backend that cannot run here falls back to NumPy with a

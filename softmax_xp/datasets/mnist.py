@@ -289,7 +289,7 @@ def load_mnist_test(
     *,
     verify: bool | None = None,
 ) -> XY:
-    """The test split ``(X_test, y_test)`` of :func:`load_mnist`, needing only the two ``t10k``
+    """The test split ``(X_test, y_test)`` of :func:`~softmax_xp.load_mnist`, needing only the two ``t10k``
     files: looked for, verified and downloaded like ``load_mnist`` does all four.
 
     Examples
