@@ -194,6 +194,10 @@ def test_the_examples_check_sees_sections():
 def test_docstring_examples_run(module_name, monkeypatch, tmp_path):
     if module_name == "softmax_xp.plots":
         pytest.importorskip("matplotlib").use("Agg")
+        import matplotlib.pyplot as plt
+
+        plt.close("all")  # matplotlib warns (a RuntimeWarning, an error here) past 20 figures
+        monkeypatch.setattr("softmax_xp.plots.DPI", 40)  # smaller PNGs, same code
     if module_name == "softmax_xp.sklearn":
         pytest.importorskip("sklearn")
     if module_name == "softmax_xp._backend":
@@ -205,6 +209,8 @@ def test_docstring_examples_run(module_name, monkeypatch, tmp_path):
     for test in finder.find(module, module_name):
         runner.run(test, out=lambda text: sys.stdout.write(text))
     result = runner.summarize(verbose=False)
+    if module_name == "softmax_xp.plots":
+        plt.close("all")
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed (above)"
 
 

@@ -124,12 +124,9 @@ def default_cache_dir() -> Path:
 
     Examples
     --------
-    >>> import os
     >>> from softmax_xp.datasets import default_cache_dir
-    >>> os.environ["XDG_CACHE_HOME"] = "/tmp/cache"
-    >>> default_cache_dir().as_posix()
-    '/tmp/cache/softmax_xp/mnist'
-    >>> del os.environ["XDG_CACHE_HOME"]
+    >>> default_cache_dir().parts[-2:]  # under $XDG_CACHE_HOME, else ~/.cache
+    ('softmax_xp', 'mnist')
     """
     base = os.environ.get("XDG_CACHE_HOME")
     if not base:
