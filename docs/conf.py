@@ -25,7 +25,6 @@ version = release
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
-    "sphinx.ext.doctest",
     "sphinx.ext.mathjax",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
@@ -83,8 +82,8 @@ html_theme_options = {
 html_static_path: list[str] = []
 html_show_sourcelink = False
 
-# -- doctest builder: the pages' `>>>` blocks and .. doctest:: directives ------------------------
-doctest_global_setup = "import numpy as np"
+# The docstrings' Examples run as doctests in ``nox -s docs`` (pytest --doctest-modules) and in
+# tests/test_docs.py, not through Sphinx's doctest builder.
 
 
 def _skip_member(app, what, name, obj, skip, options):
