@@ -1,4 +1,5 @@
-"""Test sessions, one per backend, plus lint. ``nox`` runs every session; ``nox -l`` lists them.
+"""Test sessions, one per backend, plus lint and docs. ``nox`` runs every session; ``nox -l`` lists
+them.
 
 Each ``tests-<backend>`` session installs the package with that backend and runs the whole suite
 with ``SOFTMAX_XP_TEST_BACKENDS=<backend>``, so every numeric test (and the equivalence tests
@@ -83,6 +84,32 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", *PYTHON_PATHS)
     session.run("ruff", "format", "--check", *PYTHON_PATHS)
     session.run("lint-imports")
+
+
+# Modules whose docstring examples the docs session runs as doctests.
+DOCTEST_MODULES = (
+    "softmax_xp/functional.py",
+    "softmax_xp/metrics.py",
+    "softmax_xp/plots.py",
+    "softmax_xp/datasets/idx.py",
+    "softmax_xp/datasets/mnist.py",
+    "softmax_xp/_backend.py",
+    "softmax_xp/model.py",
+    "softmax_xp/sklearn.py",
+)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Every docstring example as a doctest, then the pages with warnings as errors (nitpicky),
+    running the tutorial; ``nox -s docs -- -E`` rebuilds from scratch. Offline; about a minute.
+    Serve the result with ``python -m http.server -d docs/_build/html``."""
+    session.install("-e", ".[docs]")
+    env = {"MPLBACKEND": "Agg"}
+    flags = "doctest_optionflags=NORMALIZE_WHITESPACE ELLIPSIS"
+    session.run("pytest", "-q", "--doctest-modules", "-o", flags, *DOCTEST_MODULES, env=env)
+    build = ("sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", "docs/_build/html")
+    session.run(*build, *session.posargs, env=env)
 
 
 @nox.session(default=False)

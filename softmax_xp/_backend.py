@@ -335,12 +335,21 @@ def _check_name(name: str) -> str:
 
 
 def resolve_backend(name: str = "auto", device: Any = None, fallback: bool = True) -> Backend:
-    """Resolve a backend name to a :class:`Backend`.
+    """Resolve a backend name to a ``Backend``: its ``name``, array namespace ``xp`` and ``device``.
 
     ``"auto"`` reads ``$SOFTMAX_XP_BACKEND`` first; without it, CuPy when a CUDA device answers,
     else NumPy. An explicit backend that cannot run here falls back to NumPy with a
     :class:`BackendFallbackWarning`, or raises :class:`BackendUnavailableError` when
     ``fallback=False``.
+
+    Examples
+    --------
+    >>> from softmax_xp import resolve_backend
+    >>> backend = resolve_backend("numpy")
+    >>> backend.name, backend.device
+    ('numpy', 'cpu')
+    >>> backend.xp.ones(2, dtype=backend.xp.float32, device=backend.device)
+    array([1., 1.], dtype=float32)
     """
     name = _check_name(name)
     if name == "auto":
@@ -387,7 +396,17 @@ def backend_name(xp: Any) -> str:
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    """Copy an array of any supported backend (or a list) to a NumPy array on the host."""
+    """Copy an array of any supported backend (or a list) to a NumPy array on the host.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> from softmax_xp import to_numpy
+    >>> to_numpy(xp.asarray([1.0, 2.0]))
+    array([1., 2.])
+    >>> to_numpy([3, 4])
+    array([3, 4])
+    """
     if isinstance(x, np.ndarray):
         return x
     if array_api_compat.is_cupy_array(x):
@@ -409,6 +428,15 @@ def backend_info() -> dict[str, dict[str, Any]]:
     """What each backend looks like on this machine: available or why not, and its devices.
 
     The ``"auto"`` entry names the backend that ``backend="auto"`` picks here.
+
+    Examples
+    --------
+    >>> from softmax_xp import backend_info
+    >>> info = backend_info()
+    >>> info["numpy"]["available"], info["numpy"]["devices"]
+    (True, ['cpu'])
+    >>> info["auto"]["resolves_to"] in info  # the backend that "auto" picks here
+    True
     """
     info: dict[str, dict[str, Any]] = {}
     for name in BACKENDS[1:]:

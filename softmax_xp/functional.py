@@ -152,6 +152,19 @@ def softmax(x: Array, /, *, axis: int | tuple[int, ...] | None = -1, xp: Any = N
     Subtracting the maximum changes nothing mathematically and keeps ``exp`` from overflowing, so
     logits of 1e4 or -inf give exact results. A row holding NaN or +inf, or only -inf, is all NaN
     (as in scipy.special and PyTorch). Lists and integers are accepted (see :func:`logsumexp`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp import softmax
+    >>> softmax(np.array([0.25, 1.23, -0.8])).round(3)
+    array([0.249, 0.664, 0.087])
+
+    Each row of a batch of logits sums to one; huge logits do not overflow:
+
+    >>> softmax(np.array([[1.0, 1.0], [1e4, 0.0]]))
+    array([[0.5, 0.5],
+           [1. , 0. ]])
     """
     x, xp = _as_real_float(x, xp)
     axis = _check_axis(x, axis)
@@ -169,7 +182,17 @@ def softmax(x: Array, /, *, axis: int | tuple[int, ...] | None = -1, xp: Any = N
 
 def log_softmax(x: Array, /, *, axis: int | tuple[int, ...] | None = -1, xp: Any = None) -> Array:
     """``log(softmax(x)) = (x - m) - log1p(sum(exp(x - m)) - 1)``, computed without forming
-    softmax; rows holding NaN or +inf, or only -inf, are all NaN (as in PyTorch)."""
+    softmax; rows holding NaN or +inf, or only -inf, are all NaN (as in PyTorch).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp import log_softmax
+    >>> log_softmax(np.array([0.0, 0.0])).round(4)
+    array([-0.6931, -0.6931])
+    >>> float(log_softmax(np.array([0.0, -800.0]))[1])  # log(softmax) would give -inf
+    -800.0
+    """
     x, xp = _as_real_float(x, xp)
     axis = _check_axis(x, axis)
     if _is_empty(x, axis):
@@ -204,6 +227,18 @@ def logsumexp(
     ``log|sum(b exp(x))|``; a zero weight removes its term. A negative sum is NaN unless
     ``return_sign``, which returns ``(log|sum|, sign(sum))`` (sign 0 for a sum of 0, whose log
     is -inf).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp import logsumexp
+    >>> round(float(logsumexp(np.array([0.0, 0.0]))), 6)  # log 2
+    0.693147
+    >>> float(logsumexp([0.0, -40.0]))  # the small term is not lost
+    4.248354255291589e-18
+    >>> value, sign = logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
+    >>> round(float(value), 4), float(sign)  # log|e - e^2| and the sign of e - e^2
+    (1.5413, -1.0)
     """
     if b is not None or return_sign:
         return _weighted_logsumexp(x, b, axis, keepdims, return_sign, xp)
@@ -298,7 +333,21 @@ def _weighted_dtype(x_dtype: Any, b_dtype: Any, x: Array, b: Array, xp: Any) -> 
 
 def sigmoid(x: Array, /, *, xp: Any = None) -> Array:
     """Logistic function ``1 / (1 + exp(-x))``, evaluated through ``exp(-|x|)`` so it never overflows
-    (``-|x|`` written as a ``where``, so that autograd's derivative at 0 is 1/4, not 0)."""
+    (``-|x|`` written as a ``where``, so that autograd's derivative at 0 is 1/4, not 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp import sigmoid, softmax
+    >>> sigmoid(np.array([-1000.0, 0.0, 2.0])).round(4)
+    array([0.    , 0.5   , 0.8808])
+
+    With two classes, softmax is the sigmoid of the difference of the logits:
+
+    >>> z = np.array([0.5, 2.5])
+    >>> bool(np.isclose(softmax(z)[1], sigmoid(z[1] - z[0])))
+    True
+    """
     x, xp = _as_real_float(x, xp)
     if _is_narrow(x, xp):
         return xp.astype(sigmoid(xp.astype(x, xp.float32), xp=xp), x.dtype)
@@ -310,6 +359,20 @@ def softmax_jacobian(x: Array, /, *, xp: Any = None) -> Array:
     """Jacobian of softmax at logits ``x``: ``J = diag(p) - p p^T`` with ``p = softmax(x)``.
 
     ``x`` of shape ``(..., K)`` gives ``J`` of shape ``(..., K, K)`` with ``J[..., i, j] = dp_i/dx_j``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp import softmax_jacobian
+    >>> softmax_jacobian(np.array([0.0, 0.0]))
+    array([[ 0.25, -0.25],
+           [-0.25,  0.25]])
+
+    Its rows sum to zero, because the probabilities always sum to one:
+
+    >>> J = softmax_jacobian(np.array([[0.25, 1.23, -0.8]]))
+    >>> J.shape, bool(np.allclose(J.sum(axis=-1), 0.0))
+    ((1, 3, 3), True)
     """
     x, xp = _as_real_float(x, xp)
     if x.ndim == 0:
@@ -344,6 +407,15 @@ def one_hot(y: Array, /, num_classes: int, *, dtype: Any = None, xp: Any = None)
 
     ``dtype`` defaults to the namespace's default floating dtype on ``y``'s device. Python
     labels (``one_hot([0, 2, 1], 3)``) are read as a NumPy array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp import one_hot
+    >>> one_hot(np.array([0, 2, 1]), 3)
+    array([[1., 0., 0.],
+           [0., 0., 1.],
+           [0., 1., 0.]])
     """
     if xp is None and isinstance(y, list | tuple | int):
         from array_api_compat import numpy as host_xp  # only for Python labels
@@ -410,6 +482,17 @@ def cross_entropy(
 
     A label outside ``[0, K)`` makes the loss NaN (checking it would need a host read; PyTorch
     raises), never a plausible number.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp import cross_entropy
+    >>> logits = np.array([[2.0, 0.0], [0.0, 2.0]])
+    >>> round(float(cross_entropy(logits, np.array([0, 1]))), 4)  # -log(e^2 / (e^2 + 1))
+    0.1269
+    >>> W = np.ones((3, 2))
+    >>> round(float(cross_entropy(logits, np.array([0, 1]), W=W, reg=0.1)), 4)  # + 0.5 * 0.1 * 6
+    0.4269
     """
     logits, xp = _as_real_float(logits, xp, "logits")
     if not is_array_api_obj(y):  # a list of labels
@@ -458,6 +541,30 @@ def loss_and_grads(
 
     Returns ``(loss, dW, db)`` with ``loss`` a 0-d array, ``dW`` shaped like ``W`` and ``db`` like ``b``,
     all of ``W``'s dtype (float16 and bfloat16 are computed in float32 and rounded once).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp import loss_and_grads
+    >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> y = np.array([0, 1, 1])
+    >>> W, b = np.zeros((2, 3)), np.zeros((1, 3))
+    >>> loss, dW, db = loss_and_grads(X, y, W, b, reg=1e-4)
+    >>> round(float(loss), 4)  # log 3: every class equally likely at W = 0
+    1.0986
+    >>> dW.shape, db.shape
+    ((2, 3), (1, 3))
+    >>> db.round(4) + 0.0  # the mean of p - onehot(y) over the batch
+    array([[ 0.    , -0.3333,  0.3333]])
+
+    The gradient agrees with finite differences of the loss:
+
+    >>> h = 1e-6
+    >>> W_h = W.copy()
+    >>> W_h[0, 0] += h
+    >>> slope = (float(loss_and_grads(X, y, W_h, b, reg=1e-4)[0]) - float(loss)) / h
+    >>> bool(abs(slope - dW[0, 0]) < 1e-5)
+    True
     """
     if not is_array_api_obj(y):  # a list of labels
         xp = _common_namespace(X=X, W=W, b=b) if xp is None else xp

@@ -45,7 +45,16 @@ _MAX_CHUNK_ROWS = 2**24
 
 
 class Averages(NamedTuple):
-    """Precision, recall and F1 averaged over classes (0-d arrays)."""
+    """Precision, recall and F1 averaged over classes (0-d arrays).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp.metrics import precision_recall_f1
+    >>> macro = precision_recall_f1(np.array([0, 1, 1]), np.array([0, 1, 0]), 2).macro
+    >>> [round(float(value), 4) for value in macro]  # precision, recall, f1
+    [0.75, 0.75, 0.6667]
+    """
 
     precision: Array
     recall: Array
@@ -57,6 +66,14 @@ class ClassificationScores:
     """Per-class scores, shape (K,), on the labels' device, plus their averages.
 
     ``macro`` is the plain mean over classes; ``weighted`` weights class k by ``support_k / n``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp.metrics import precision_recall_f1
+    >>> scores = precision_recall_f1(np.array([0, 1, 1]), np.array([0, 1, 0]), 2)
+    >>> scores.support, scores.f1.round(4)
+    (array([1, 2]), array([0.6667, 0.6667]))
     """
 
     precision: Array
@@ -182,7 +199,14 @@ def _float_dtype(xp: Any, device: Any) -> Any:
 
 
 def accuracy(y_true: Any, y_pred: Any) -> float:
-    """Fraction of correct predictions, ``mean(y_true == y_pred)``, as a Python float."""
+    """Fraction of correct predictions, ``mean(y_true == y_pred)``, as a Python float.
+
+    Examples
+    --------
+    >>> from softmax_xp.metrics import accuracy
+    >>> accuracy([0, 1, 2, 2], [0, 1, 1, 2])
+    0.75
+    """
     xp, y_true, y_pred = _label_arrays(y_true, y_pred)
     n = y_true.shape[0]
     if n == 0:
@@ -196,6 +220,15 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> Array:
 
     ``C = onehot(y_true).T @ onehot(y_pred)``, computed in float chunks of fewer than 2**24 rows
     (exact in float32 and float64) and accumulated in int64, on the labels' device.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp.metrics import confusion_matrix
+    >>> confusion_matrix(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2]), num_classes=3)
+    array([[1, 0, 0],
+           [0, 1, 0],
+           [0, 1, 1]])
     """
     xp, y_true, y_pred = _label_arrays(y_true, y_pred)
     _check_range(xp, y_true, y_pred, num_classes)
@@ -253,6 +286,16 @@ def precision_recall_f1(y_true: Any, y_pred: Any, num_classes: int) -> Classific
 
     ``precision_k = tp_k / predicted_k``, ``recall_k = tp_k / support_k``,
     ``f1_k = 2 tp_k / (support_k + predicted_k)``; 0/0 is 0.0. Arrays stay on the labels' device.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp.metrics import precision_recall_f1
+    >>> scores = precision_recall_f1(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2]), 3)
+    >>> scores.precision, scores.recall
+    (array([1. , 0.5, 1. ]), array([1. , 1. , 0.5]))
+    >>> round(float(scores.macro.f1), 4)
+    0.7778
     """
     return _scores_from_cm(confusion_matrix(y_true, y_pred, num_classes))
 
@@ -272,6 +315,25 @@ def classification_report(
 
     ``output="text"`` gives an aligned table (scikit-learn's layout), ``"markdown"`` a Markdown
     table with the same rows, ``"dict"`` a JSON-serialisable dict of Python floats and ints.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp.metrics import classification_report
+    >>> y_true, y_pred = np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2])
+    >>> print(classification_report(y_true, y_pred, 3, digits=2))
+                  precision    recall  f1-score   support
+    <BLANKLINE>
+               0       1.00      1.00      1.00         1
+               1       0.50      1.00      0.67         1
+               2       1.00      0.50      0.67         2
+    <BLANKLINE>
+        accuracy                           0.75         4
+       macro avg       0.83      0.83      0.78         4
+    weighted avg       0.88      0.75      0.75         4
+    <BLANKLINE>
+    >>> classification_report(y_true, y_pred, 3, output="dict")["2"]["recall"]
+    0.5
     """
     if output not in REPORT_OUTPUTS:
         raise ValueError(

@@ -62,12 +62,30 @@ def _finish(fig: Any, path: str | os.PathLike[str] | None) -> Any:
 
 
 def save_png(fig: Any, file: Any) -> None:
-    """Write ``fig`` as a PNG (dpi 120) to ``file``, a path or an open binary file."""
+    """Write ``fig`` as a PNG (dpi 120) to ``file``, a path or an open binary file.
+
+    Examples
+    --------
+    >>> import io
+    >>> from softmax_xp.plots import close, plot_sigmoid, save_png
+    >>> fig = plot_sigmoid()
+    >>> buffer = io.BytesIO()
+    >>> save_png(fig, buffer)
+    >>> buffer.getvalue()[:4]
+    b'\x89PNG'
+    >>> close(fig)
+    """
     fig.savefig(file, dpi=DPI, format="png", bbox_inches="tight")
 
 
 def close(fig: Any) -> None:
-    """Close ``fig``, freeing its memory."""
+    """Close ``fig``, freeing its memory.
+
+    Examples
+    --------
+    >>> from softmax_xp.plots import close, plot_sigmoid
+    >>> close(plot_sigmoid())
+    """
     _pyplot().close(fig)
 
 
@@ -99,6 +117,22 @@ def plot_training_curves(history: Any, path: str | os.PathLike[str] | None = Non
 
     ``history`` has list attributes (or keys) ``loss`` and ``val_accuracy``; an empty
     ``val_accuracy`` leaves a note in the right panel.
+
+    Examples
+    --------
+    >>> from softmax_xp.plots import plot_training_curves
+    >>> history = {"loss": [0.9, 0.5, 0.4], "val_accuracy": [0.86, 0.89, 0.90]}
+    >>> fig = plot_training_curves(history)
+    >>> [ax.get_title() for ax in fig.axes]
+    ['Training loss', 'Validation accuracy']
+
+    Given a path, the figure is saved as a PNG and closed:
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "curves.png")
+    >>> _ = plot_training_curves(history, path=path)
+    >>> os.path.getsize(path) > 0
+    True
     """
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
@@ -153,6 +187,16 @@ def plot_confusion_matrix(
     (the default) colours cells on a logarithmic scale, so that errors a hundred times rarer than
     the correct answers on the diagonal still show; empty cells stay white. ``scale="linear"``
     colours from 0 to the largest cell.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp.metrics import confusion_matrix
+    >>> from softmax_xp.plots import plot_confusion_matrix
+    >>> cm = confusion_matrix(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2]), 3)
+    >>> fig = plot_confusion_matrix(cm, class_names=["a", "b", "c"], normalize=True)
+    >>> fig.axes[0].get_title()
+    'Confusion matrix (normalized by true class)'
     """
     plt = _pyplot()
     from matplotlib.colors import LogNorm, Normalize
@@ -213,6 +257,15 @@ def plot_weight_templates(
 
     ``W`` may also be a trained SoftmaxXP, whose ``W`` is drawn. Red pixels push towards the
     class, blue pixels away from it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp.plots import plot_weight_templates
+    >>> W = np.random.default_rng(0).normal(size=(784, 10))
+    >>> fig = plot_weight_templates(W)
+    >>> len(fig.axes)  # ten templates and the colour bar
+    11
     """
     plt = _pyplot()
     weights = np.asarray(to_numpy(getattr(W, "W", W)), dtype=np.float64)
@@ -257,7 +310,17 @@ def plot_misclassified(
     path: str | os.PathLike[str] | None = None,
 ) -> Any:
     """The first ``max_images`` samples with ``y_pred != y_true``, in gray, titled with both
-    labels; a figure saying so when there are none."""
+    labels; a figure saying so when there are none.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp.plots import plot_misclassified
+    >>> X = np.random.default_rng(0).random((4, 784))
+    >>> fig = plot_misclassified(X, np.array([0, 1, 2, 3]), np.array([0, 7, 2, 5]))
+    >>> fig.get_suptitle()
+    'Misclassified samples (2 shown of 2 errors)'
+    """
     plt = _pyplot()
     images = np.asarray(to_numpy(X))
     true = np.asarray(to_numpy(y_true)).ravel()
@@ -299,7 +362,15 @@ def plot_misclassified(
 
 
 def plot_sigmoid(path: str | os.PathLike[str] | None = None) -> Any:
-    """The logistic sigmoid σ(z) = 1 / (1 + e^{-z}) on [-8, 8], with the 0.5 threshold."""
+    """The logistic sigmoid σ(z) = 1 / (1 + e^{-z}) on [-8, 8], with the 0.5 threshold.
+
+    Examples
+    --------
+    >>> from softmax_xp.plots import plot_sigmoid
+    >>> fig = plot_sigmoid()
+    >>> fig.axes[0].get_title()
+    'The sigmoid function'
+    """
     plt = _pyplot()
     z = np.linspace(-8.0, 8.0, 401)
     sigma = np.exp(-np.logaddexp(0.0, -z))  # 1 / (1 + e^{-z}) without overflow
@@ -318,7 +389,15 @@ def plot_sigmoid(path: str | os.PathLike[str] | None = None) -> Any:
 def plot_softmax_example(
     z: Sequence[float] = (0.25, 1.23, -0.8), path: str | os.PathLike[str] | None = None
 ) -> Any:
-    """Bars of softmax(z)_i = e^{z_i} / Σ_j e^{z_j}, each labelled with its probability."""
+    """Bars of softmax(z)_i = e^{z_i} / Σ_j e^{z_j}, each labelled with its probability.
+
+    Examples
+    --------
+    >>> from softmax_xp.plots import plot_softmax_example
+    >>> fig = plot_softmax_example([2.0, 1.0, 0.1])
+    >>> [text.get_text() for text in fig.axes[0].texts]  # the bars' labels
+    ['0.659', '0.242', '0.099']
+    """
     plt = _pyplot()
     logits = _host_1d(z)
     shifted = np.exp(logits - logits.max())  # stable: the max is subtracted first

@@ -5,19 +5,28 @@ one after the other into one session) with a new empty folder as the working dir
 that imports a package this environment lacks (an optional extra: scikit-learn, dask, ...) is
 skipped, as is a later block that needs a name only a skipped block defines. New blocks are picked
 up by themselves.
+
+A block with an ``if __name__ == "__main__":`` guard is a script, as the README says to run it: it
+is saved as a file in that folder and run with ``python file.py`` in a new process (Dask's
+LocalCluster starts worker processes that import the script again, which only works from a file).
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+_MAIN_GUARD = re.compile(r"""^if __name__ == ["']__main__["']:""", re.MULTILINE)
+SCRIPT_TIMEOUT = 600  # seconds; the Dask script takes about 20 s on 2 busy cores
 
 
 def python_blocks(text: str) -> list[tuple[int, str]]:
@@ -44,6 +53,32 @@ def missing_import(code: str) -> str | None:
     return None
 
 
+def is_script(code: str) -> bool:
+    """Whether ``code`` is meant to run as a file: it has an ``if __name__ == "__main__":`` guard."""
+    return _MAIN_GUARD.search(code) is not None
+
+
+def run_script(code: str, line: int, folder: Path) -> None:
+    """Save ``code`` as a file in ``folder`` and run it there with this Python; fail with its
+    output when it exits with an error."""
+    script = folder / f"readme_line{line}.py"
+    script.write_text(code, encoding="utf-8")
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(README.parent)}
+    result = subprocess.run(
+        [sys.executable, script.name],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"README.md line {line}, run as {script.name}, exited with {result.returncode}:\n"
+        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+
+
 class Session:
     """The reader's session: one namespace, one working folder, the blocks run so far."""
 
@@ -61,6 +96,9 @@ class Session:
             missing = missing_import(code)
             if missing is not None:
                 self.skipped[i] = f"block at README.md line {line} needs {missing!r}"
+                continue
+            if is_script(code):
+                run_script(code, line, self.folder)
                 continue
             try:
                 exec(compile(code, f"README.md:{line}", "exec"), self.namespace)
@@ -92,3 +130,20 @@ def test_the_harness_finds_blocks_and_missing_packages():
     assert python_blocks(text) == [(3, "a = 1\n"), (9, "import no_such_pkg_xyz\n")]
     assert missing_import("import numpy\nfrom no_such_pkg_xyz.sub import f") == "no_such_pkg_xyz"
     assert missing_import("from . import x\nimport os") is None
+    assert is_script('import os\n\nif __name__ == "__main__":\n    print(1)\n')
+    assert not is_script("x = 1  # if __name__ == '__main__': in a comment\n")
+
+
+def test_the_dask_block_is_a_script():
+    """Dask's LocalCluster needs the guard (without it: RuntimeError: Nanny failed to start)."""
+    dask_blocks = [code for _, code in BLOCKS if "LocalCluster" in code]
+    assert dask_blocks, "the README has no Dask example"
+    assert all(is_script(code) for code in dask_blocks)
+
+
+def test_a_script_block_runs_as_a_file(tmp_path):
+    code = 'import sys\n\nif __name__ == "__main__":\n    print(sys.argv[0])\n'
+    run_script(code, 7, tmp_path)
+    assert (tmp_path / "readme_line7.py").read_text() == code
+    with pytest.raises(AssertionError, match="exited with 3"):
+        run_script('if __name__ == "__main__":\n    raise SystemExit(3)\n', 8, tmp_path)

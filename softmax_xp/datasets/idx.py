@@ -62,6 +62,17 @@ def decompressed_bytes(path: str | os.PathLike[str]) -> bytes:
     gzip bomb (a few kilobytes that inflate to gigabytes) is refused without filling memory.
     Raises FileNotFoundError for a missing file and IDXFormatError for a corrupt gzip stream or
     one holding more data than its header declares.
+
+    Examples
+    --------
+    >>> import gzip, os, tempfile
+    >>> from softmax_xp.datasets.idx import decompressed_bytes
+    >>> path = os.path.join(tempfile.mkdtemp(), "data.gz")
+    >>> idx = bytes([0, 0, 0x08, 1, 0, 0, 0, 3, 7, 2, 1])  # three uint8 labels
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(gzip.compress(idx))
+    >>> decompressed_bytes(path) == idx
+    True
     """
     with open(path, "rb") as fh:
         if fh.read(2) != GZIP_MAGIC:
@@ -118,7 +129,14 @@ def _describe(shape: tuple[int, ...], type_name: str, nbytes: int) -> str:
 
 
 def parse_idx(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> np.ndarray:
-    """Decode IDX ``data`` into a writeable native-endian array; ``path`` is used in errors."""
+    """Decode IDX ``data`` into a writeable native-endian array; ``path`` is used in errors.
+
+    Examples
+    --------
+    >>> from softmax_xp.datasets.idx import parse_idx
+    >>> parse_idx(bytes([0, 0, 0x08, 1, 0, 0, 0, 3, 7, 2, 1]))  # uint8, 1-D, 3 items
+    array([7, 2, 1], dtype=uint8)
+    """
     if len(data) == 0:
         raise IDXFormatError(path, "empty file (expected an IDX header)")
     if len(data) < 4:
@@ -165,6 +183,16 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
 
     The result is writeable, C-contiguous and native-endian. Raises FileNotFoundError for a
     missing file and IDXFormatError for anything wrong with its content.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from softmax_xp.datasets import read_idx, write_idx
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte.gz")
+    >>> write_idx(path, np.array([7, 2, 1], dtype=np.uint8))
+    >>> read_idx(path)
+    array([7, 2, 1], dtype=uint8)
     """
     return parse_idx(decompressed_bytes(path), path)
 
@@ -173,6 +201,18 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
     """Write ``array`` as an IDX file, gzip-compressed when ``path`` ends in ``.gz``.
 
     Supported dtypes: uint8, int8, int16, int32, float32, float64; at least one dimension.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from softmax_xp.datasets import read_idx, write_idx
+    >>> path = os.path.join(tempfile.mkdtemp(), "images-idx3-ubyte")
+    >>> write_idx(path, np.zeros((2, 28, 28), dtype=np.uint8))
+    >>> os.path.getsize(path)  # 4 + 3 * 4 header bytes, then the pixels
+    1584
+    >>> read_idx(path).shape
+    (2, 28, 28)
     """
     array = np.asarray(array)
     code = _CODE_BY_NAME.get(array.dtype.name)

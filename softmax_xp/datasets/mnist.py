@@ -107,13 +107,27 @@ class DownloadError(DatasetError):
 
 
 def bundled_dir() -> Path:
-    """The directory of the MNIST copy shipped inside this package."""
+    """The directory of the MNIST copy shipped inside this package.
+
+    Examples
+    --------
+    >>> from softmax_xp.datasets.mnist import bundled_dir
+    >>> sorted(path.name for path in bundled_dir().glob("*.gz"))[0]
+    't10k-images-idx3-ubyte.gz'
+    """
     return Path(__file__).resolve().parent / "data" / "mnist"
 
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/softmax_xp/mnist``, or ``~/.cache/softmax_xp/mnist``; a
-    :class:`DatasetError` where neither is known (no $HOME, a user id with no home folder)."""
+    :class:`DatasetError` where neither is known (no $HOME, a user id with no home folder).
+
+    Examples
+    --------
+    >>> from softmax_xp.datasets import default_cache_dir
+    >>> default_cache_dir().parts[-2:]  # under $XDG_CACHE_HOME, else ~/.cache
+    ('softmax_xp', 'mnist')
+    """
     base = os.environ.get("XDG_CACHE_HOME")
     if not base:
         try:
@@ -252,6 +266,15 @@ def load_mnist(
 
     X is float32 in [0, 1] with shape (N, 784), C-contiguous; y is int64 in 0..9. See the module
     docstring for where it looks, what ``verify`` checks, and the errors it raises.
+
+    Examples
+    --------
+    >>> from softmax_xp import load_mnist
+    >>> (X_train, y_train), (X_test, y_test) = load_mnist()  # the bundled copy, offline
+    >>> X_train.shape, X_train.dtype, y_train.shape, y_train.dtype
+    ((60000, 784), dtype('float32'), (60000,), dtype('int64'))
+    >>> float(X_test.min()), float(X_test.max()), int(y_test.max())
+    (0.0, 1.0, 9)
     """
     train, test = _load(data_dir, download, verify, MNIST_FILES)
     return train, test
@@ -263,8 +286,16 @@ def load_mnist_test(
     *,
     verify: bool | None = None,
 ) -> XY:
-    """The test split ``(X_test, y_test)`` of :func:`load_mnist`, needing only the two ``t10k``
-    files: looked for, verified and downloaded like ``load_mnist`` does all four."""
+    """The test split ``(X_test, y_test)`` of :func:`~softmax_xp.load_mnist`, needing only the two ``t10k``
+    files: looked for, verified and downloaded like ``load_mnist`` does all four.
+
+    Examples
+    --------
+    >>> from softmax_xp.datasets import load_mnist_test
+    >>> X_test, y_test = load_mnist_test()
+    >>> X_test.shape, y_test[:10]
+    ((10000, 784), array([7, 2, 1, 0, 4, 1, 4, 9, 5, 9]))
+    """
     (test,) = _load(data_dir, download, verify, _TEST_FILES)
     return test
 
@@ -396,6 +427,24 @@ def download_mnist(
     then renamed into place, so no partial file is ever left. Mirrors (default
     :data:`MNIST_MIRRORS`) are tried in order; if all fail, :class:`DownloadError` lists them.
     ``names`` limits it to some of :data:`MNIST_FILES` (e.g. the two test files).
+
+    Examples
+    --------
+    Only missing files are fetched, so a folder that already holds all four needs no network:
+
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> from softmax_xp.datasets import download_mnist, load_mnist
+    >>> from softmax_xp.datasets.mnist import bundled_dir
+    >>> folder = Path(tempfile.mkdtemp()) / "mnist"
+    >>> _ = shutil.copytree(bundled_dir(), folder)
+    >>> download_mnist(folder) == folder
+    True
+    >>> len(load_mnist(folder)[1][1])
+    10000
+
+    ``download_mnist("data/mnist")`` on a fresh folder downloads the four files (about 11 MB) and
+    checks each one's SHA-256; ``load_mnist(download=True)`` does so into the cache.
     """
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
@@ -413,6 +462,15 @@ def split_validation(
     """Split off the last ``n_val`` samples: ``(X[:-n_val], y[:-n_val]), (X[-n_val:], y[-n_val:])``.
 
     On MNIST's 60,000 training images this is the chapter's 50,000 / 10,000 split. Views, no copy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp.datasets import split_validation
+    >>> X, y = np.arange(20).reshape(10, 2), np.arange(10)
+    >>> (X_train, y_train), (X_val, y_val) = split_validation(X, y, n_val=3)
+    >>> y_train, y_val
+    (array([0, 1, 2, 3, 4, 5, 6]), array([7, 8, 9]))
     """
     n = len(X)
     if len(y) != n:
