@@ -17,8 +17,8 @@ from typing import Any
 from . import _data, _random
 from ._backend import asarray_on, resolve_backend, to_numpy
 from ._errors import out_of_memory_hint
-from ._inference import chunk_rows
 from ._modelfile import read_checkpoint, read_model, write_model
+from ._predictions import LinearPredictions
 from ._training.callbacks import Callback, CheckpointWriter, ProgressPrinter, as_callbacks
 from ._training.history import History
 from ._training.run import Run, Schedule
@@ -52,67 +52,32 @@ def _on_device(method: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-class _Predictions:
-    """The predictions of a softmax linear model: functions of its ``W`` and ``b`` (see
-    :mod:`softmax_xp._inference`), chunked in memory and lazy on Dask. :class:`SoftmaxXP`'s."""
+class _StateField:
+    """``model.W``, ``model.b``, ``model.history_``, ``model.epoch_``: fields of the model's
+    TrainState. The weights take assignments of any backend's array (or a list) of their shape,
+    moved to the model's backend and dtype; History and the epoch count are read-only."""
 
-    W: Array
-    b: Array
-    _backend: Any
-    _settings: _data.DataSettings
-    _memory_advice: Callable[[str, str], str]
+    def __init__(self, field: str):
+        self.field = field
 
-    def _predict_advice(self, where: str, chunk_size: int | None) -> Callable[[], str]:
-        def advice() -> str:
-            rows = chunk_rows(self._settings, chunk_size)
-            smaller = f"chunk_size={max(1, rows // 4)}"
-            hint = f"pass a smaller chunk_size (now {rows} rows), e.g. {smaller}"
-            return self._memory_advice(where, hint)
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
 
-        return advice
+    def __get__(self, model: Any, owner: type | None = None) -> Any:
+        return self if model is None else getattr(model._state, self.field)
 
-    def _predictions(self, kind: str, X: Any, chunk_size: int | None, where: str) -> Array:
-        with self._backend.activate(), out_of_memory_hint(self._predict_advice(where, chunk_size)):
-            return _data.predictions(kind, X, self.W, self.b, self._settings, chunk_size)
-
-    def predict_proba(self, X: Any, *, chunk_size: int | None = None) -> Array:
-        """Class probabilities ``softmax(X W + b)``, shape ``(n_samples, num_classes)``.
-
-        ``X`` is processed ``chunk_size`` rows at a time (default: up to 65536 rows, fewer when
-        the features and logits of a chunk would exceed 256 MiB). Raises ValueError when the
-        logits overflow the model's dtype (features far outside the training range). A Dask
-        ``X`` gives a lazy Dask array, computed block by block where the blocks are
-        (``chunk_size`` is not used), which raises the same errors when computed.
-        """
-        return self._predictions("proba", X, chunk_size, "predict_proba")
-
-    def predict_log_proba(self, X: Any, *, chunk_size: int | None = None) -> Array:
-        """Log-probabilities ``log_softmax(X W + b)``, exact where probabilities underflow;
-        chunked and checked as in :meth:`predict_proba`."""
-        return self._predictions("log_proba", X, chunk_size, "predict_log_proba")
-
-    def decision_function(self, X: Any, *, chunk_size: int | None = None) -> Array:
-        """The logits ``X W + b``, shape ``(n_samples, num_classes)``; chunked and checked as in
-        :meth:`predict_proba`."""
-        return self._predictions("logits", X, chunk_size, "decision_function")
-
-    def predict(self, X: Any, *, chunk_size: int | None = None) -> Array:
-        """Most probable class of each row of ``X`` (int64, on the model's device); chunked and
-        checked as in :meth:`predict_proba` (a Dask ``X`` gives a lazy Dask array)."""
-        return self._predictions("labels", X, chunk_size, "predict")
-
-    def score(self, X: Any, y: Any, *, chunk_size: int | None = None) -> float:
-        """Accuracy of :meth:`predict` on ``(X, y)``; chunked and checked as in
-        :meth:`predict_proba`. With a Dask ``X`` it is one reduction over the blocks (``y`` a
-        Dask or in-memory array)."""
-        with (
-            self._backend.activate(),
-            out_of_memory_hint(self._predict_advice("score", chunk_size)),
-        ):
-            return _data.score(X, y, self.W, self.b, self._settings, chunk_size)
+    def __set__(self, model: Any, value: Any) -> None:
+        if self.field not in ("W", "b"):
+            raise AttributeError(f"{self.name} is set by training; it cannot be assigned.")
+        shape = (model.input_dim if self.field == "W" else 1, model.num_classes)
+        with model._backend.activate():
+            value = model._asarray(value)
+        if tuple(value.shape) != shape:
+            raise ValueError(f"{self.name} must have shape {shape}, got {tuple(value.shape)}.")
+        model._state = model._state.replace(**{self.field: value})
 
 
-class SoftmaxXP(_Predictions):
+class SoftmaxXP(LinearPredictions):
     """Softmax linear classifier ``p(y | x) = softmax(x W + b)`` trained by mini-batch SGD.
 
     The same code runs on NumPy, CuPy, PyTorch and array-api-strict: ``backend="auto"`` picks
@@ -151,6 +116,17 @@ class SoftmaxXP(_Predictions):
     converged_
         After an L-BFGS run, whether it met its stopping rule (``solver_message_`` says why it
         stopped); None after SGD, which runs all its epochs.
+
+    Examples
+    --------
+    The chapter's experiment on a tenth of MNIST (it ships with the package):
+
+    >>> from softmax_xp import load_mnist
+    >>> (X, y), (X_test, y_test) = load_mnist()
+    >>> model = SoftmaxXP(784, 10, backend="numpy", seed=0)
+    >>> history = model.train(X[:6000], y[:6000], epochs=3)
+    >>> model.score(X_test, y_test) > 0.85
+    True
     """
 
     def __init__(
@@ -206,38 +182,11 @@ class SoftmaxXP(_Predictions):
         """The device the parameters live on."""
         return self._backend.device
 
-    # -- parameters and the run's state ----------------------------------------------------------
-    @property
-    def W(self) -> Array:
-        return self._state.W
-
-    @W.setter
-    def W(self, value: Any) -> None:
-        self._state = self._state.replace(W=self._parameter(value, "W", self.input_dim))
-
-    @property
-    def b(self) -> Array:
-        return self._state.b
-
-    @b.setter
-    def b(self, value: Any) -> None:
-        self._state = self._state.replace(b=self._parameter(value, "b", 1))
-
-    def _parameter(self, value: Any, name: str, rows: int) -> Array:
-        shape = (rows, self.num_classes)
-        with self._backend.activate():
-            value = self._asarray(value)
-        if tuple(value.shape) != shape:
-            raise ValueError(f"{name} must have shape {shape}, got {tuple(value.shape)}.")
-        return value
-
-    @property
-    def history_(self) -> History:
-        return self._state.history
-
-    @property
-    def epoch_(self) -> int:
-        return self._state.epoch
+    # -- parameters and the run's state: see _StateField ---------------------------------------
+    W = _StateField("W")
+    b = _StateField("b")
+    history_ = _StateField("history")
+    epoch_ = _StateField("epoch")
 
     def _commit(self, state: TrainState) -> None:
         self._state = state  # one store: an interruption never splits an epoch's state
@@ -290,12 +239,27 @@ class SoftmaxXP(_Predictions):
     # -- the chapter's methods -----------------------------------------------------------------
     @_on_device
     def softmax(self, z: Any) -> Array:
-        """Row-wise softmax of logits ``z`` (max subtracted, so it never overflows)."""
+        """Row-wise softmax of logits ``z`` (max subtracted, so it never overflows).
+
+        Examples
+        --------
+        >>> SoftmaxXP(2, 3, backend="numpy").softmax([[0.0, 0.0, 0.0], [1000.0, 0.0, 0.0]])
+        array([[0.33333334, 0.33333334, 0.33333334],
+               [1.        , 0.        , 0.        ]], dtype=float32)
+        """
         return softmax(self._asarray(z), axis=-1)
 
     @_on_device
     def compute_loss_and_grads(self, X: Any, y: Any) -> tuple[Array, Array, Array]:
-        """``(loss, dW, db)`` of the regularised cross-entropy on ``(X, y)`` at the current weights."""
+        """``(loss, dW, db)`` of the regularised cross-entropy on ``(X, y)`` at the current weights.
+
+        Examples
+        --------
+        >>> model = SoftmaxXP(2, 3, reg=0.0, backend="numpy", dtype="float64", seed=0)
+        >>> loss, dW, db = model.compute_loss_and_grads([[1.0, 2.0]], [2])
+        >>> round(float(loss), 2), dW.shape, db.shape  # about log(3) at the small start
+        (1.1, (2, 3), (1, 3))
+        """
         with out_of_memory_hint(
             lambda: self._memory_advice("compute_loss_and_grads", "pass fewer rows")
         ):
@@ -324,93 +288,71 @@ class SoftmaxXP(_Predictions):
         resume_from: PathLike | None = None,
         callback: Callable[[int, History], None] | Callback | list[Any] | None = None,
     ) -> History:
-        """Mini-batch SGD over shuffled passes of ``(X, y)``, up to epoch ``epochs``; or, with
+        """Mini-batch SGD over shuffled passes of ``(X, y)`` up to epoch ``epochs``; or, with
         ``solver="lbfgs"``, full-batch L-BFGS for up to ``epochs`` iterations.
 
-        Data is moved to the model's backend once. Within an epoch nothing is read back to the
-        host: the loss is read once per epoch. Each call starts a new run from the current weights
-        (epoch 1, step size ``lr``) unless ``resume_from`` is given.
-
-        ``X`` (and ``X_val``) may be Dask arrays chunked by rows: training then runs block by
-        block where the data is (see :mod:`softmax_xp._data.dask`), on the active
-        ``distributed.Client`` if there is one, else on Dask's local scheduler.
+        Each call starts a new run from the current weights (epoch 1, step size ``lr``) unless
+        ``resume_from`` is given. Data moves to the model's backend once; an epoch reads the
+        device once (its loss, finiteness and validation hits). ``X`` (and ``X_val``) may be
+        Dask arrays chunked by rows: their chunks are trained block by block where they are,
+        on the active ``distributed.Client`` if any, as ``shuffle="blocks"`` trains in memory.
 
         Parameters
         ----------
-        verbose
-            0 (the default) prints nothing; 1 prints one line per epoch (loss, validation
-            accuracy, time) to stdout. ``callback`` is the hook for progress bars.
-        solver
-            ``"sgd"`` (the chapter's mini-batch SGD with this model's ``lr``, ``momentum`` and
-            ``lr_decay``) or ``"lbfgs"``: L-BFGS (scipy, the ``[lbfgs]`` extra) on the whole
-            training set, minimising the same objective ``mean cross-entropy + 0.5 * reg *
-            ||W||^2`` to its optimum. Loss and gradients are computed on the model's backend;
-            each evaluation sends the flat gradient to the host once. For L-BFGS, ``epochs`` is
-            the maximum number of iterations, History gets one entry per iteration,
-            ``batch_size`` is not used, and ``lr``, ``momentum`` and ``lr_decay`` do not apply.
-        tol
-            L-BFGS only (``None``: 1e-4): stop when the largest absolute gradient entry is at most
-            ``tol``, or when the loss stops decreasing (relative change below 64 machine epsilons
-            of the dtype). Fewer than ``epochs`` entries in History then.
-        sample_weight
-            Optional non-negative weight per row of ``X`` (not all zero). The objective becomes
-            the weighted mean ``sum_i w_i l_i / sum_i w_i`` (a weight of 2 equals a duplicated
-            row: exactly for L-BFGS's full batch; for SGD in expectation, as the duplicate could
-            fall in another mini-batch). SGD normalises the weights to mean 1 over ``X`` once,
-            and a batch ``B`` steps along ``1/|B| sum_{i in B} w_i g_i``: an unbiased estimate of the weighted mean's
-            gradient, so ``lr`` keeps its meaning. With a Dask ``X`` the weights may be a Dask
-            array (rechunked to ``X``'s rows if needed) or an in-memory one; they are checked in
-            the same pass over the blocks as ``X``, and give the same weights as in memory.
-        shuffle, block_rows
-            ``"global"`` (default): each epoch visits all rows in one random order.
-            ``"blocks"``: the rows are cut into blocks of ``block_rows`` rows (the last may be
-            shorter); each epoch visits the blocks in a random order and the rows of each block
-            in a random order, batches restarting at each block. A Dask array is always trained
-            this way, its row chunks being the blocks (``block_rows`` rechunks it first), and
-            gives the same weights as ``shuffle="blocks"`` in memory with the same blocks.
         epochs
-            The total number of epochs of the run, counting those done before a resume: resuming a
-            checkpoint of epoch ``k`` trains epochs ``k + 1 .. epochs``, so ``epochs=100`` finishes
-            the 100-epoch run (and returns at once if the checkpoint already has 100).
+            The run's total: resuming a checkpoint of epoch ``k`` trains ``k + 1 .. epochs``.
+        verbose
+            1 prints one line per epoch (loss, validation accuracy, time); 0 prints nothing.
+        solver, tol
+            ``"sgd"`` (the chapter's, with ``lr``, ``momentum`` and ``lr_decay``) or ``"lbfgs"``
+            (scipy, the ``[lbfgs]`` extra): the same objective ``mean cross-entropy + 0.5 reg
+            ||W||^2`` to its optimum, loss and gradients on the model's backend, one History
+            entry per iteration. L-BFGS stops when ``max |gradient| <= tol`` (default 1e-4) or
+            the loss stops decreasing; ``tol`` is refused with SGD, which runs every epoch.
+        sample_weight
+            A weight ``>= 0`` per row: the objective is ``sum_i w_i l_i / sum_i w_i``. SGD scales
+            the weights to mean 1 once, so a batch ``B`` steps along ``1/|B| sum_B w_i g_i``
+            (unbiased; ``lr`` keeps its meaning). Dask weights are rechunked to ``X``'s rows.
+        shuffle, block_rows
+            ``"global"``: each epoch visits all rows in one random order. ``"blocks"``: blocks
+            of ``block_rows`` rows in a random order, each block's rows in a random order.
         checkpoint
-            A path (``.npz`` is appended if missing). After every epoch the weights, momentum
-            buffers, RNG state, epoch number, History and hyperparameters are written there
-            atomically: a crash leaves the previous checkpoint or the new one, never half of one.
-            A path that cannot be written (read-only, a folder) raises OSError before training.
+            A path written atomically after every epoch with everything a resume needs.
         resume_from
-            A checkpoint written by ``train(checkpoint=...)``. The run continues from it as if it
-            had never stopped (the same weights, bit for bit on NumPy); the model must have the
-            checkpoint's hyperparameters, and ``batch_size`` and the number of samples must match,
-            as must the data itself: the checkpoint keeps a fingerprint of ``X`` and ``y`` (see
-            :mod:`softmax_xp._fingerprint`), and other data or another row order is refused with a
-            :class:`~softmax_xp.ResumeMismatchError` (a ValueError), as are another solver, other
-            settings and a checkpoint with more epochs than ``epochs``. A model file is refused
-            with a ModelFileError. The checkpoint also records ``epochs``, the run's length.
-            With ``solver="lbfgs"`` the checkpoint is written after every iteration, and
-            resuming restarts L-BFGS from the checkpoint's weights (its curvature memory is not
-            saved, so the remaining iterations are not those of an uninterrupted run) for the
-            iterations left up to ``epochs``.
+            A checkpoint to continue exactly (bit for bit on NumPy). A checkpoint of another
+            solver, other hyperparameters, ``batch_size``, blocks or data (a fingerprint of ``X``
+            and ``y`` is kept), or with more epochs than ``epochs``, raises
+            :class:`~softmax_xp.ResumeMismatchError`. L-BFGS restarts from the checkpoint's
+            weights without its curvature memory.
         callback
-            A function called as ``callback(epoch, history)`` after every completed epoch, a
-            :class:`~softmax_xp.Callback` (its ``on_train_begin``, ``on_epoch_end`` and
-            ``on_train_end`` hooks get the run's state), or a list of those, called in order.
-            The checkpoint of an epoch is written before any callback sees it.
+            A function ``callback(epoch, history)`` called after every epoch, a
+            :class:`~softmax_xp.Callback`, or a list of those, called in order after the
+            epoch's checkpoint is written.
 
         Returns
         -------
-        The :class:`History` of every epoch of the run (including those before a resume); the
-        same object as ``self.history_``.
+        History
+            Every epoch of the run, including those before a resume (``self.history_``).
 
         Raises
         ------
         KeyboardInterrupt
-            Re-raised as it comes; the model keeps the weights of its last complete epoch,
-            ``self.history_`` and ``self.epoch_`` describe the epochs completed, and the checkpoint
-            (if any) holds the last of them.
+            As it comes; the model and the checkpoint keep the last complete epoch.
         TrainingDivergedError
             The loss became NaN or infinite; the model keeps its last finite epoch.
         DeviceMemoryError
             The device ran out of memory; the message says what to lower.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(200, 4))
+        >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+        >>> model = SoftmaxXP(4, 2, lr=0.5, backend="numpy", seed=0)
+        >>> history = model.train(X[:150], y[:150], X[150:], y[150:], epochs=5, batch_size=32)
+        >>> len(history), history.loss[-1] < history.loss[0], history.val_accuracy[-1] > 0.9
+        (5, True, True)
         """
         epochs = check_int(epochs, "epochs", 0)
         batch_size = check_int(batch_size, "batch_size", 1)
@@ -457,7 +399,16 @@ class SoftmaxXP(_Predictions):
     ) -> History:
         """``epochs`` more SGD epochs of the current run on ``(X, y)``: the step-size schedule,
         the momentum and History carry on where they are (scikit-learn's ``partial_fit``).
-        A Dask ``X`` gets ``epochs`` block-wise passes. No checkpoint, callback or validation."""
+        A Dask ``X`` gets ``epochs`` block-wise passes. No checkpoint, callback or validation.
+
+        Examples
+        --------
+        >>> model = SoftmaxXP(2, 2, backend="numpy", seed=0)
+        >>> for part in ([[0.0, 1.0], [1.0, 0.0]], [[0.0, 2.0], [2.0, 0.0]]):
+        ...     history = model.partial_train(part, [0, 1])
+        >>> model.epoch_, len(history)
+        (2, 2)
+        """
         epochs = check_int(epochs, "epochs", 0)
         batch_size = check_int(batch_size, "batch_size", 1)
         with out_of_memory_hint(lambda: self._memory_advice("partial_fit", "pass fewer rows")):
@@ -492,7 +443,14 @@ class SoftmaxXP(_Predictions):
         }
 
     def save(self, path: PathLike) -> os.PathLike:
-        """Save the weights and hyperparameters to a .npz file (atomically, no pickle)."""
+        """Save the weights and hyperparameters to a .npz file (atomically, no pickle).
+
+        Examples
+        --------
+        >>> path = SoftmaxXP(4, 3, backend="numpy", seed=0).save("model.npz")
+        >>> SoftmaxXP.load(path, backend="numpy").input_dim
+        4
+        """
         W, b = to_numpy(self.W), to_numpy(self.b)
         return write_model(path, self._hyperparameters(), W, b, trained_on=self.backend)
 
@@ -503,6 +461,13 @@ class SoftmaxXP(_Predictions):
 
         The file is read without pickle and checked (format version, keys, shapes, dtypes, finite
         values); anything else raises :class:`~softmax_xp.ModelFileError`.
+
+        Examples
+        --------
+        >>> model = SoftmaxXP(4, 3, backend="numpy", seed=0)
+        >>> twin = SoftmaxXP.load(model.save("model.npz"), backend="numpy")
+        >>> bool((twin.W == model.W).all())
+        True
         """
         hyper, W, b = read_model(path)
         model = cls(**hyper, backend=backend, device=device)

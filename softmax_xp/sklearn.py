@@ -109,6 +109,16 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         As every scikit-learn estimator.
     model_ : SoftmaxXP
         The fitted model (``model_.history_`` is the full History).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = make_pipeline(StandardScaler(), SoftmaxClassifier(solver="lbfgs", backend="numpy"))
+    >>> clf.fit(X, y).score(X, y) > 0.95
+    True
     """
 
     def __init__(
@@ -147,7 +157,15 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SoftmaxClassifier:
         """Fit the model on ``(X, y)``; ``sample_weight`` weights each row's loss (a weight of 2
         counts a row twice: exactly for L-BFGS, in expectation for mini-batch SGD, where a
-        duplicated row could fall in another batch). Returns ``self``."""
+        duplicated row could fall in another batch). Returns ``self``.
+
+        Examples
+        --------
+        >>> X, y = [[0.0], [1.0], [2.0], [3.0]], ["no", "no", "yes", "yes"]
+        >>> clf = SoftmaxClassifier(lr=1.0, max_iter=50, backend="numpy", random_state=0)
+        >>> clf.fit(X, y).classes_.tolist(), clf.predict([[0.0], [3.0]]).tolist()
+        (['no', 'yes'], ['no', 'yes'])
+        """
         X, y = self._validate(X, y, reset=True)
         classes, codes = _encode(y)
         if classes.shape[0] < 2:
@@ -197,6 +215,14 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         scikit-learn's other incremental classifiers. Whatever ``solver`` is, this is SGD.
         ``lr``, ``reg``, ``momentum`` and ``lr_decay`` are read on every call, so
         ``set_params`` between calls takes effect; the other parameters are fixed by the first.
+
+        Examples
+        --------
+        >>> clf = SoftmaxClassifier(backend="numpy", random_state=0)
+        >>> clf = clf.partial_fit([[0.0, 1.0], [1.0, 0.0]], [0, 1], classes=[0, 1, 2])
+        >>> clf = clf.partial_fit([[2.0, 2.0]], [2])
+        >>> clf.n_iter_, clf.classes_.tolist()
+        (2, [0, 1, 2])
         """
         first = not hasattr(self, "model_")
         X, y = self._validate(X, y, reset=first)
@@ -320,7 +346,15 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         scikit-learn classifier, the log-odds of ``classes_[1]`` (``z_1 - z_0``), shape
         (n_samples,): positive means ``classes_[1]``. Computed as ``predict_proba`` is: chunked,
         and refused when ``X`` holds NaN or the logits overflow (a Dask ``X`` gives a lazy
-        array that raises when computed)."""
+        array that raises when computed).
+
+        Examples
+        --------
+        >>> clf = SoftmaxClassifier(lr=1.0, max_iter=50, backend="numpy", random_state=0)
+        >>> clf = clf.fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+        >>> (clf.decision_function([[0.0], [3.0]]) > 0).tolist()  # > 0: classes_[1]
+        [False, True]
+        """
         X, out = self._input(X, "decision_function")
         z = out(self.model_.decision_function(X))
         if z.shape[1] != 2:
@@ -329,17 +363,41 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             return z[:, 1] - z[:, 0]
 
     def predict_proba(self, X: Any) -> Array:
-        """Class probabilities ``softmax(X W + b)``, columns in the order of ``classes_``."""
+        """Class probabilities ``softmax(X W + b)``, columns in the order of ``classes_``.
+
+        Examples
+        --------
+        >>> clf = SoftmaxClassifier(max_iter=5, backend="numpy", random_state=0)
+        >>> proba = clf.fit([[0.0], [1.0], [2.0]], ["a", "b", "c"]).predict_proba([[1.0]])
+        >>> proba.shape, bool(abs(proba.sum() - 1) < 1e-6)
+        ((1, 3), True)
+        """
         X, out = self._input(X, "predict_proba")
         return out(self.model_.predict_proba(X))
 
     def predict_log_proba(self, X: Any) -> Array:
-        """``log_softmax(X W + b)``, computed without taking the log of probabilities."""
+        """``log_softmax(X W + b)``, computed without taking the log of probabilities.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> clf = SoftmaxClassifier(max_iter=5, backend="numpy", random_state=0)
+        >>> clf = clf.fit([[0.0], [1.0], [2.0]], [0, 1, 2])
+        >>> bool(np.allclose(np.exp(clf.predict_log_proba([[1.0]])), clf.predict_proba([[1.0]])))
+        True
+        """
         X, out = self._input(X, "predict_log_proba")
         return out(self.model_.predict_log_proba(X))
 
     def predict(self, X: Any) -> Array:
-        """The most probable class of each row, a label of ``classes_``."""
+        """The most probable class of each row, a label of ``classes_``.
+
+        Examples
+        --------
+        >>> clf = SoftmaxClassifier(lr=1.0, max_iter=50, backend="numpy", random_state=0)
+        >>> clf.fit([[0.0], [1.0], [2.0], [3.0]], [10, 10, 2, 2]).predict([[0.0], [3.0]])
+        array([10,  2])
+        """
         X, out = self._input(X, "predict")
         index = self.model_.predict(X)
         if array_api_compat.is_dask_array(index):
@@ -370,6 +428,13 @@ def expected_failed_checks(estimator: SoftmaxClassifier) -> dict[str, str]:
     over the data set: a batch holding the whole (small) data set then steps along exactly the
     weighted mean's gradient, as a duplicated row would. The configurations below fail a check
     for a reason that is not a defect.
+
+    Examples
+    --------
+    >>> expected_failed_checks(SoftmaxClassifier())
+    {}
+    >>> list(expected_failed_checks(SoftmaxClassifier(dtype="float32")))
+    ['check_sample_weight_equivalence_on_dense_data']
     """
     failures: dict[str, str] = {}
     float32 = estimator.dtype == "float32"

@@ -43,6 +43,12 @@ OWNED = (
 )
 # The model and the estimator: their Examples sections are written with the core.
 CORE = ("softmax_xp.model", "softmax_xp.sklearn")
+# Where the core's classes are defined, for running their examples.
+CORE_SOURCES = (
+    "softmax_xp._predictions",
+    "softmax_xp._training.history",
+    "softmax_xp._training.callbacks",
+)
 DOCTEST_FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 _EXAMPLES = re.compile(r"^\s*Examples\n\s*-{8,}\n(.*?>>> )", re.MULTILINE | re.DOTALL)
 
@@ -138,20 +144,29 @@ def _documented_objects(module_name: str) -> list[tuple[str, object]]:
     found = []
     for name in getattr(module, "__all__", []):
         obj = getattr(module, name)
-        if getattr(obj, "__module__", None) != module_name:
+        if not getattr(obj, "__module__", "").startswith("softmax_xp"):
             continue
         if inspect.isfunction(obj):
             found.append((f"{module_name}.{name}", obj))
         elif inspect.isclass(obj) and not issubclass(obj, BaseException | Warning):
             found.append((f"{module_name}.{name}", obj))
-            for attr, member in vars(obj).items():
-                if attr.startswith("_") or re.fullmatch(r"set_\w+_request", attr):
+            seen = set()
+            for cls in obj.__mro__:  # methods inherited from our own classes count too
+                if not cls.__module__.startswith("softmax_xp"):
                     continue
-                function = (
-                    member.__func__ if isinstance(member, classmethod | staticmethod) else member
-                )
-                if inspect.isfunction(function):
-                    found.append((f"{module_name}.{name}.{attr}", function))
+                for attr, member in vars(cls).items():
+                    if attr in seen or attr.startswith("_"):
+                        continue
+                    seen.add(attr)
+                    if re.fullmatch(r"set_\w+_request", attr):
+                        continue
+                    function = (
+                        member.__func__
+                        if isinstance(member, classmethod | staticmethod)
+                        else member
+                    )
+                    if inspect.isfunction(function):
+                        found.append((f"{module_name}.{name}.{attr}", function))
     return found
 
 
@@ -190,7 +205,7 @@ def test_the_examples_check_sees_sections():
     assert not _EXAMPLES.search("Sum. Examples: >>> 1 + 1\n")
 
 
-@pytest.mark.parametrize("module_name", [*OWNED, "softmax_xp._backend", *CORE])
+@pytest.mark.parametrize("module_name", [*OWNED, "softmax_xp._backend", *CORE, *CORE_SOURCES])
 def test_docstring_examples_run(module_name, monkeypatch, tmp_path):
     if module_name == "softmax_xp.plots":
         pytest.importorskip("matplotlib").use("Agg")

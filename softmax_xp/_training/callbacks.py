@@ -28,16 +28,43 @@ class Callback:
     checkpoint when resuming), ``on_epoch_end(state)`` after every completed epoch (or L-BFGS
     iteration), ``on_train_end(state)`` after the last one, when the run ends without an error.
     An exception raised in a hook ends the run; the model keeps its last complete epoch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_xp import Callback, SoftmaxXP
+    >>> class Epochs(Callback):
+    ...     def on_epoch_end(self, state):
+    ...         print("epoch", state.epoch, "of the run; History has", len(state.history))
+    >>> X, y = np.eye(4), np.array([0, 1, 0, 1])
+    >>> _ = SoftmaxXP(4, 2, backend="numpy", seed=0).train(X, y, epochs=2, callback=Epochs())
+    epoch 1 of the run; History has 1
+    epoch 2 of the run; History has 2
     """
 
     def on_train_begin(self, state: TrainState) -> None:
-        """Called once, before the run's first epoch."""
+        """Called once, before the run's first epoch.
+
+        Examples
+        --------
+        >>> Callback().on_train_begin(state=None)  # does nothing until overridden
+        """
 
     def on_epoch_end(self, state: TrainState) -> None:
-        """Called after every completed epoch, with the new state."""
+        """Called after every completed epoch, with the new state.
+
+        Examples
+        --------
+        >>> Callback().on_epoch_end(state=None)  # does nothing until overridden
+        """
 
     def on_train_end(self, state: TrainState) -> None:
-        """Called once, after the run's last epoch."""
+        """Called once, after the run's last epoch.
+
+        Examples
+        --------
+        >>> Callback().on_train_end(state=None)  # does nothing until overridden
+        """
 
 
 class FunctionCallback(Callback):

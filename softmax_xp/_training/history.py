@@ -10,7 +10,16 @@ __all__ = ["History"]
 
 @dataclass
 class History:
-    """Per-epoch training record: mean training loss, validation accuracy and wall time (s)."""
+    """Per-epoch training record: mean training loss, validation accuracy and wall time (s).
+
+    It reads like a dict of lists: ``history["loss"]`` is ``history.loss``.
+
+    Examples
+    --------
+    >>> history = History(loss=[0.9, 0.5], val_accuracy=[0.8, 0.9], epoch_time=[0.1, 0.1])
+    >>> len(history), history["loss"][-1], "val_accuracy" in history
+    (2, 0.5, True)
+    """
 
     loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
@@ -32,7 +41,13 @@ class History:
         return len(self.loss)
 
     def keys(self) -> list[str]:
-        """The names, as a dict of lists has them: ``dict(history)`` works."""
+        """The names, as a dict of lists has them: ``dict(history)`` works.
+
+        Examples
+        --------
+        >>> History().keys()
+        ['loss', 'val_accuracy', 'epoch_time']
+        """
         return [f.name for f in fields(self)]
 
     def __iter__(self) -> Iterator[str]:
@@ -42,12 +57,34 @@ class History:
         return key in self.keys()
 
     def items(self) -> list[tuple[str, list[float]]]:
+        """``(name, values)`` pairs, as a dict of lists has them.
+
+        Examples
+        --------
+        >>> History(loss=[0.5], epoch_time=[0.1]).items()
+        [('loss', [0.5]), ('val_accuracy', []), ('epoch_time', [0.1])]
+        """
         return [(key, getattr(self, key)) for key in self.keys()]
 
     def to_dict(self) -> dict[str, list[float]]:
+        """A plain dict of lists (JSON-ready).
+
+        Examples
+        --------
+        >>> History(loss=[0.5], epoch_time=[0.1]).to_dict()
+        {'loss': [0.5], 'val_accuracy': [], 'epoch_time': [0.1]}
+        """
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def extended(self, loss: float, val_accuracy: float | None, epoch_time: float) -> History:
-        """A new History with one more epoch (this one is left as it is)."""
+        """A new History with one more epoch (this one is left as it is).
+
+        Examples
+        --------
+        >>> first = History()
+        >>> second = first.extended(0.7, None, 0.2)
+        >>> len(first), second.loss, second.val_accuracy
+        (0, [0.7], [])
+        """
         accuracy = self.val_accuracy if val_accuracy is None else [*self.val_accuracy, val_accuracy]
         return History([*self.loss, loss], accuracy, [*self.epoch_time, epoch_time])
