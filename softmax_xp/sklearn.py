@@ -38,6 +38,7 @@ import array_api_compat
 import numpy as np
 
 from ._backend import backend_name, to_numpy
+from ._data import is_lazy
 from ._validation import check_hyperparameters
 from .model import SoftmaxXP
 
@@ -262,7 +263,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Array, Array]:
         _check_one_label_per_sample(y, type(self).__name__)
-        if array_api_compat.is_dask_array(X):  # X stays lazy; the labels come to the host
+        if is_lazy(X):  # X stays lazy; the labels come to the host
             return self._dask_features(X, reset), _host_labels(y)
         xp, _, _ = get_namespace_and_device(X)
         X, y = validate_data(self, X, y, reset=reset, dtype=[xp.float64, xp.float32])
@@ -323,7 +324,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """``X`` validated (not moved: SoftmaxXP moves it to the device chunk by chunk), and a
         function that puts a model array into the namespace (and device) the output must have."""
         check_is_fitted(self)
-        if array_api_compat.is_dask_array(X):  # lazy outputs, computed block by block
+        if is_lazy(X):  # lazy outputs, computed block by block
             return self._dask_features(X, reset=False), lambda a: a
         if _dispatch() and check_same_namespace is not None:
             check_same_namespace(X, self, attribute="coef_", method=method)
@@ -400,7 +401,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """
         X, out = self._input(X, "predict")
         index = self.model_.predict(X)
-        if array_api_compat.is_dask_array(index):
+        if is_lazy(index):
             classes = self.classes_
             return index.map_blocks(_label_of, classes, dtype=classes.dtype, meta=classes[:0])
         if _dispatch() and self.classes_.dtype.kind in "biuf":
@@ -499,7 +500,7 @@ def _check_one_label_per_sample(y: Any, name: str) -> None:
 
 def _host_labels(y: Any) -> np.ndarray:
     """Labels as a 1-D host array (a Dask ``y`` is computed: labels are small beside ``X``)."""
-    y = np.asarray(y.compute() if array_api_compat.is_dask_array(y) else to_numpy(y))
+    y = np.asarray(y.compute() if is_lazy(y) else to_numpy(y))
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     check_classification_targets(y)
