@@ -11,6 +11,7 @@ states the behaviour through the public API and computes the expectation indepen
 from __future__ import annotations
 
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -265,3 +266,85 @@ def test_cli_train_restores_the_signal_handlers(tmp_path, capsys):
             signal.signal(signum, handler)
     assert code == 0, capsys.readouterr()
     assert after == installed
+
+
+# -- the solvers: mutants that `nox -s mutation` found alive -------------------------------------
+def test_sgd_epoch_with_huge_and_small_logits_side_by_side(arrays):
+    """Each row's logits are shifted by that row's own maximum: rows with logits in the
+    thousands train next to rows with logits near 0, as one textbook step says."""
+    from softmax_xp.solvers.sgd import sgd_epoch
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(8, 3))
+    X[:4] *= 1000.0
+    y = np.arange(8) % 3
+    W, b = rng.normal(size=(3, 3)), np.zeros((1, 3))
+    order = arrays(rng.permutation(8), "int64")
+    got = sgd_epoch(arrays(X), arrays(y, "int64"), order, arrays(W), arrays(b), None,
+                    lr=1e-3, momentum=0.0, reg=0.0, batch_size=8, xp=arrays.xp)  # fmt: skip
+    loss, dW, db = host_objective(X, y, W, b, 0.0)
+    assert loss > 100.0  # the huge rows are far from their class
+    np.testing.assert_allclose(arrays.host(got[0]), W - 1e-3 * dW, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(arrays.host(got[1]), b - 1e-3 * db, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(arrays.host(got[3]), [loss], rtol=1e-10)
+
+
+def lbfgs_objective(arrays, calls: list | None = None):
+    X, y = lbfgs_problem()
+    Xd, yd = arrays(X), arrays(y, "int64")
+
+    def objective(W, b):
+        if calls is not None:
+            calls.append(1)
+        return loss_and_grads(Xd, yd, W, b, 1e-2)
+
+    return objective
+
+
+def test_minimize_lbfgs_reports_every_iterate_without_warnings(arrays):
+    """L-BFGS-B with its own options (an unknown option or another method warns), the loss of
+    every accepted iterate in ``losses``, and scipy's reason for stopping."""
+    from softmax_xp.solvers.lbfgs import minimize_lbfgs
+
+    objective = lbfgs_objective(arrays)
+    W0, b0 = arrays(np.zeros((5, 3))), arrays(np.zeros((1, 3)))
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = minimize_lbfgs(objective, W0, b0, max_iter=200, to_host=to_numpy, tol=1e-6,
+                                callback=lambda i, W, b, loss: seen.append(loss))  # fmt: skip
+    assert result.converged is True and 0 < result.n_iter < 200
+    assert result.losses == seen and all(isinstance(loss, float) for loss in seen)
+    final = float(to_numpy(objective(result.W, result.b)[0]))
+    assert result.losses[-1] == pytest.approx(final, rel=1e-12)
+    assert isinstance(result.message, str) and "CONVERGENCE" in result.message.upper()
+    assert "not finite" not in result.message
+
+
+def test_minimize_lbfgs_says_when_the_objective_is_not_finite(arrays):
+    from softmax_xp.solvers.lbfgs import minimize_lbfgs
+
+    objective = lbfgs_objective(arrays)
+
+    def nan_loss(W, b):
+        loss, dW, db = objective(W, b)
+        return loss * float("nan"), dW, db
+
+    W0, b0 = arrays(np.zeros((5, 3))), arrays(np.zeros((1, 3)))
+    result = minimize_lbfgs(nan_loss, W0, b0, max_iter=10, to_host=to_numpy)
+    assert result.converged is False
+    assert result.message.startswith("the objective is not finite (nan); ")
+
+
+def test_max_iter_zero_returns_a_copy_of_the_start_without_evaluating(arrays):
+    from softmax_xp.solvers.lbfgs import minimize_lbfgs
+
+    calls: list = []
+    objective = lbfgs_objective(arrays, calls)
+    W0, b0 = arrays(np.ones((5, 3))), arrays(np.full((1, 3), 0.5))
+    result = minimize_lbfgs(objective, W0, b0, max_iter=0, to_host=to_numpy)
+    assert calls == []
+    assert result.n_iter == 0 and result.losses == [] and result.converged is False
+    assert result.W is not W0 and result.b is not b0
+    np.testing.assert_array_equal(arrays.host(result.W), 1.0)
+    np.testing.assert_array_equal(arrays.host(result.b), 0.5)
