@@ -117,3 +117,39 @@ def bench(session: nox.Session) -> None:
     """The benchmarks (not part of the default run): ``nox -s bench -- --quick``."""
     session.install("-e", ".[plot,progress]", TORCH, "scikit-learn")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+# Mutation testing: the modules whose mutants `nox -s mutation` runs, and the tests that cover
+# them. Edit these two lists (and [tool.mutmut] only_mutate in pyproject.toml, which must name
+# every module here) when the training run (softmax_xp/_training/) and the estimator
+# (softmax_xp/sklearn.py) join.
+MUTATION_MODULES = (
+    "softmax_xp/functional.py",
+    "softmax_xp/solvers/sgd.py",
+    "softmax_xp/solvers/lbfgs.py",
+)
+
+
+@nox.session(default=False)
+def mutation(session: nox.Session) -> None:
+    """mutmut over MUTATION_MODULES with the tests named in pyproject's [tool.mutmut], on the
+    NumPy backend (not part of the default run; several minutes per module).
+
+    ``nox -s mutation -- softmax_xp/solvers/sgd.py`` mutates one module; then
+    ``mutmut results`` lists the survivors and ``mutmut show NAME`` shows one.
+    Record the kill rate and the explained survivors in benchmarks/results/mutation.md.
+    """
+    import tomllib
+
+    with open("pyproject.toml", "rb") as file:
+        allowed = tomllib.load(file)["tool"]["mutmut"]["only_mutate"]
+    modules = session.posargs or list(MUTATION_MODULES)
+    missing = [m for m in modules if m not in allowed]
+    if missing:
+        session.error(f"add {missing} to [tool.mutmut] only_mutate in pyproject.toml")
+    session.install("-e", f".[{TEST_EXTRAS},lbfgs,sklearn]", "mutmut>=3.8,<4")
+    # mutmut names mutants package.module.x_function__mutmut_N
+    patterns = [m.removesuffix(".py").replace("/", ".") + ".*" for m in modules]
+    env = {"SOFTMAX_XP_TEST_BACKENDS": "numpy", "MPLBACKEND": "Agg"}
+    session.run("mutmut", "run", "--max-children", "2", *patterns, env=env)
+    session.run("mutmut", "results", env=env)
