@@ -21,14 +21,14 @@ from ._validation import (
     features_on_host_or_device,
     warn_if_unscaled,
 )
-from .functional import log_softmax, softmax
+from .functional import cross_entropy, log_softmax, softmax
 
 __all__ = [
     "KINDS",
     "block_output",
     "check_logits",
     "chunk_rows",
-    "device_hits",
+    "device_evaluation",
     "outputs",
     "row_slices",
     "score",
@@ -124,12 +124,19 @@ def _hits(z: Array, y: Array, xp: Any) -> Array:
     return xp.sum(xp.astype(xp.argmax(z, axis=1) == y, xp.int64))
 
 
-def device_hits(X: Array, y: Array, W: Array, b: Array, rows: int) -> Array:
-    """How many rows of ``(X, y)``, already on the device, ``(W, b)`` classify right: a 0-d
-    int64 device array, in chunks of ``rows``, with no host read."""
+def device_evaluation(X: Array, y: Array, W: Array, b: Array, rows: int) -> tuple[Array, Array]:
+    """How many rows of ``(X, y)``, already on the device, ``(W, b)`` classify right (0-d
+    int64) and their summed cross-entropy ``sum_i -log softmax(z_i)[y_i]`` (0-d, ``W``'s
+    dtype), in chunks of ``rows``, with no host read."""
     xp = array_namespace(X)
-    hits = [_hits(X[r, ...] @ W + b, y[r], xp) for r in row_slices(X.shape[0], rows)]
-    return hits[0] if len(hits) == 1 else xp.sum(xp.stack(hits))
+    hits, losses = [], []
+    for r in row_slices(X.shape[0], rows):
+        z = X[r, ...] @ W + b
+        hits.append(_hits(z, y[r], xp))
+        losses.append(cross_entropy(z, y[r], xp=xp) * (r.stop - r.start))
+    if len(hits) == 1:
+        return hits[0], losses[0]
+    return xp.sum(xp.stack(hits)), xp.sum(xp.stack(losses))
 
 
 def block_output(kind: str, Xb: Array, W: Array, b: Array) -> Array:

@@ -19,7 +19,13 @@ from ._backend import asarray_on, resolve_backend, to_numpy
 from ._errors import out_of_memory_hint
 from ._modelfile import read_checkpoint, read_model, write_model
 from ._predictions import LinearPredictions
-from ._training.callbacks import Callback, CheckpointWriter, ProgressPrinter, as_callbacks
+from ._training.callbacks import (
+    Callback,
+    CheckpointWriter,
+    EarlyStopping,
+    ProgressPrinter,
+    as_callbacks,
+)
 from ._training.history import History
 from ._training.run import Run, Schedule
 from ._training.state import RunInfo, TrainState, check_resumable
@@ -34,7 +40,7 @@ from ._validation import (
 from .functional import loss_and_grads, softmax
 from .solvers.lbfgs import DEFAULT_TOL
 
-__all__ = ["Callback", "History", "SoftmaxXP"]
+__all__ = ["Callback", "EarlyStopping", "History", "SoftmaxXP"]
 
 Array = Any
 PathLike = str | os.PathLike

@@ -38,7 +38,7 @@ from .._backend import asarray_on, to_numpy
 from .._inference import KINDS
 from .base import DataSettings, Objective, Params, SgdStep
 from .dask_checks import features_layout, labels_layout, validate, weights_layout
-from .dask_tasks import aligned, hits_block, loss_sums, output_block, sgd_block
+from .dask_tasks import aligned, evaluation_block, loss_sums, output_block, sgd_block
 from .memory import InMemoryValidation, batch_sizes
 
 __all__ = ["PREFETCH", "DaskData", "DaskValidation", "aligned", "predictions", "score", "sources"]
@@ -174,14 +174,17 @@ class DaskValidation:
         self.X, self.y, self.settings = X, y, settings
         self.n = X.shape[0]
 
-    def hits(self, W: Array, b: Array) -> Array:
+    def evaluate(self, W: Array, b: Array) -> tuple[Array, Array]:
         params, dtype = _params(W, b), self.settings.dtype_name
-        counts = [
-            dask.delayed(hits_block)(xb, yb, params, dtype)
-            for xb, yb in zip(self.X.to_delayed().ravel(), self.y.to_delayed(), strict=True)
-        ]
+        parts = dask.compute(
+            *[
+                dask.delayed(evaluation_block)(xb, yb, params, dtype)
+                for xb, yb in zip(self.X.to_delayed().ravel(), self.y.to_delayed(), strict=True)
+            ]
+        )
         backend = self.settings.backend
-        return asarray_on(backend, sum(dask.compute(*counts)), backend.xp.int64)
+        hits = asarray_on(backend, sum(part[0] for part in parts), backend.xp.int64)
+        return hits, asarray_on(backend, sum(part[1] for part in parts), self.settings.dtype)
 
 
 def _add(parts: list[tuple[Any, ...]]) -> tuple[Any, ...]:

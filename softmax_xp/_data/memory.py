@@ -10,7 +10,7 @@ from array_api_compat import device as device_of
 from .. import _random
 from .._backend import asarray_on
 from .._fingerprint import data_fingerprint
-from .._inference import chunk_rows, device_hits, row_slices
+from .._inference import chunk_rows, device_evaluation, row_slices
 from .._validation import as_features, as_labels, features_on_host_or_device, warn_if_unscaled
 from .._weights import as_sample_weight, exact_mean
 from ..functional import loss_and_grads
@@ -127,5 +127,5 @@ class InMemoryValidation:
         self.n = self.X.shape[0]
         self._rows = chunk_rows(settings, None)
 
-    def hits(self, W: Array, b: Array) -> Array:
-        return device_hits(self.X, self.y, W, b, self._rows)
+    def evaluate(self, W: Array, b: Array) -> tuple[Array, Array]:
+        return device_evaluation(self.X, self.y, W, b, self._rows)
