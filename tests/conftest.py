@@ -92,7 +92,7 @@ def _bundled_mnist() -> Any:
 def mnist_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI reads the bundled MNIST (and checks its checksums) once per test session, not
     once per command run."""
-    import softmax_xp.cli as cli
+    import softmax_xp.cli.data as cli
 
     real = cli.load_mnist
 

@@ -23,8 +23,8 @@ import softmax_xp.model as model_module
 from softmax_xp import SoftmaxXP
 from softmax_xp._atomic import AtomicBatch
 from softmax_xp._backend import _problem
-from softmax_xp._rundir import LOCK_NAME, RunFolder
 from softmax_xp.cli import cli_words, main
+from softmax_xp.cli._rundir import LOCK_NAME, RunFolder
 from softmax_xp.datasets import MNIST_FILES, load_mnist
 from softmax_xp.datasets.idx import write_idx
 from softmax_xp.solvers.sgd import sgd_epoch as real_sgd_epoch
@@ -245,7 +245,7 @@ def test_a_second_ctrl_c_during_the_save_waits_for_it(tmp_path, data_dir):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_a_signal_ignored_at_start_stays_ignored(monkeypatch):
-    from softmax_xp._signals import Interruptions
+    from softmax_xp.cli._signals import Interruptions
 
     monkeypatch.setattr(
         signal, "getsignal", lambda s: signal.SIG_IGN if s == signal.SIGHUP else None
@@ -352,7 +352,7 @@ def test_the_lock_of_a_killed_run_is_not_stale(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from softmax_xp._rundir import RunFolder; "
+            "import sys, time; from softmax_xp.cli._rundir import RunFolder; "
             "RunFolder(sys.argv[1]).lock(); print('locked', flush=True); time.sleep(60)",
             str(tmp_path),
         ],
@@ -444,7 +444,7 @@ def test_a_small_training_set_is_explained_in_cli_words(tmp_path, capsys):
 def test_missing_mnist_keeps_the_whole_message_in_cli_words(tmp_path, monkeypatch, capsys):
     import softmax_xp.datasets.mnist as mnist
 
-    monkeypatch.setattr(cli, "load_mnist", mnist.load_mnist)  # the real search, not the cache
+    monkeypatch.setattr(cli.data, "load_mnist", mnist.load_mnist)  # the real search, not the cache
     monkeypatch.setattr(mnist, "bundled_dir", lambda: tmp_path / "bundled")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("SOFTMAX_XP_DATA", raising=False)
@@ -462,7 +462,7 @@ needs_no_cupy = pytest.mark.skipif(_problem("cupy") is None, reason="this machin
 
 @needs_no_cupy
 def test_no_fallback_fails_at_once(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "load_mnist", lambda *a, **k: pytest.fail("loaded the data"))
+    monkeypatch.setattr(cli.data, "load_mnist", lambda *a, **k: pytest.fail("loaded the data"))
     out = tmp_path / "run"
     argv = ["train", "--backend", "cupy", "--no-fallback", "--out", str(out)]
     assert exit_code(argv) == 2

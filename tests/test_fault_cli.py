@@ -16,8 +16,8 @@ import pytest
 import softmax_xp.cli as cli
 import softmax_xp.model as model_module
 from softmax_xp import SoftmaxXP
-from softmax_xp._rundir import RunFolder
 from softmax_xp.cli import main
+from softmax_xp.cli._rundir import RunFolder
 from softmax_xp.solvers.sgd import sgd_epoch as real_sgd_epoch
 
 pytestmark = pytest.mark.usefixtures("mnist_read_once")
@@ -253,7 +253,7 @@ def test_out_of_memory_in_predict_is_one_line(model_file, digit, monkeypatch, ca
 def test_a_figure_that_fails_costs_only_that_figure(stage, tmp_path, monkeypatch, capsys):
     pytest.importorskip("matplotlib")
     import softmax_xp.plots as plots
-    from softmax_xp._rundir import FIGURES
+    from softmax_xp.cli._rundir import FIGURES
 
     def broken(*args, **kwargs):
         raise RuntimeError("the font cache is broken")
@@ -322,7 +322,7 @@ def test_predict_on_mixed_files_predicts_the_images_and_names_each_other_file(
 def test_predict_without_pillow_reads_the_arrays_and_names_the_pictures_in_one_line(
     model_file, digit, tmp_path, capsys, monkeypatch
 ):
-    import softmax_xp._images as images
+    import softmax_xp.cli._images as images
 
     def no_pillow():
         raise ImportError('Reading PNG/JPEG images needs Pillow: pip install "softmax-xp[plot]".')
