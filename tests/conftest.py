@@ -102,3 +102,12 @@ def mnist_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(data_dir, download, **kwargs)
 
     monkeypatch.setattr(cli, "load_mnist", load)
+
+
+@pytest.fixture
+def in_empty_folder(tmp_path_factory: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The test runs in an empty folder of its own: a CLI default (``--out runs/mnist``) or a
+    relative path neither reads nor writes the folder pytest was started in."""
+    folder = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(folder)
+    return folder

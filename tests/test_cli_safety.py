@@ -29,7 +29,7 @@ from softmax_xp.datasets import MNIST_FILES, load_mnist
 from softmax_xp.datasets.idx import write_idx
 from softmax_xp.solvers.sgd import sgd_epoch as real_sgd_epoch
 
-pytestmark = pytest.mark.usefixtures("mnist_read_once")
+pytestmark = pytest.mark.usefixtures("mnist_read_once", "in_empty_folder")
 
 SMALL = ["--limit", "3000", "--epochs", "2", "--backend", "numpy", "--quiet", "--no-plots"]
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from softmax_xp.cli import main
 from softmax_xp.cli._rundir import RunFolder
 from softmax_xp.solvers.sgd import sgd_epoch as real_sgd_epoch
 
-pytestmark = pytest.mark.usefixtures("mnist_read_once")
+pytestmark = pytest.mark.usefixtures("mnist_read_once", "in_empty_folder")
 
 SMALL = ["--limit", "300", "--epochs", "2", "--backend", "numpy", "--quiet", "--no-plots"]
 
@@ -375,7 +375,6 @@ def test_a_reader_that_stops_early_ends_predict_quietly(model_file, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
-        cwd=root,
     ) as process:
         assert process.stdout.readline().startswith(f"{tmp_path / 'many.npy'}[0]: ".encode())
         process.stdout.close()

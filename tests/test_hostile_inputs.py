@@ -17,6 +17,8 @@ from softmax_xp import ModelFileError, SoftmaxXP
 from softmax_xp.cli import main
 from softmax_xp.cli._images import read_digit_images
 
+pytestmark = pytest.mark.usefixtures("in_empty_folder")
+
 D, K = 6, 3
 
 
