@@ -206,7 +206,7 @@ def test_resume_with_another_data_dir_of_the_same_size_is_refused(tmp_path, caps
     resume = ["train", *SMALL, "--resume", "--out", str(out), "--data-dir", other]
     code, err = run(resume, capsys)
     line = one_line_error(code, err, "train")
-    assert "--resume: the checkpoint's run was trained on other data" in line
+    assert f"--resume: the run in {out} was trained on other data than this one" in line
     assert "give the --data-dir and --limit of that run" in line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import presets
+from .._errors import ResumeMismatchError
 from .._modelfile import Checkpoint, read_checkpoint
 from .common import INPUT_DIM, NUM_CLASSES, CLIError
 
-__all__ = ["read_resume_checkpoint", "recipe", "train_size"]
+__all__ = ["read_resume_checkpoint", "recipe", "resume_mismatch", "train_size"]
 
+_SOLVER_FLAGS = {"solver": "--solver", "n_samples": "--limit", "epochs": "--epochs"}
 RECIPE_FLAGS = {
     "lr": "--lr",
     "reg": "--reg",
@@ -38,7 +40,7 @@ def recipe(args: argparse.Namespace, resume: Checkpoint | None = None) -> dict[s
         theirs = {**resume.hyperparameters, "batch_size": resume.batch_size}
         _check_same(args.out, given, theirs)
         settings.update({key: theirs[key] for key in RECIPE_FLAGS})
-        previous = _previous_epochs(args.out)
+        previous = resume.epochs if resume.epochs is not None else _previous_epochs(args.out)
         settings["epochs"] = settings["epochs"] if previous is None else previous
     if args.epochs is not None:
         settings["epochs"] = args.epochs
@@ -59,8 +61,8 @@ def _check_same(out: Path, given: dict[str, Any], theirs: dict[str, Any]) -> Non
 
 
 def _previous_epochs(out: Path) -> int | None:
-    """The number of epochs the run in ``out`` was asked for (from its run.json, written after
-    its first epoch, or its report), or None if unknown."""
+    """The number of epochs the run in ``out`` was asked for, for a checkpoint too old to say
+    (from the run's run.json, written after its first epoch, or its report), or None."""
     for name in ("run.json", "report.json"):
         try:
             epochs = json.loads((out / name).read_text()).get("epochs")
@@ -102,3 +104,29 @@ def train_size(args: argparse.Namespace, available: int, resume: Checkpoint | No
             f"would use {n}; give --limit {resume.n_samples} and the same --data-dir."
         )
     return n
+
+
+def resume_mismatch(exc: ResumeMismatchError, out: Path) -> str:
+    """Why the checkpoint in ``out`` cannot be continued by this run, in the CLI's flags."""
+    where = f"--resume: the run in {out}"
+    if exc.kind == "data":
+        return (
+            f"{where} was trained on other data than this one (other images, labels or order); "
+            "give the --data-dir and --limit of that run."
+        )
+    if exc.kind == "epochs":
+        theirs, ours = exc.differences["epochs"]
+        return (
+            f"--epochs {ours}: the run in {out} already has {theirs} epochs (--epochs counts "
+            "every epoch of the run, those before the resume too)."
+        )
+    if exc.kind in ("solver", "settings") and exc.differences:
+        flags = {**RECIPE_FLAGS, **_SOLVER_FLAGS}
+        names = list(exc.differences)
+        was = ", ".join(f"{flags.get(k, k)} {exc.differences[k][0]}" for k in names)
+        now = ", ".join(f"{flags.get(k, k)} {exc.differences[k][1]}" for k in names)
+        return (
+            f"{where} was trained with {was}, not {now}; resume without those flags (or with "
+            "the same values), or start a new run in another --out."
+        )
+    return f"{where} cannot be continued by this one: {exc.reason}"

@@ -15,7 +15,7 @@ from typing import Any
 from .. import __version__
 from .._atomic import write_atomic
 from .._backend import Backend, BackendUnavailableError, resolve_backend
-from .._errors import TrainingDivergedError
+from .._errors import ResumeMismatchError, TrainingDivergedError
 from .._modelfile import Checkpoint
 from ..datasets import split_validation
 from ..model import History, SoftmaxXP
@@ -33,7 +33,7 @@ from .common import (
     text_writer,
 )
 from .data import check_data_sizes, load_data
-from .settings import read_resume_checkpoint, recipe, train_size
+from .settings import read_resume_checkpoint, recipe, resume_mismatch, train_size
 
 __all__ = ["cmd_train"]
 
@@ -118,7 +118,10 @@ def _train_in(
         say(f"\n{signal_name(run.stop)}: no epoch completed, so nothing was written{kept}.")
         return interruptions.exit_code or EXIT_INTERRUPTED
     if isinstance(run.stop, KeyboardInterrupt):
-        say(f"\n{signal_name(run.stop)}: saving the {completed} completed epoch(s)")
+        done = f"the run is complete ({completed} of {run.recipe['epochs']} epochs); saving it"
+        if completed < run.recipe["epochs"]:
+            done = f"saving the {completed} completed epoch(s)"
+        say(f"\n{signal_name(run.stop)}: {done}")
     _save(run, model)
     if isinstance(run.stop, TrainingDivergedError):
         raise CLIError(f"{run.stop} Saved epoch {completed} (its model and report) in {run.out}.")
@@ -205,6 +208,8 @@ def _fit(run: _Run, model: SoftmaxXP, interruptions: Interruptions) -> None:
     except (KeyboardInterrupt, TrainingDivergedError) as exc:
         run.stop = exc
         interruptions.defer(exc)
+    except ResumeMismatchError as exc:
+        raise CLIError(resume_mismatch(exc, run.out)) from None
     except (MemoryError, OSError) as exc:  # out of (device) memory; a full or failing disk
         raise CLIError(_training_failed(exc, run.checkpoint)) from None
     run.seconds = time.perf_counter() - start
@@ -274,6 +279,8 @@ def _status(stop: BaseException | None, completed: int, epochs: int) -> tuple[st
             f"diverged in epoch {stop.epoch}; kept epoch {completed}: {completed} of {epochs} "
             "epochs"
         )
+    if completed >= epochs:  # the signal came after the last epoch: it only shortened the save
+        return "complete", f"complete: {completed} of {epochs} epochs"
     return "interrupted", f"interrupted by {signal_name(stop)} after {completed} of {epochs} epochs"
 
 

@@ -11,11 +11,6 @@ _PYTHON_WORDS = [
     (re.compile(r"\bdownload=True\b"), "--download"),
     (re.compile(r"\bfallback=False\b"), "--no-fallback"),
     (re.compile(r"\(data_dir\)"), "(--data-dir)"),
-    (re.compile(r"\bresume_from=(['\"]).*?\1: "), "--resume: "),
-    (
-        re.compile(r"resume with the same training data, in the same order\."),
-        "give the --data-dir and --limit of that run.",
-    ),
     (
         re.compile(r"\b([Uu])se device=None\b"),
         lambda m: f"{'L' if m[1] == 'U' else 'l'}eave out --device",
