@@ -87,6 +87,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  {name:<17} {entry['version']:<12} {', '.join(entry['devices'])}")
         else:
             print(f"  {name:<17} unavailable: {entry['reason']}")
+            if entry.get("install"):
+                print(f"  {'':<17} to use it, {entry['install']}")
     print(f'  backend="auto" uses: {info["auto"]["resolves_to"]}')
     return 0
 

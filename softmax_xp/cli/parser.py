@@ -33,19 +33,13 @@ MODEL_HELP = "a model file written by train (e.g. runs/mnist/model.npz)"
 
 
 def _positive_int(text: str) -> int:
-    value = _nonnegative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
+    """A count of 1 or more (``--epochs``, ``--batch-size``, ``--limit``)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (1 or more), got {text}")
     return value
 
 

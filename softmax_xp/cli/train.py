@@ -250,11 +250,24 @@ def _save(run: _Run, model: SoftmaxXP) -> None:
     drawn = {}
     if not run.args.no_plots:
         drawn = reporting.figures(model, report, model.history_, *run.test, y_pred)
-    reporting.write_outputs(run.out, model, report, drawn)
+    try:
+        reporting.write_outputs(run.out, model, report, drawn)
+    except OSError as exc:  # a full disk, most often: the checkpoint holds the epochs
+        raise CLIError(_save_failed(exc, run, completed)) from None
     with contextlib.suppress(OSError, ValueError):  # the files are saved; stdout may be gone
         reporting.print_report(report)
     written = "model.npz, report.json, report.md" + (f" and {len(drawn)} figures" if drawn else "")
     say(f"wrote {written} to {run.out}")
+
+
+def _save_failed(exc: OSError, run: _Run, completed: int) -> str:
+    if not run.checkpoint.is_file():
+        return f"{exc}."
+    return (
+        f"{exc}. The checkpoint {run.checkpoint} keeps the {completed} epochs: free some space, "
+        f"then `softmax-xp train --resume --no-plots --out {run.out}` writes the model and "
+        "reports from it (without the figures, which take the most space)."
+    )
 
 
 def _after_epoch(path: Path, settings: dict[str, Any], progress: _Progress):

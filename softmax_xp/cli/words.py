@@ -16,6 +16,7 @@ _PYTHON_WORDS = [
         lambda m: f"{'L' if m[1] == 'U' else 'l'}eave out --device",
     ),
     (re.compile(r"\bdevice=None\b"), "no --device"),
+    (re.compile(r"\bbackend=(['\"]?)(\w+)\1"), lambda m: f"--backend {m[2]}"),
     (
         re.compile(
             r"\b(lr|reg|momentum|lr_decay|batch_size|epochs|seed|dtype|device)="
