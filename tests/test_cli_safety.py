@@ -106,7 +106,7 @@ def test_zero_epochs_never_replace_the_model(earlier, capsys, mode):
     before = files_of(earlier)
     argv = ["train", "--backend", "numpy", "--quiet", "--epochs", "0", mode, "--out", str(earlier)]
     assert exit_code(argv) == 2
-    assert "--epochs: must be a positive integer, got 0" in capsys.readouterr().err
+    assert "--epochs: must be a positive integer (1 or more), got 0" in capsys.readouterr().err
     assert files_of(earlier) == before
 
 
