@@ -70,3 +70,29 @@ def test_info_prints_the_install_hints(capsys):
     text = capsys.readouterr().out
     for hint in hints:
         assert hint in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (
+            ["train", "--learning-rate", "0.1"],
+            "unrecognized argument --learning-rate; did you mean --lr?",
+        ),
+        (["train", "--epocs=3"], "unrecognized argument --epocs; did you mean --epochs?"),
+        (
+            ["evaluate", "--model", "m.npz", "--jsn"],
+            "unrecognized argument --jsn; did you mean --json?",
+        ),
+        (["info", "--frobnicate"], "unrecognized argument --frobnicate (softmax-xp info --help"),
+    ],
+)
+def test_an_unknown_flag_gets_one_line_with_the_flag_meant(argv, hint, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"softmax-xp {argv[0]}: error: {err.split('error: ')[1].strip()}"
+    ]
+    assert hint in err and "usage:" not in err

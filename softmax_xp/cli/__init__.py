@@ -18,7 +18,7 @@ from .._backend import BackendFallbackWarning, BackendUnavailableError
 from ..datasets import DatasetError
 from .commands import cmd_evaluate, cmd_info, cmd_predict
 from .common import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, CLIError, say
-from .parser import build_parser
+from .parser import build_parser, unknown_arguments
 from .train import cmd_train
 from .words import cli_words
 
@@ -38,7 +38,10 @@ _ONE_LINE_ERRORS = (
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``softmax-xp`` and ``python -m softmax_xp``; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        error = unknown_arguments(parser, args.command, extras)
+        parser.exit(EXIT_USAGE, f"softmax-xp {args.command}: error: {error}\n")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", BackendFallbackWarning)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 from pathlib import Path
 
 from .. import __version__, presets
 from .._backend import BACKENDS
 
-__all__ = ["build_parser"]
+__all__ = ["build_parser", "unknown_arguments"]
 
 TRAIN_DESCRIPTION = """\
 Train the chapter's softmax classifier on MNIST and report on the test set.
@@ -174,3 +175,35 @@ def _add_predict(predict: argparse.ArgumentParser) -> None:
         "(or a stack of them); an image with no ink is reported as blank, not predicted, and a "
         "file that is not an image is named on stderr (exit 2) after the others are predicted",
     )
+
+
+def unknown_arguments(parser: argparse.ArgumentParser, command: str, extras: list[str]) -> str:
+    """One line on the arguments ``command`` does not take, with the flag meant if one is close
+    (``--learning-rate``: did you mean ``--lr``?)."""
+    flags = [arg for arg in extras if arg.startswith("--")]
+    if not flags:
+        return f"unrecognized arguments: {' '.join(extras)}"
+    known = [
+        option
+        for action in _subparser(parser, command)._actions
+        for option in action.option_strings
+        if option.startswith("--")
+    ]
+    flag = flags[0].split("=")[0]
+    close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6) or [
+        option for option in known if option[2:] == _initials(flag)
+    ]
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"unrecognized argument {flag}{hint} (softmax-xp {command} --help lists its arguments)"
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]
+    return parser
+
+
+def _initials(flag: str) -> str:
+    """``--learning-rate`` -> ``lr``: the way our short flags abbreviate long words."""
+    return "".join(word[0] for word in flag.lstrip("-").split("-") if word)
