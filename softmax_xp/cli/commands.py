@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from .._backend import BackendUnavailableError, backend_info, resolve_backend, to_numpy
@@ -50,13 +51,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         inked = images.any(axis=1)  # an all-zero image: a picture with no ink, or all black
         for i, row in enumerate(proba):
             name = str(path) if len(proba) == 1 else f"{path}[{i}]"
-            if not inked[i]:
-                print(f"{name}: no ink found (a blank image); no digit predicted")
-                blanks += 1
-                continue
-            probs = " ".join(f"{k}:{p:.3f}" for k, p in enumerate(row))
-            print(f"{name}: {int(row.argmax())}  ({probs})")
-            predicted += 1
+            print(_prediction(name, row if inked[i] else None, args.json))
+            blanks += not inked[i]
+            predicted += bool(inked[i])
     if need_pillow:
         named = ", ".join(need_pillow[:3]) + (", ..." if len(need_pillow) > 3 else "")
         failures.append(f"{len(need_pillow)} file(s) not read ({named}): {pillow_advice}")
@@ -64,6 +61,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if blanks and not predicted:
         raise CLIError("every image is blank (no ink found): nothing to predict.")
     return 0
+
+
+def _prediction(name: str, proba: Any, as_json: bool) -> str:
+    """The line of one image: its label and probabilities, or (``proba`` None) a blank."""
+    if as_json:
+        label = None if proba is None else int(proba.argmax())
+        return json.dumps(
+            {
+                "file": name,
+                "label": label,
+                "probability": None if proba is None else float(proba[label]),
+                "probabilities": None if proba is None else [float(p) for p in proba],
+                "blank": proba is None,
+            }
+        )
+    if proba is None:
+        return f"{name}: no ink found (a blank image); no digit predicted"
+    probs = " ".join(f"{k}:{p:.3f}" for k, p in enumerate(proba))
+    return f"{name}: {int(proba.argmax())}  ({probs})"
 
 
 def _report_failures(failures: list[str]) -> None:

@@ -175,6 +175,12 @@ def _add_predict(predict: argparse.ArgumentParser) -> None:
         "(or a stack of them); an image with no ink is reported as blank, not predicted, and a "
         "file that is not an image is named on stderr (exit 2) after the others are predicted",
     )
+    predict.add_argument(
+        "--json",
+        action="store_true",
+        help='one JSON object per image and line, for scripts: {"file", "label", "probability", '
+        '"probabilities", "blank"} (label and probabilities null for a blank image)',
+    )
 
 
 def unknown_arguments(parser: argparse.ArgumentParser, command: str, extras: list[str]) -> str:
