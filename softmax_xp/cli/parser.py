@@ -44,6 +44,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    """A number above 0 (``--tol``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    return value
+
+
 def _path(text: str) -> Path:
     """A path argument; an empty one (an unset shell variable) is refused rather than read as
     the current folder, and ``~`` is the home folder even where the shell left it."""
@@ -108,6 +119,20 @@ def _add_recipe(train: argparse.ArgumentParser) -> None:
         action="store_true",
         help="our fastest recipe to the chapter's accuracy instead of the "
         "chapter's own; explicit flags still override it",
+    )
+    train.add_argument(
+        "--solver",
+        choices=("sgd", "lbfgs"),
+        default=None,
+        help="sgd: the chapter's mini-batch SGD (default); lbfgs: full-batch L-BFGS (the [lbfgs] "
+        "extra) to the optimum, --epochs iterations at most (--lr, --momentum, --lr-decay and "
+        "--batch-size do not apply)",
+    )
+    train.add_argument(
+        "--tol",
+        type=_positive_float,
+        default=None,
+        help="--solver lbfgs only: stop when no gradient entry exceeds this (default 1e-4)",
     )
     train.add_argument("--seed", type=int, default=None, help="(default 0)")
     train.add_argument(

@@ -27,6 +27,7 @@ _SETTINGS = (
     "lr_decay",
     "seed",
 )
+_LBFGS_SETTINGS = ("backend", "dtype", "solver", "epochs", "tol", "reg", "seed")
 
 
 def evaluate(model: SoftmaxXP, X_test: Any, y_test: Any) -> tuple[dict[str, Any], Any]:
@@ -64,7 +65,8 @@ def print_report(report: dict[str, Any]) -> None:
 
 def markdown(report: dict[str, Any], out: Path) -> str:
     """report.md: the status, the accuracy, the settings and the per-class table."""
-    settings = ", ".join(f"{key} {report[key]}" for key in _SETTINGS)
+    names = _LBFGS_SETTINGS if report.get("solver") == "lbfgs" else _SETTINGS
+    settings = ", ".join(f"{key} {report[key]}" for key in names)
     status = report["status"]
     if status == "interrupted":
         note = (

@@ -14,7 +14,7 @@ from .common import INPUT_DIM, NUM_CLASSES, CLIError
 
 __all__ = ["read_resume_checkpoint", "recipe", "resume_mismatch", "train_size"]
 
-_SOLVER_FLAGS = {"solver": "--solver", "n_samples": "--limit", "epochs": "--epochs"}
+_SOLVER_FLAGS = {"n_samples": "--limit", "epochs": "--epochs"}
 RECIPE_FLAGS = {
     "lr": "--lr",
     "reg": "--reg",
@@ -23,21 +23,26 @@ RECIPE_FLAGS = {
     "batch_size": "--batch-size",
     "dtype": "--dtype",
     "seed": "--seed",
+    "solver": "--solver",
 }
+_SGD_ONLY = ("lr", "momentum", "lr_decay", "batch_size")
 
 
 def recipe(args: argparse.Namespace, resume: Checkpoint | None = None) -> dict[str, Any]:
     """The run's settings: the preset, then the flags given; when resuming, the checkpoint's
     settings, and an error for a flag that contradicts them."""
     preset = presets.FAST if args.fast else presets.CHAPTER
-    settings = {**preset, "seed": 0, "dtype": "float32"}
+    settings = {**preset, "seed": 0, "dtype": "float32", "solver": "sgd", "tol": args.tol}
     given = {key: getattr(args, key) for key in RECIPE_FLAGS if getattr(args, key) is not None}
+    solver = given.get("solver") or (resume.solver if resume is not None else "sgd")
+    _check_solver_flags(args.tol, given, solver)
     if resume is None:
         settings.update(given)
     else:
         if args.fast:  # --fast stands for the preset's values of the flags not given
             given = {**{key: preset[key] for key in RECIPE_FLAGS if key in preset}, **given}
         theirs = {**resume.hyperparameters, "batch_size": resume.batch_size}
+        theirs["solver"] = resume.solver
         _check_same(args.out, given, theirs)
         settings.update({key: theirs[key] for key in RECIPE_FLAGS})
         previous = resume.epochs if resume.epochs is not None else _previous_epochs(args.out)
@@ -45,6 +50,22 @@ def recipe(args: argparse.Namespace, resume: Checkpoint | None = None) -> dict[s
     if args.epochs is not None:
         settings["epochs"] = args.epochs
     return settings
+
+
+def _check_solver_flags(tol: float | None, given: dict[str, Any], solver: str) -> None:
+    """Refuse flags that the run's solver does not use (``--tol`` is L-BFGS's, ``--lr`` SGD's)."""
+    if tol is not None and solver != "lbfgs":
+        raise CLIError(
+            f"--tol {tol}: --tol is the stopping rule of --solver lbfgs (SGD runs all its "
+            "epochs); give --solver lbfgs too, or leave out --tol."
+        )
+    if solver == "lbfgs":
+        unused = [RECIPE_FLAGS[key] for key in _SGD_ONLY if key in given]
+        if unused:
+            raise CLIError(
+                f"{', '.join(unused)}: not used by --solver lbfgs (full-batch L-BFGS has no "
+                "step size, momentum or batches); leave them out, or use --solver sgd."
+            )
 
 
 def _check_same(out: Path, given: dict[str, Any], theirs: dict[str, Any]) -> None:

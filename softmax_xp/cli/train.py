@@ -172,9 +172,12 @@ def _model(run: _Run, backend: Backend) -> SoftmaxXP:
 
 def _announce(run: _Run, model: SoftmaxXP) -> None:
     epochs = run.recipe["epochs"]
+    steps = f"{epochs} epochs of batch {run.recipe['batch_size']}"
+    if run.recipe["solver"] == "lbfgs":
+        steps = f"L-BFGS, up to {epochs} iterations"
     say(
         f"softmax-xp {__version__}: training on {model.backend} ({model.device}), "
-        f"{len(run.train[0])} images, {epochs} epochs of batch {run.recipe['batch_size']}"
+        f"{len(run.train[0])} images, {steps}"
     )
     if run.resume is not None:
         say(f"resuming from epoch {run.start_epoch} of {epochs} ({run.checkpoint})")
@@ -201,6 +204,8 @@ def _fit(run: _Run, model: SoftmaxXP, interruptions: Interruptions) -> None:
                 callback=_after_epoch(run.out / "run.json", settings, progress),
                 checkpoint=run.checkpoint,
                 resume_from=run.checkpoint if run.resume is not None else None,
+                solver=run.recipe["solver"],
+                tol=run.recipe["tol"],
             )
         finally:
             interruptions.defer()  # from here on a signal waits for the save
