@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from softmax_xp.cli import main
@@ -96,3 +98,46 @@ def test_an_unknown_flag_gets_one_line_with_the_flag_meant(argv, hint, capsys):
         f"softmax-xp {argv[0]}: error: {err.split('error: ')[1].strip()}"
     ]
     assert hint in err and "usage:" not in err
+
+
+def other_data_set(directory: Path, test_images: int = 10_000) -> Path:
+    """A data set in MNIST's layout that is not MNIST (as Fashion-MNIST is): MNIST's own test
+    images with other labels, and a small training set."""
+    from softmax_xp.datasets import MNIST_FILES, load_mnist_test, write_idx
+
+    X_test, y_test = load_mnist_test()
+    rng = np.random.default_rng(0)
+    directory.mkdir()
+    train = rng.integers(0, 256, (10_050, 28, 28), np.uint8)
+    test = np.rint(X_test[:test_images] * 255).astype(np.uint8).reshape(-1, 28, 28)
+    arrays = (train, rng.integers(0, 10, 10_050, np.uint8), test, (9 - y_test).astype(np.uint8))
+    for name, array in zip(MNIST_FILES, arrays, strict=True):
+        write_idx(directory / name, array)
+    return directory
+
+
+def test_another_data_set_is_not_compared_with_the_chapter(tmp_path, capsys):
+    data, out = other_data_set(tmp_path / "fashion"), tmp_path / "run"
+    argv = ["train", *SMALL, "--no-plots", "--epochs", "1", "--data-dir", str(data)]
+    assert main([*argv, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "chapter" not in printed and "digit" not in printed
+    assert "rows: true class, columns: predicted class" in printed
+    markdown = (out / "report.md").read_text()
+    assert markdown.startswith("# softmax-xp: test report") and "chapter" not in markdown
+    report = json.loads((out / "report.json").read_text())
+    assert report["mnist"] is False and report["chapter_test_accuracy"] is None
+    model = str(out / "model.npz")
+    assert main(["evaluate", "--model", model, "--data-dir", str(data)]) == 0
+    assert "chapter" not in capsys.readouterr().out
+
+
+def test_mnist_in_a_data_dir_is_still_mnist(tmp_path, capsys):
+    from softmax_xp.datasets.mnist import bundled_dir
+
+    out = tmp_path / "run"
+    argv = ["train", *SMALL, "--no-plots", "--epochs", "1", "--data-dir", str(bundled_dir())]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "(the chapter reports 0.9227)" in capsys.readouterr().out
+    assert (out / "report.md").read_text().startswith("# softmax-xp: MNIST test report")
+    assert json.loads((out / "report.json").read_text())["mnist"] is True
