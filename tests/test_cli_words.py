@@ -141,3 +141,37 @@ def test_mnist_in_a_data_dir_is_still_mnist(tmp_path, capsys):
     assert "(the chapter reports 0.9227)" in capsys.readouterr().out
     assert (out / "report.md").read_text().startswith("# softmax-xp: MNIST test report")
     assert json.loads((out / "report.json").read_text())["mnist"] is True
+
+
+@pytest.fixture
+def cupy_without_driver(monkeypatch):
+    """CuPy installed on a machine without an NVIDIA driver: its device query fails."""
+    import importlib.machinery
+    import sys
+    import types
+
+    import softmax_xp._backend as backend_module
+
+    def no_driver() -> int:
+        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")
+
+    cupy = types.ModuleType("cupy")
+    cupy.__spec__ = importlib.machinery.ModuleSpec("cupy", None)
+    runtime = types.SimpleNamespace(getDeviceCount=no_driver, driverGetVersion=lambda: 0)
+    cupy.cuda = types.SimpleNamespace(runtime=runtime)
+    cupy.ndarray = type("ndarray", (), {})  # for array_api_compat's is_cupy_array
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    backend_module._cupy_problem.cache_clear()
+    yield
+    backend_module._cupy_problem.cache_clear()
+
+
+def test_cupy_without_a_driver_asks_for_the_driver_not_cupy(cupy_without_driver, tmp_path, capsys):
+    argv = ["train", *SMALL, "--no-plots", "--epochs", "1", "--backend", "cupy"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: Backend 'cupy' is unavailable: no NVIDIA driver is installed or loaded" in err
+    assert "install (or update) the NVIDIA driver" in err and "install CuPy" not in err
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "install (or update) the NVIDIA driver" in out and "install CuPy" not in out
