@@ -18,6 +18,14 @@ import pytest
 
 from softmax_xp._backend import Backend, _problem, asarray_on, resolve_backend, to_numpy
 
+try:  # Hypothesis keeps no example database in the folder pytest was started in
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("softmax_xp", database=None)
+    _hypothesis_settings.load_profile("softmax_xp")
+except ImportError:
+    pass
+
 ALL_BACKENDS = ("numpy", "array_api_strict", "array_api_strict:device1", "torch", "cupy")
 
 
