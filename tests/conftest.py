@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -18,11 +19,10 @@ import pytest
 
 from softmax_xp._backend import Backend, _problem, asarray_on, resolve_backend, to_numpy
 
-try:  # Hypothesis keeps no example database in the folder pytest was started in
-    from hypothesis import settings as _hypothesis_settings
+try:  # Hypothesis keeps its files (examples, constants) in a temporary folder, not the working one
+    from hypothesis.configuration import set_hypothesis_home_dir
 
-    _hypothesis_settings.register_profile("softmax_xp", database=None)
-    _hypothesis_settings.load_profile("softmax_xp")
+    set_hypothesis_home_dir(tempfile.mkdtemp(prefix="softmax-xp-hypothesis-"))
 except ImportError:
     pass
 
