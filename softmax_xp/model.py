@@ -45,6 +45,7 @@ __all__ = ["Callback", "EarlyStopping", "History", "SoftmaxXP"]
 Array = Any
 PathLike = str | os.PathLike
 SOLVERS = ("sgd", "lbfgs")
+INITS = ("random", "zeros")
 
 
 def _on_device(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,6 +107,9 @@ class SoftmaxXP(LinearPredictions):
     seed
         Seeds the initial weights ``0.001 * N(0, 1)`` and the per-epoch shuffles: one seed gives one
         trajectory on every backend.
+    init
+        ``"random"`` (the chapter's small random start) or ``"zeros"`` (as scikit-learn's linear
+        models start; the shuffles are the same either way).
 
     Bad arguments raise ValueError (TypeError for a wrong type), as do bad inputs to every method.
 
@@ -148,7 +152,10 @@ class SoftmaxXP(LinearPredictions):
         device: Any = None,
         fallback: bool = True,
         lr_decay: float = 1.0,
+        init: str = "random",
     ):
+        if init not in INITS:
+            raise ValueError(f"Unknown init {init!r}; use one of {', '.join(map(repr, INITS))}.")
         hyper = check_hyperparameters(
             input_dim, num_classes, lr, reg, momentum, lr_decay, dtype, seed
         )
@@ -164,7 +171,9 @@ class SoftmaxXP(LinearPredictions):
         check_device_dtype(self._backend, self.dtype_name)
         self.dtype = getattr(self.xp, self.dtype_name)
         rng = _random.make_rng(self.seed)
-        W0 = _random.initial_weights(rng, (self.input_dim, self.num_classes))
+        W0 = _random.initial_weights(rng, (self.input_dim, self.num_classes))  # drawn either way
+        if init == "zeros":
+            W0 = 0.0 * W0
         with self._backend.activate():
             W = self._asarray(W0)
             b = self.xp.zeros((1, self.num_classes), dtype=self.dtype, device=self.device)
