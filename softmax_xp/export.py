@@ -88,9 +88,8 @@ def model_to_onnx(model: SoftmaxXP, *, opset: int | None = None) -> Any:
     ``probabilities`` (n x K), in the model's dtype (float32 or float64).
 
     ``probabilities = Softmax(X W + b)`` along the classes and ``label = ArgMax(X W + b)``, the
-    same numbers as :meth:`~softmax_xp.SoftmaxXP.predict_proba` and
-    :meth:`~softmax_xp.SoftmaxXP.predict` (float rounding aside). Needs ``onnx``
-    (``pip install "softmax-xp[onnx]"``); onnxruntime runs the graph.
+    same numbers as ``model.predict_proba`` and ``model.predict`` (float rounding aside).
+    Needs ``onnx`` (``pip install "softmax-xp[onnx]"``); onnxruntime runs the graph.
 
     Parameters
     ----------
