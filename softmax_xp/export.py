@@ -124,8 +124,8 @@ def model_to_onnx(model: SoftmaxXP, *, opset: int | None = None) -> Any:
     """
     if not isinstance(model, SoftmaxXP):
         hint = (
-            " For a SoftmaxClassifier, call register_skl2onnx() and then skl2onnx.to_onnx(clf, X[:1]) "
-            "(labels of classes_), or pass clf.model_ (class indices)."
+            " For a SoftmaxClassifier, call register_skl2onnx() and then "
+            "skl2onnx.to_onnx(clf, X[:1]) (labels of classes_), or pass clf.model_ (indices)."
             if hasattr(model, "model_")
             else ""
         )
