@@ -78,6 +78,16 @@ def tests_dask(session: nox.Session) -> None:
 
 
 @nox.session
+def export(session: nox.Session) -> None:
+    """ONNX, skl2onnx and skops export (the ``[export]`` extra): tests/test_export.py and the
+    examples of softmax_xp.export (about 30 seconds)."""
+    session.install("-e", f".[{TEST_EXTRAS},export]")
+    env = {"SOFTMAX_XP_TEST_BACKENDS": "numpy,array_api_strict", "MPLBACKEND": "Agg"}
+    tests = ["tests/test_export.py", "tests/test_docs.py", "-k", "export"]
+    session.run("pytest", *(session.posargs or ["-q", *tests]), env=env)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and the import layers of pyproject.toml (import-linter)."""
     session.install("ruff", "import-linter")
@@ -86,7 +96,8 @@ def lint(session: nox.Session) -> None:
     session.run("lint-imports")
 
 
-# Modules whose docstring examples the docs session runs as doctests.
+# Modules whose docstring examples the docs session runs as doctests (softmax_xp/export.py's run
+# in the export session, which installs their libraries).
 DOCTEST_MODULES = (
     "softmax_xp/functional.py",
     "softmax_xp/metrics.py",
