@@ -288,3 +288,33 @@ def test_skops_round_trips_a_fitted_classifier(tmp_path, momentum):
     for est in (clf, twin):
         est.partial_fit(X, y)
     np.testing.assert_array_equal(np.asarray(twin.model_.W), np.asarray(clf.model_.W))
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_the_export_command_writes_a_graph_onnxruntime_runs(tmp_path, capsys):
+    from softmax_xp.cli import main
+
+    model = SoftmaxXP(6, 3, backend="numpy", seed=0, dtype="float64")
+    path = model.save(tmp_path / "model.npz")
+    assert main(["export", "--model", str(path)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'model.onnx'}"
+    X = np.random.default_rng(0).normal(size=(5, 6))
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    label, proba = session.run(None, {"X": X})
+    np.testing.assert_allclose(proba, to_numpy(model.predict_proba(X)), rtol=1e-12)
+    np.testing.assert_array_equal(label, to_numpy(model.predict(X)))
+
+
+def test_the_export_command_without_onnx_is_one_line(tmp_path, monkeypatch, capsys):
+    from softmax_xp.cli import main
+
+    path = SoftmaxXP(2, 2, backend="numpy").save(tmp_path / "model.npz")
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(SystemExit) as info:
+        main(["export", "--model", str(path), "--out", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1
+    assert err[0].startswith("softmax-xp export: error:") and "softmax-xp[onnx]" in err[0]
