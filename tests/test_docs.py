@@ -49,6 +49,7 @@ EXPORT_LIBRARIES = ("onnx", "onnxruntime", "skl2onnx", "skops", "sklearn")
 CORE = ("softmax_xp.model", "softmax_xp.sklearn")
 # Where the core's classes are defined, for running their examples.
 CORE_SOURCES = (
+    "softmax_xp._fitting",
     "softmax_xp._predictions",
     "softmax_xp._training.history",
     "softmax_xp._training.callbacks",
