@@ -24,6 +24,7 @@ __all__ = [
     "class_weighted",
     "classes_of",
     "codes_of",
+    "dense_host",
     "dtype_name",
     "encode",
     "hold_out",
@@ -34,6 +35,7 @@ __all__ = [
     "seed",
     "stopping_rule",
     "where",
+    "with_weights",
 ]
 
 Array = Any
@@ -233,3 +235,34 @@ def seed(random_state: Any) -> int | None:
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         return int(random_state)
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def dense_host(values: Any) -> np.ndarray:
+    """A fitted array (scipy.sparse after ``sparsify``, or any backend's) as a host ndarray."""
+    if hasattr(values, "toarray") and not array_api_compat.is_array_api_obj(values):
+        return np.asarray(values.toarray())
+    return np.asarray(to_numpy(values))
+
+
+def with_weights(model: Any, coef: np.ndarray, intercept: np.ndarray) -> Any:
+    """A copy of ``model`` whose weights are LogisticRegression-style ``coef_`` and
+    ``intercept_`` (for two classes one row, the log-odds of the second class: the first
+    class's logit is then 0, which gives the same probabilities)."""
+    copy = object.__new__(type(model))
+    copy.__dict__.update(model.__dict__)
+    if coef.shape[0] == 1 and model.num_classes == 2:
+        coef, intercept = (
+            np.concatenate([0 * coef, coef]),
+            np.concatenate([0 * intercept, intercept]),
+        )
+    if coef.shape != (model.num_classes, model.input_dim) or intercept.shape != (
+        model.num_classes,
+    ):
+        raise ValueError(
+            f"coef_ has shape {coef.shape} and intercept_ {intercept.shape}; a model of "
+            f"{model.input_dim} features and {model.num_classes} classes needs "
+            f"({model.num_classes if model.num_classes > 2 else 1}, {model.input_dim}) and "
+            f"({model.num_classes if model.num_classes > 2 else 1},)."
+        )
+    copy.W, copy.b = coef.T, intercept[None, :]
+    return copy

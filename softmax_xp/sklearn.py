@@ -41,6 +41,7 @@ from ._sklearn_fit import (
     class_weighted,
     classes_of,
     codes_of,
+    dense_host,
     dtype_name,
     encode,
     hold_out,
@@ -51,6 +52,7 @@ from ._sklearn_fit import (
     seed,
     stopping_rule,
     where,
+    with_weights,
 )
 from ._validation import check_hyperparameters
 from .model import SoftmaxXP
@@ -387,6 +389,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         if not _dispatch():
             coef, intercept = to_numpy(coef), to_numpy(intercept)
         self.coef_, self.intercept_ = coef, intercept
+        self._fitted = (to_numpy(coef).copy(), to_numpy(intercept).copy())
         n_iter = np.asarray([model.epoch_], dtype=np.int32)
         if _dispatch():  # every fitted array follows X, as the array API checks require
             n_iter = xp.asarray(n_iter, device=model.device)
@@ -394,6 +397,45 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = list(model.history_.loss)
 
     # -- prediction --------------------------------------------------------------------------
+    def _predictor(self) -> SoftmaxXP:
+        """``model_``, or, when ``coef_`` or ``intercept_`` were written after the fit, a model
+        with their weights: scikit-learn's linear classifiers predict from them."""
+        coef, intercept = dense_host(self.coef_), to_numpy(self.intercept_)
+        fitted_coef, fitted_intercept = getattr(self, "_fitted", (None, None))
+        if np.array_equal(coef, fitted_coef) and np.array_equal(intercept, fitted_intercept):
+            return self.model_
+        return with_weights(self.model_, coef, intercept)
+
+    def sparsify(self) -> SoftmaxClassifier:
+        """Store ``coef_`` as a scipy.sparse CSR matrix (worth it when most weights are 0, as
+        after an L1 fit); predictions are unchanged. Returns ``self``.
+
+        Examples
+        --------
+        >>> clf = SoftmaxClassifier(max_iter=5, backend="numpy").fit([[0.0], [1.0]], [0, 1])
+        >>> type(clf.sparsify().coef_).__name__, type(clf.densify().coef_).__name__
+        ('csr_matrix', 'ndarray')
+        """
+        check_is_fitted(self)
+        from scipy import sparse
+
+        self.coef_ = sparse.csr_matrix(dense_host(self.coef_))
+        return self
+
+    def densify(self) -> SoftmaxClassifier:
+        """Store ``coef_`` as a dense array again (see :meth:`sparsify`). Returns ``self``.
+
+        Examples
+        --------
+        >>> clf = SoftmaxClassifier(max_iter=5, backend="numpy").fit([[0.0], [1.0]], [0, 1])
+        >>> type(clf.densify().coef_).__name__
+        'ndarray'
+        """
+        check_is_fitted(self)
+        if hasattr(self.coef_, "toarray"):
+            self.coef_ = self.coef_.toarray()
+        return self
+
     def _input(self, X: Any, method: str) -> tuple[Array, Any]:
         """``X`` validated (not moved: SoftmaxXP moves it to the device chunk by chunk), and a
         function that puts a model array into the namespace (and device) the output must have."""
@@ -404,7 +446,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             check_same_namespace(X, self, attribute="coef_", method=method)
         sk_xp, _, _ = get_namespace_and_device(X)
         X = validate_data(self, X, reset=False, dtype=[sk_xp.float64, sk_xp.float32])
-        model = self.model_
+        model = self._predictor()
         backend, xp, device = where(X)
 
         def out(a: Array) -> Any:
@@ -431,7 +473,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         [False, True]
         """
         X, out = self._input(X, "decision_function")
-        z = out(self.model_.decision_function(X))
+        z = out(self._predictor().decision_function(X))
         if z.shape[1] != 2:
             return z
         with its_device(z):
@@ -448,7 +490,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         ((1, 3), True)
         """
         X, out = self._input(X, "predict_proba")
-        return out(self.model_.predict_proba(X))
+        return out(self._predictor().predict_proba(X))
 
     def predict_log_proba(self, X: Any) -> Array:
         """``log_softmax(X W + b)``, computed without taking the log of probabilities.
@@ -462,7 +504,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         True
         """
         X, out = self._input(X, "predict_log_proba")
-        return out(self.model_.predict_log_proba(X))
+        return out(self._predictor().predict_log_proba(X))
 
     def predict(self, X: Any) -> Array:
         """The most probable class of each row, a label of ``classes_``.
@@ -474,7 +516,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         array([10,  2])
         """
         X, out = self._input(X, "predict")
-        index = self.model_.predict(X)
+        index = self._predictor().predict(X)
         if is_lazy(index):
             classes = self.classes_
             return index.map_blocks(label_of, classes, dtype=classes.dtype, meta=classes[:0])

@@ -170,3 +170,50 @@ def test_softmaxxp_keeps_its_random_start_and_offers_zeros():
     assert not np.any(zero.W)
     with pytest.raises(ValueError, match="Unknown init 'ones'"):
         SoftmaxXP(3, 2, init="ones")
+
+
+# -- coef_ and intercept_ written by the user --------------------------------------------------
+def test_written_coef_and_intercept_take_effect():
+    X, y = iris()
+    clf = SoftmaxClassifier(max_iter=20, random_state=0, dtype="float64").fit(X, y)
+    before = clf.predict_proba(X)
+    clf.coef_ = np.zeros_like(clf.coef_)
+    clf.intercept_ = np.array([0.0, 5.0, 0.0])
+    np.testing.assert_allclose(clf.decision_function(X), np.tile([0.0, 5.0, 0.0], (150, 1)))
+    assert set(clf.predict(X)) == {1}
+    fitted = SoftmaxClassifier(max_iter=20, random_state=0, dtype="float64").fit(X, y)
+    fitted.coef_[0, 0] += 100.0  # in place, too
+    assert not np.allclose(fitted.predict_proba(X), before)
+
+
+def test_a_written_binary_coef_gives_the_log_odds():
+    X, y = iris()
+    X, y = X[y > 0], y[y > 0]
+    clf = SoftmaxClassifier(max_iter=20, random_state=0, dtype="float64").fit(X, y)
+    odds = clf.decision_function(X)
+    clf.coef_, clf.intercept_ = -clf.coef_, -clf.intercept_
+    np.testing.assert_allclose(clf.decision_function(X), -odds, atol=1e-12)
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(np.log(proba[:, 1] / proba[:, 0]), -odds, atol=1e-9)
+    np.testing.assert_array_equal(
+        clf.predict(X), np.where(-odds > 0, clf.classes_[1], clf.classes_[0])
+    )
+
+
+def test_sparsify_and_densify_keep_the_predictions():
+    sparse = pytest.importorskip("scipy.sparse")
+    X, y = iris()
+    clf = SoftmaxClassifier(max_iter=10, random_state=0).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert sparse.issparse(clf.sparsify().coef_)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    assert isinstance(clf.densify().coef_, np.ndarray)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+def test_a_coef_of_the_wrong_shape_is_a_clear_error():
+    X, y = iris()
+    clf = SoftmaxClassifier(max_iter=2).fit(X, y)
+    clf.coef_ = np.zeros((2, 4))
+    with pytest.raises(ValueError, match=r"needs \(3, 4\) and \(3,\)"):
+        clf.predict(X)
