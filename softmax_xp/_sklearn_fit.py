@@ -20,6 +20,7 @@ from .model import Callback
 
 __all__ = [
     "NoImprovement",
+    "SklearnCallbacks",
     "check_one_label_per_sample",
     "class_weighted",
     "classes_of",
@@ -266,3 +267,58 @@ def with_weights(model: Any, coef: np.ndarray, intercept: np.ndarray) -> Any:
         )
     copy.W, copy.b = coef.T, intercept[None, :]
     return copy
+
+
+class SklearnCallbacks(Callback):
+    """scikit-learn's callback protocol (``sklearn.callback``, 1.9+) on our run: every epoch
+    (or L-BFGS iteration) is a sub-task of the fit's callback context, begun with the weights it
+    starts from and ended with those it reaches, as LogisticRegression's L-BFGS bridge does; a
+    callback asking to stop ends the run after that epoch."""
+
+    def __init__(
+        self, context: Any, estimator: Any, task: dict[str, Any], model: Any, classes: Any
+    ):
+        self.context, self.estimator, self.model, self.classes = context, estimator, model, classes
+        self.task = task  # estimator, X, y, metadata: what every hook gets
+        self.current: Any = None
+
+    def _attributes(self, state: Any) -> dict[str, Any]:
+        """What makes a copy of the estimator predict with ``state``'s weights."""
+        model = object.__new__(type(self.model))  # the model as it is after this epoch
+        model.__dict__.update(self.model.__dict__)
+        model._state = state
+        coef = np.asarray(to_numpy(state.W)).T
+        intercept = np.asarray(to_numpy(state.b))[0]
+        if coef.shape[0] == 2:
+            coef, intercept = coef[1:] - coef[:1], intercept[1:] - intercept[:1]
+        return {
+            "model_": model,
+            "coef_": coef,
+            "intercept_": intercept,
+            "_fitted": (coef, intercept),
+            "classes_": self.classes,
+        }
+
+    def _begin(self, state: Any) -> None:
+        self.current = self.context.subcontext(task_name="epoch")
+        self.current.call_on_fit_task_begin(
+            **self.task, reconstruction_attributes=self._attributes(state)
+        )
+
+    def on_train_begin(self, state: Any) -> None:
+        self._begin(state)
+
+    def on_epoch_end(self, state: Any) -> None:
+        stop = self.current.call_on_fit_task_end(
+            **self.task, reconstruction_attributes=self._attributes(state)
+        )
+        if stop:
+            assert self.run is not None
+            self.run.stop("stopped by a scikit-learn callback")
+        self._begin(state)
+
+    def close(self) -> None:
+        """End the sub-task begun after the last epoch, which never ran (as scikit-learn does)."""
+        if self.current is not None:
+            self.current.call_on_fit_task_end(estimator=self.estimator)
+            self.current = None

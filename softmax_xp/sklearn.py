@@ -37,6 +37,7 @@ import numpy as np
 from ._backend import to_numpy
 from ._data import is_lazy
 from ._sklearn_fit import (
+    SklearnCallbacks,
     check_one_label_per_sample,
     class_weighted,
     classes_of,
@@ -57,6 +58,19 @@ from ._sklearn_fit import (
 from ._validation import check_hyperparameters
 from .model import SoftmaxXP
 
+try:  # scikit-learn's experimental callbacks (1.9): ProgressBar, ScoringMonitor, ...
+    from sklearn.callback import CallbackSupportMixin as _CallbackSupport
+    from sklearn.callback import with_callbacks as _with_callbacks
+
+    _SKLEARN_CALLBACKS = True
+except ImportError:  # pragma: no cover - scikit-learn < 1.9: nothing changes
+    _CallbackSupport = object  # type: ignore[assignment,misc]
+    _SKLEARN_CALLBACKS = False
+
+    def _with_callbacks(method: Any) -> Any:
+        return method
+
+
 try:
     from sklearn.utils._array_api import check_same_namespace
 except ImportError:  # pragma: no cover - scikit-learn < 1.9
@@ -71,7 +85,7 @@ def _dispatch() -> bool:
     return bool(get_config().get("array_api_dispatch", False))
 
 
-class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
+class SoftmaxClassifier(_CallbackSupport, ClassifierMixin, BaseEstimator):
     """Multinomial logistic regression (softmax with L2) trained by SoftmaxXP, as a scikit-learn
     classifier: it works in Pipeline, GridSearchCV, cross_val_score, clone and pickle.
 
@@ -191,6 +205,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
 
     # -- fitting -----------------------------------------------------------------------------
+    @_with_callbacks
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SoftmaxClassifier:
         """Fit the model on ``(X, y)``; ``sample_weight`` weights each row's loss (a weight of 2
         counts a row twice: exactly for L-BFGS, in expectation for mini-batch SGD, where a
@@ -211,6 +226,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 f"data contains only one class: {classes[0].item()!r}."
             )
         stopping = stopping_rule(self.early_stopping, self.solver, self.tol, self.n_iter_no_change)
+        metadata = None if sample_weight is None else {"sample_weight": sample_weight}
+        task = dict(estimator=self, X=X, y=y, metadata=metadata)  # for scikit-learn's callbacks
         sample_weight = class_weighted(sample_weight, codes, classes, self.class_weight)
         held_out: tuple[Any, Any] = (None, None)
         if self.early_stopping:
@@ -226,6 +243,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             and same(getattr(self, "classes_", None), classes)
         ):
             model.W, model.b = old.W, old.b
+        bridge = self._sklearn_callbacks(task, model, classes)
         lbfgs = self.solver == "lbfgs"
         model.train(
             X,
@@ -237,8 +255,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             solver=self.solver,
             tol=self.tol if lbfgs and self.tol is not None else None,
             sample_weight=sample_weight,
-            callback=[] if stopping is None else [stopping],
+            callback=[callback for callback in (stopping, bridge) if callback is not None],
         )
+        if bridge is not None:
+            bridge.close()
+            bridge.context.call_on_fit_task_end(**task, reconstruction_attributes={})
         if not lbfgs and stopping is not None and not stopping.met and self.max_iter > 0:
             what = "validation accuracy" if self.early_stopping else "training loss"
             warnings.warn(
@@ -259,6 +280,17 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         self._set_fitted(model)
         return self
+
+    def _sklearn_callbacks(
+        self, task: dict[str, Any], model: SoftmaxXP, classes: np.ndarray
+    ) -> SklearnCallbacks | None:
+        """The fit's scikit-learn callback context, begun, with its bridge to our run (None
+        without scikit-learn's ``sklearn.callback``, before 1.9)."""
+        if not _SKLEARN_CALLBACKS:
+            return None
+        context = self._init_callback_context(max_subtasks=self.max_iter + 1)
+        context.call_on_fit_task_begin(**task)
+        return SklearnCallbacks(context, self, task, model, classes)
 
     def partial_fit(
         self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None

@@ -217,3 +217,68 @@ def test_a_coef_of_the_wrong_shape_is_a_clear_error():
     clf.coef_ = np.zeros((2, 4))
     with pytest.raises(ValueError, match=r"needs \(3, 4\) and \(3,\)"):
         clf.predict(X)
+
+
+# -- scikit-learn's callbacks (sklearn.callback, 1.9+) -------------------------------------------
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_scikit_learn_callbacks_see_every_epoch(solver):
+    callback = pytest.importorskip("sklearn.callback")
+    X, y = iris()
+    seen = []
+
+    class Record:
+        def setup(self, estimator, context):
+            seen.append("setup")
+
+        def on_fit_task_begin(self, estimator, context, **kwargs):
+            seen.append(("begin", context.task_name))
+
+        def on_fit_task_end(self, estimator, context, *, fitted_estimator=None, X=None, y=None,
+                            metadata=None):  # fmt: skip
+            name = context.task_name
+            if fitted_estimator is not None and name == "epoch":
+                seen.append(("end", name, round(fitted_estimator.score(X, y), 6)))
+            else:
+                seen.append(("end", name))
+
+        def teardown(self, estimator, context):
+            seen.append("teardown")
+
+    if not isinstance(Record(), callback.FitCallback):
+        pytest.skip("this scikit-learn's FitCallback protocol differs")
+    clf = SoftmaxClassifier(solver=solver, max_iter=3, tol=None if solver == "sgd" else 1e-12,
+                            random_state=0, dtype="float64")  # fmt: skip
+    clf.set_callbacks(Record()).fit(X, y)
+    epochs = [event for event in seen if event[:2] == ("end", "epoch") and len(event) == 3]
+    assert seen[0] == "setup" and seen[1] == ("begin", "fit") and seen[-1] == "teardown"
+    assert len(epochs) == int(clf.n_iter_[0]) == 3
+    assert epochs[-1][2] == round(clf.score(X, y), 6)  # the last epoch's copy is the fit
+
+
+def test_a_scikit_learn_callback_can_stop_the_fit():
+    callback = pytest.importorskip("sklearn.callback")
+    X, y = iris()
+
+    class StopAfterTwo:
+        def __init__(self):
+            self.ends = 0
+
+        def setup(self, estimator, context):
+            pass
+
+        def on_fit_task_begin(self, estimator, context, **kwargs):
+            pass
+
+        def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
+            if context.task_name == "epoch" and fitted_estimator is not None:
+                self.ends += 1
+                return self.ends >= 2
+            return False
+
+        def teardown(self, estimator, context):
+            pass
+
+    if not isinstance(StopAfterTwo(), callback.FitCallback):
+        pytest.skip("this scikit-learn's FitCallback protocol differs")
+    clf = SoftmaxClassifier(max_iter=50, tol=None, random_state=0).set_callbacks(StopAfterTwo())
+    assert int(clf.fit(X, y).n_iter_[0]) == 2
