@@ -101,7 +101,17 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierMixin, BaseEstimator):
         SGD's step size, heavy-ball momentum, per-epoch step-size factor and batch size
         (see :class:`~softmax_xp.SoftmaxXP`); not used by ``solver="lbfgs"``.
     reg
-        L2 strength ``>= 0``.
+        Penalty strength ``>= 0``.
+    penalty, l1_ratio
+        ``"l2"`` (default), ``"l1"`` or ``"elasticnet"`` with ``l1_ratio`` in [0, 1] (None with
+        the other two): the penalty ``reg * (l1_ratio * ||W||_1 + 0.5 * (1 - l1_ratio) *
+        ||W||^2)`` (see :class:`~softmax_xp.SoftmaxXP`); both solvers give exact zeros. For
+        three or more classes ``reg`` is ``1 / (C * n_samples)`` for every penalty, with
+        LogisticRegression's ``l1_ratio`` (0 for L2, 1 for L1). For two classes the split over
+        two columns changes the mapping: ``C = 1 / (reg * n_samples)`` for L1 (the L1 norm of
+        ``W[:, 1] - W[:, 0]`` is that of the two columns at the optimum) but ``2 / (reg *
+        n_samples)`` for L2, and LogisticRegression's elastic net ``(C, rho)`` is ours with
+        ``reg * l1_ratio = rho / (C n)`` and ``reg * (1 - l1_ratio) = 2 (1 - rho) / (C n)``.
     max_iter
         SGD epochs, or the maximum number of L-BFGS iterations.
     solver
@@ -184,6 +194,8 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierMixin, BaseEstimator):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 5,
         class_weight: dict[Any, float] | str | None = None,
+        penalty: str = "l2",
+        l1_ratio: float | None = None,
     ):
         self.lr = lr
         self.reg = reg
@@ -203,6 +215,8 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.class_weight = class_weight
+        self.penalty = penalty
+        self.l1_ratio = l1_ratio
 
     # -- fitting -----------------------------------------------------------------------------
     @_with_callbacks
@@ -300,7 +314,8 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierMixin, BaseEstimator):
 
         ``classes`` (every label the calls will see) is required on the first call, as in
         scikit-learn's other incremental classifiers. Whatever ``solver`` is, this is SGD.
-        ``lr``, ``reg``, ``momentum`` and ``lr_decay`` are read on every call, so
+        ``lr``, ``reg``, ``momentum``, ``lr_decay``, ``penalty`` and ``l1_ratio`` are read on
+        every call, so
         ``set_params`` between calls takes effect; the other parameters are fixed by the first.
 
         Examples
@@ -360,10 +375,11 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierMixin, BaseEstimator):
         ``partial_fit`` calls, as SGDClassifier follows them), checked as SoftmaxXP checks them."""
         hyper = check_hyperparameters(
             model.input_dim, model.num_classes, self.lr, self.reg, self.momentum,
-            self.lr_decay, model.dtype_name, model.seed,
+            self.lr_decay, model.dtype_name, model.seed, self.penalty, self.l1_ratio,
         )  # fmt: skip
         model.lr, model.reg = hyper["lr"], hyper["reg"]
         model.momentum, model.lr_decay = hyper["momentum"], hyper["lr_decay"]
+        model.penalty, model.l1_ratio = hyper["penalty"], hyper["l1_ratio"]
 
     def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Array, Array]:
         check_one_label_per_sample(y, type(self).__name__)
@@ -408,6 +424,8 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierMixin, BaseEstimator):
             seed=seed(self.random_state),
             momentum=self.momentum,
             lr_decay=self.lr_decay,
+            penalty=self.penalty,
+            l1_ratio=self.l1_ratio,
             init="zeros",  # as scikit-learn's linear models: L-BFGS's optimum is random_state's
         )
 
