@@ -9,6 +9,7 @@ from typing import Any
 
 import array_api_compat
 import numpy as np
+from sklearn import get_config
 from sklearn.model_selection import StratifiedShuffleSplit
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
@@ -26,6 +27,7 @@ __all__ = [
     "classes_of",
     "codes_of",
     "dense_host",
+    "dispatch",
     "dtype_name",
     "encode",
     "hold_out",
@@ -40,6 +42,11 @@ __all__ = [
 ]
 
 Array = Any
+
+
+def dispatch() -> bool:
+    """Whether scikit-learn's array API dispatch is on (then everything follows ``X``)."""
+    return bool(get_config().get("array_api_dispatch", False))
 
 
 def stopping_rule(
