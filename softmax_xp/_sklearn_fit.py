@@ -291,13 +291,11 @@ class SklearnCallbacks(Callback):
 
     def _attributes(self, state: Any) -> dict[str, Any]:
         """What makes a copy of the estimator predict with ``state``'s weights."""
-        model = object.__new__(type(self.model))  # the model as it is after this epoch
-        model.__dict__.update(self.model.__dict__)
-        model._state = state
         coef = np.asarray(to_numpy(state.W)).T
         intercept = np.asarray(to_numpy(state.b))[0]
         if coef.shape[0] == 2:
             coef, intercept = coef[1:] - coef[:1], intercept[1:] - intercept[:1]
+        model = with_weights(self.model, np.asarray(to_numpy(state.W)).T, to_numpy(state.b)[0])
         return {
             "model_": model,
             "coef_": coef,
