@@ -11,6 +11,12 @@ and on its device; calling a method with ``X`` from another namespace than ``fit
 Without dispatch, ``X`` must be NumPy-compatible, the model runs on the ``backend`` parameter and
 every output is a NumPy array.
 
+Sparse ``X`` (scipy.sparse, any format: converted to CSR once, never densified) is accepted by
+every method. Without dispatch the model runs on ``backend`` (NumPy: scipy.sparse itself; torch
+or CuPy: the matrix is moved once to their sparse CSR; array-api-strict has no sparse arrays and
+refuses it). With dispatch on, a scipy.sparse ``X`` is NumPy's, as in scikit-learn: the model
+runs on NumPy and the fitted arrays and outputs are NumPy arrays.
+
 scikit-learn is the optional extra ``[sklearn]``: ``pip install "softmax-xp[sklearn]"``.
 """
 
@@ -39,6 +45,7 @@ import numpy as np
 
 from ._backend import backend_name, to_numpy
 from ._data import is_lazy
+from ._sparse import is_sparse
 from ._validation import check_hyperparameters
 from .model import SoftmaxXP
 
@@ -266,7 +273,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         if is_lazy(X):  # X stays lazy; the labels come to the host
             return self._dask_features(X, reset), _host_labels(y)
         xp, _, _ = get_namespace_and_device(X)
-        X, y = validate_data(self, X, y, reset=reset, dtype=[xp.float64, xp.float32])
+        X, y = validate_data(
+            self, X, y, reset=reset, dtype=[xp.float64, xp.float32], accept_sparse="csr"
+        )
         check_classification_targets(y)
         return X, y
 
@@ -329,7 +338,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         if _dispatch() and check_same_namespace is not None:
             check_same_namespace(X, self, attribute="coef_", method=method)
         sk_xp, _, _ = get_namespace_and_device(X)
-        X = validate_data(self, X, reset=False, dtype=[sk_xp.float64, sk_xp.float32])
+        X = validate_data(
+            self, X, reset=False, dtype=[sk_xp.float64, sk_xp.float32], accept_sparse="csr"
+        )
         model = self.model_
         backend, xp, device = _where(X)
 
@@ -415,7 +426,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.array_api_support = True
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.classifier_tags.multi_class = True
         return tags
 
@@ -466,7 +477,10 @@ def expected_failed_checks(estimator: SoftmaxClassifier) -> dict[str, str]:
 
 
 def _where(X: Array) -> tuple[str, Any, Any]:
-    """``(backend name, namespace, device)`` of an array (lists and the like: NumPy's)."""
+    """``(backend name, namespace, device)`` of an array (lists and the like, and
+    scipy.sparse matrices: NumPy's)."""
+    if is_sparse(X):
+        return "numpy", array_api_compat.array_namespace(np.empty(0)), "cpu"
     if not array_api_compat.is_array_api_obj(X):
         X = np.asarray(X)
     xp = array_api_compat.array_namespace(X)

@@ -1,5 +1,6 @@
 """One contract, every data source: in-memory rows with a global shuffle, in-memory rows in
-blocks, and a Dask array's blocks (on Dask's local scheduler, no cluster) train through the same
+blocks, a Dask array's blocks (on Dask's local scheduler, no cluster) and a scipy.sparse CSR
+matrix train through the same
 run, so the same scenarios must hold on each: training, resume, Ctrl-C, divergence, callback
 order, a resume on other data refused, and inference that never returns NaN silently."""
 
@@ -19,7 +20,7 @@ from softmax_xp import (
 )
 
 D, K, N, ROWS = 5, 3, 90, 40  # blocks of 40, 40 and 10 rows
-SOURCES = ("global", "blocks", "dask")
+SOURCES = ("global", "blocks", "dask", "sparse")
 
 
 def blobs(n: int = N, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -48,10 +49,14 @@ def source(request):
             yield make
         return
     blocks = {"shuffle": "blocks", "block_rows": ROWS} if request.param == "blocks" else {}
+    if request.param == "sparse":
+        sparse = pytest.importorskip("scipy.sparse")
 
     def make(X, y, sample_weight=None, **kwargs):
         if sample_weight is not None:
             kwargs["sample_weight"] = sample_weight
+        if request.param == "sparse":
+            X = sparse.csr_matrix(X)
         return X, y, {**blocks, **kwargs}
 
     yield make

@@ -40,7 +40,13 @@ def batch_sizes(n: int, batch_size: int) -> list[int]:
 
 class InMemoryData:
     """Rows ``(X, y)`` on the model's device, optionally weighted; ``block_rows`` cuts them into
-    blocks visited as a Dask array's chunks are (see :func:`softmax_xp._random.block_plan`)."""
+    blocks visited as a Dask array's chunks are (see :func:`softmax_xp._random.block_plan`).
+
+    A subclass for other kinds of rows (:mod:`.sparse`) overrides :meth:`_load`,
+    :meth:`_block`, :meth:`fingerprint` and ``gather`` (the rows of a batch; None: ``take``).
+    """
+
+    gather: Any = None
 
     def __init__(
         self,
@@ -52,13 +58,19 @@ class InMemoryData:
         block_rows: int | None = None,
     ):
         self.settings = settings
-        self.X, self.y = features_and_labels(X, y, settings)
+        self.X, self.y = self._load(X, y)
         self.n = self.X.shape[0]
         self.weights = as_sample_weight(sample_weight, settings.backend, settings.dtype, self.n)
         self.blocks = None
         if block_rows is not None:
             self.blocks = [s.stop - s.start for s in row_slices(self.n, block_rows)]
         self._sgd_weights: Array | None = None
+
+    def _load(self, X: Any, y: Any) -> tuple[Array, Array]:
+        return features_and_labels(X, y, self.settings)
+
+    def _block(self, rows: slice) -> Array:
+        return self.X[rows, ...]
 
     def fingerprint(self) -> dict[str, Any]:
         return data_fingerprint(self.settings.backend, self.X, self.y)
@@ -84,8 +96,9 @@ class InMemoryData:
         backend, xp = self.settings.backend, self.settings.backend.xp
         weights = self._mean_one_weights()
         settings = dict(
-            lr=step.lr, momentum=step.momentum, reg=step.reg, batch_size=step.batch_size, xp=xp
-        )
+            lr=step.lr, momentum=step.momentum, reg=step.reg, batch_size=step.batch_size, xp=xp,
+            gather=self.gather,
+        )  # fmt: skip
         if self.blocks is None:
             order = asarray_on(backend, _random.permutation(rng, self.n), xp.int64)
             W, b, velocity, losses = sgd_epoch(
@@ -100,7 +113,7 @@ class InMemoryData:
             rows = slice(int(starts[i]), int(starts[i + 1]))
             w = None if weights is None else weights[rows]
             W, b, velocity, part = sgd_epoch(
-                self.X[rows, ...],
+                self._block(rows),
                 self.y[rows],
                 asarray_on(backend, order, xp.int64),
                 W, b, velocity, weights=w, **settings,

@@ -16,6 +16,7 @@ rather than their arithmetic (about 200 steps of 256 x 10 arrays per MNIST epoch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +118,7 @@ def sgd_epoch(
     batch_size: int,
     xp: Any,
     weights: Array | None = None,
+    gather: Callable[[Array, Array], Array] | None = None,
 ) -> tuple[Array, Array, tuple[Array, Array] | None, Array]:
     """Visit ``X[order]`` in batches of ``batch_size``; return ``(W, b, velocity, batch_losses)``.
 
@@ -131,6 +133,10 @@ def sgd_epoch(
     mean's gradient ``sum_i w_i g_i / sum_i w_i`` (unit weights give plain SGD exactly), and a
     batch's step does not depend on the weights of the other rows in it. Without ``weights`` the
     loop is the unweighted one, call for call.
+
+    ``gather(X, indices)`` (optional) returns the rows ``indices`` of ``X``: a sparse source
+    passes its own (a CSR ``X_b``, for which ``X_b @ W`` and ``X_b.T @ e.T`` are the sparse
+    library's sparse-dense products); the default is ``take`` along axis 0.
     """
     n = X.shape[0]
     k = W.shape[1]
@@ -156,6 +162,7 @@ def sgd_epoch(
     sq_norm = xp.empty((steps,), dtype=dt, device=dev)
 
     take = take_of(xp)
+    rows_of = (lambda X, index: take(X, index, axis=0)) if gather is None else gather
     width, step, ones_n = batch_size, scalar(lr / batch_size), tab.ones_n
     targets = tab.eye * step  # row k of targets is lr/n one_hot(k)
     for t in range(steps):
@@ -166,7 +173,7 @@ def sgd_epoch(
             width = hi - lo
             step, ones_n = scalar(lr / width), ones_n[:width, :]
             targets = tab.eye * step
-        Xb = take(X, order[lo:hi], axis=0)
+        Xb = rows_of(X, order[lo:hi])
         z = xp.reshape((Xb @ W).T, (k, width), copy=True)  # (K, n): class-major logits
         z += bT
         z -= xp.max(z, axis=0, keepdims=True)
