@@ -33,8 +33,11 @@ from ._validation import check_finite, warn_unscaled
 __all__ = [
     "SPARSE_BACKENDS",
     "as_sparse_features",
+    "block_csr",
     "check_sparse_finite",
+    "dense_namespace",
     "is_sparse",
+    "row_slice",
     "rows_of",
     "sparse_fingerprint",
     "sparse_fingerprint_part",
@@ -300,15 +303,30 @@ def row_slice(X: Any, rows: slice) -> Any:
 
 
 def dense_namespace(X: Any) -> Any:
-    """The array namespace of the dense arrays that go with a sparse ``X``."""
+    """The array namespace of the dense arrays that go with a sparse ``X`` (array-api-compat's
+    NumPy, CuPy or torch)."""
     library = sparse_library(X)
     if library == "torch":
         from array_api_compat import torch as xp
     elif library == "cupyx":
-        import cupy as xp
+        from array_api_compat import cupy as xp
     else:
-        xp = np
+        from array_api_compat import numpy as xp
     return xp
+
+
+def block_csr(Xb: Any, dtype: str) -> Any:
+    """A sparse block (scipy or cupyx, as a Dask array's chunks are) as CSR of ``dtype``, in
+    its own library; no copy when it already is."""
+    library = sparse_library(Xb)
+    if library not in ("scipy", "cupyx"):
+        raise TypeError(
+            f"A Dask chunk is a sparse {type(Xb).__name__}; {_MODEL} takes Dask chunks that are "
+            "dense arrays or scipy.sparse / cupyx.scipy.sparse matrices (e.g. from "
+            "X.map_blocks(scipy.sparse.csr_matrix))."
+        )
+    Xb = Xb if Xb.format == "csr" else Xb.tocsr()
+    return Xb if Xb.dtype == np.dtype(dtype) else Xb.astype(dtype)
 
 
 # -- fingerprint -------------------------------------------------------------------------------

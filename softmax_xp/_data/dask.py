@@ -36,10 +36,12 @@ import numpy as np
 from .. import _random
 from .._backend import asarray_on, to_numpy
 from .._inference import KINDS
+from .._sparse import dense_namespace, is_sparse
 from .base import DataSettings, Objective, Params, SgdStep
 from .dask_checks import features_layout, labels_layout, validate, weights_layout
 from .dask_tasks import aligned, evaluation_block, loss_sums, output_block, sgd_block
 from .memory import InMemoryValidation, batch_sizes
+from .sparse import SparseValidation
 
 __all__ = ["PREFETCH", "DaskData", "DaskValidation", "aligned", "predictions", "score", "sources"]
 
@@ -63,7 +65,7 @@ def sources(
     *,
     sample_weight: Any = None,
     block_rows: int | None = None,
-) -> tuple[DaskData, DaskValidation | InMemoryValidation | None]:
+) -> tuple[DaskData, DaskValidation | InMemoryValidation | SparseValidation | None]:
     """The training source of a Dask ``X`` and the validation of ``X_val`` (Dask or in memory),
     both checked in one pass over their blocks."""
     X = features_layout(X, settings.input_dim, "X", known=True)
@@ -72,12 +74,14 @@ def sources(
     y = labels_layout(y, X.chunks[0], "y")
     w = weights_layout(sample_weight, X.chunks[0])
     pairs = [(X, y, "X", "y")]
-    val: DaskValidation | InMemoryValidation | None = None
+    val: DaskValidation | InMemoryValidation | SparseValidation | None = None
     if isinstance(X_val, da.Array):
         X_val = features_layout(X_val, settings.input_dim, "X_val", known=True)
         y_val = labels_layout(y_val, X_val.chunks[0], "y_val")
         pairs.append((X_val, y_val, "X_val", "y_val"))
         val = DaskValidation(X_val, y_val, settings)
+    elif is_sparse(X_val):
+        val = SparseValidation(X_val, y_val, settings)
     elif X_val is not None:
         val = InMemoryValidation(X_val, y_val, settings)
     checked = validate(pairs, settings, w)
@@ -259,13 +263,22 @@ def predictions(kind: str, X: da.Array, W: Array, b: Array, settings: DataSettin
         return X.map_blocks(
             output_block, params, dtype, kind,
             chunks=(X.chunks[0],), drop_axis=1, dtype=np.int64,
-            meta=X._meta.astype(np.int64).reshape((0,)), name=name,
+            meta=_dense_meta(X, np.int64).reshape((0,)), name=name,
         )  # fmt: skip
     return X.map_blocks(
         output_block, params, dtype, kind,
         chunks=(X.chunks[0], (settings.num_classes,)), dtype=dtype,
-        meta=X._meta.astype(dtype), name=name,
+        meta=_dense_meta(X, dtype), name=name,
     )  # fmt: skip
+
+
+def _dense_meta(X: da.Array, dtype: Any) -> Array:
+    """An empty 2-D array of ``dtype`` in the library of ``X``'s chunks (the dense one of sparse
+    chunks), as Dask's ``meta`` of an output."""
+    if not is_sparse(X._meta):
+        return X._meta.astype(dtype)
+    xp = dense_namespace(X._meta)
+    return xp.empty((0, 0), dtype=getattr(xp, np.dtype(dtype).name))
 
 
 def score(X: da.Array, y: Any, W: Array, b: Array, settings: DataSettings) -> float:
