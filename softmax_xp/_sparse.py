@@ -32,6 +32,8 @@ from ._validation import check_finite, warn_unscaled
 
 __all__ = [
     "SPARSE_BACKENDS",
+    "SPARSE_OPS",
+    "CsrOps",
     "as_sparse_features",
     "block_csr",
     "check_sparse_finite",
@@ -283,6 +285,50 @@ def rows_of(X: Any, index: Array) -> Any:
     return TorchCSR(
         _csr_tensor(new_crow, col[where], values[where], size=(index.shape[0], X.shape[1]))
     )
+
+
+class CsrOps:
+    """What SGD needs of a CSR ``X`` (:class:`softmax_xp.solvers.sgd_sparse.SparseOps`): a
+    batch's rows, and its entries on its active columns."""
+
+    rows = staticmethod(lambda X, index: rows_of(X, index))
+
+    @staticmethod
+    def active(Xb: Any) -> tuple[Array, Any, Any]:
+        """``(A, Xc, XcT)``: the sorted columns ``A`` with entries in ``Xb``, and ``Xb``
+        restricted to them, ``(n_b, |A|)`` and its transpose (both sparse)."""
+        if isinstance(Xb, TorchCSR):
+            return _torch_active(Xb)
+        xp = dense_namespace(Xb)
+        csc = Xb.tocsc()  # column j's entries: csc.indptr[j] .. csc.indptr[j + 1]
+        A = xp.nonzero(csc.indptr[1:] != csc.indptr[:-1])[0]
+        end = xp.asarray([csc.nnz], dtype=csc.indptr.dtype)
+        indptr = xp.concat([csc.indptr[A], end])  # the empty columns hold no entries
+        XcT = type(Xb)((csc.data, csc.indices, indptr), shape=(A.shape[0], Xb.shape[0]))
+        return A, XcT.T, XcT
+
+
+def _torch_active(Xb: TorchCSR) -> tuple[Array, Any, Any]:
+    """:meth:`CsrOps.active` of a torch CSR batch."""
+    torch = _torch()
+    csr = Xb.csr
+    csc = csr.to_sparse_csc()
+    ccol = csc.ccol_indices()
+    A = torch.nonzero(ccol[1:] != ccol[:-1]).reshape(-1)
+    end = torch.tensor([csc._nnz()], dtype=ccol.dtype, device=ccol.device)
+    n = Xb.shape[0]
+    XcT = _csr_tensor(
+        torch.cat([ccol[A], end]), csc.row_indices(), csc.values(), size=(A.shape[0], n)
+    )
+    remap = torch.empty(Xb.shape[1], dtype=csr.col_indices().dtype, device=ccol.device)
+    remap[A] = torch.arange(A.shape[0], dtype=remap.dtype, device=ccol.device)
+    Xc = _csr_tensor(
+        csr.crow_indices(), remap[csr.col_indices()], csr.values(), size=(n, A.shape[0])
+    )
+    return A, Xc, XcT
+
+
+SPARSE_OPS = CsrOps()
 
 
 def row_slice(X: Any, rows: slice) -> Any:

@@ -273,3 +273,29 @@ def test_classifier_with_dispatch_runs_sparse_on_numpy(text, monkeypatch):
         clf = SoftmaxClassifier(backend="torch", random_state=0, max_iter=3).fit(X, y)
         assert clf.model_.backend == "numpy" and isinstance(clf.coef_, np.ndarray)
         assert isinstance(clf.predict_proba(X_test), np.ndarray)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_lazy_sparse_steps_match_dense_across_renormalisations(
+    backend, text, momentum, monkeypatch
+):
+    """Sparse SGD keeps W as M [P; Q] and forms it every RENORM steps: with RENORM = 8, an
+    epoch of 37 batches of 4 rows and a short last one of 2 forms it 4 times inside the epoch
+    and once at its end; the weights and losses stay the dense loop's."""
+    has_sparse(backend)
+    import softmax_xp.solvers.sgd_sparse as lazy_sgd
+
+    monkeypatch.setattr(lazy_sgd, "RENORM", 8)
+    calls = []
+    real = lazy_sgd.sparse_sgd_epoch
+    monkeypatch.setattr(
+        lazy_sgd, "sparse_sgd_epoch", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    X, y, _, _ = text
+    w = np.random.default_rng(3).uniform(0, 2, N)
+    dense, lazy = model_on(backend, momentum=momentum), model_on(backend, momentum=momentum)
+    dense.train(X.toarray(), y, epochs=2, batch_size=4, sample_weight=w)
+    lazy.train(on_backend(X, backend), y, epochs=2, batch_size=4, sample_weight=w)
+    assert len(calls) == 2  # the lazy epoch ran, once per epoch
+    assert rel(lazy.W, dense.W) < 1e-12 and rel(lazy.b, dense.b) < 1e-12
+    np.testing.assert_allclose(lazy.history_.loss, dense.history_.loss, rtol=1e-12)

@@ -18,7 +18,7 @@ from array_api_compat import device as device_of
 from .._backend import to_numpy
 from .._errors import quiet_float_warnings
 from .._inference import block_output, check_logits, device_evaluation, of_logits
-from .._sparse import block_csr, dense_namespace, is_sparse, row_slice, rows_of
+from .._sparse import SPARSE_OPS, block_csr, dense_namespace, is_sparse, row_slice
 from .._validation import check_finite
 from ..functional import loss_and_grads
 from ..solvers.sgd import sgd_epoch
@@ -125,10 +125,10 @@ def sgd_block(
     if wb is not None:
         mean = xp.asarray(weight_mean, dtype=W.dtype, device=device_of(W))
         weights = _block_weights(xp, W, wb) / mean
-    gather = rows_of if is_sparse(Xb) else None
+    ops = SPARSE_OPS if is_sparse(Xb) else None
     with quiet_float_warnings():
         W, b, velocity, losses = sgd_epoch(
-            Xb, yb, order, W, b, velocity, xp=xp, weights=weights, gather=gather, **settings
+            Xb, yb, order, W, b, velocity, xp=xp, weights=weights, sparse=ops, **settings
         )
     return (W, b, velocity), losses
 

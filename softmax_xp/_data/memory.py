@@ -43,10 +43,11 @@ class InMemoryData:
     blocks visited as a Dask array's chunks are (see :func:`softmax_xp._random.block_plan`).
 
     A subclass for other kinds of rows (:mod:`.sparse`) overrides :meth:`_load`,
-    :meth:`_block`, :meth:`fingerprint` and ``gather`` (the rows of a batch; None: ``take``).
+    :meth:`_block`, :meth:`fingerprint` and ``sparse`` (the sparse library's operations that
+    :func:`~softmax_xp.solvers.sgd.sgd_epoch` takes; None for dense rows).
     """
 
-    gather: Any = None
+    sparse: Any = None
 
     def __init__(
         self,
@@ -97,7 +98,7 @@ class InMemoryData:
         weights = self._mean_one_weights()
         settings = dict(
             lr=step.lr, momentum=step.momentum, reg=step.reg, batch_size=step.batch_size, xp=xp,
-            gather=self.gather,
+            sparse=self.sparse,
         )  # fmt: skip
         if self.blocks is None:
             order = asarray_on(backend, _random.permutation(rng, self.n), xp.int64)

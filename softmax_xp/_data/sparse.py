@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import _inference
 from .._errors import quiet_float_warnings
-from .._sparse import as_sparse_features, row_slice, rows_of, sparse_fingerprint
+from .._sparse import SPARSE_OPS, as_sparse_features, density, row_slice, sparse_fingerprint
 from .._validation import as_labels, check_int
 from .base import DataSettings
 from .memory import InMemoryData
@@ -39,13 +39,19 @@ class SparseData(InMemoryData):
     """Sparse rows ``(X, y)`` in CSR on the model's device: an in-memory source (global shuffle
     or blocks, sample weights, L-BFGS) whose batches are gathered as CSR."""
 
-    gather = staticmethod(rows_of)
+    sparse = SPARSE_OPS
 
     def _load(self, X: Any, y: Any) -> tuple[Any, Array]:
         return sparse_features_and_labels(X, y, self.settings)
 
     def _block(self, rows: slice) -> Any:
         return row_slice(self.X, rows)
+
+    @property
+    def row_width(self) -> int:
+        """The mean number of non-zeros per row: the width of a batch's products, for the
+        thread rule (:func:`softmax_xp._threads.training_threads`)."""
+        return max(1, round(density(self.X) * self.settings.input_dim))
 
     def fingerprint(self) -> dict[str, Any]:
         return sparse_fingerprint(self.settings.backend, self.X, self.y)

@@ -16,7 +16,6 @@ rather than their arithmetic (about 200 steps of 256 x 10 arrays per MNIST epoch
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +117,7 @@ def sgd_epoch(
     batch_size: int,
     xp: Any,
     weights: Array | None = None,
-    gather: Callable[[Array, Array], Array] | None = None,
+    sparse: Any = None,
 ) -> tuple[Array, Array, tuple[Array, Array] | None, Array]:
     """Visit ``X[order]`` in batches of ``batch_size``; return ``(W, b, velocity, batch_losses)``.
 
@@ -134,10 +133,20 @@ def sgd_epoch(
     batch's step does not depend on the weights of the other rows in it. Without ``weights`` the
     loop is the unweighted one, call for call.
 
-    ``gather(X, indices)`` (optional) returns the rows ``indices`` of ``X``: a sparse source
-    passes its own (a CSR ``X_b``, for which ``X_b @ W`` and ``X_b.T @ e.T`` are the sparse
-    library's sparse-dense products); the default is ``take`` along axis 0.
+    A sparse ``X`` comes with ``sparse``, its library's operations
+    (:class:`softmax_xp.solvers.sgd_sparse.SparseOps`): the epoch is then
+    :func:`~softmax_xp.solvers.sgd_sparse.sparse_sgd_epoch`, whose steps touch only the rows of
+    ``W`` of the batch's features, or, where ``sparse.active`` is None, this loop with the
+    batch's rows gathered by ``sparse.rows`` (``X_b @ W`` and ``X_b.T @ e.T`` are then the
+    sparse library's sparse-dense products).
     """
+    if sparse is not None and sparse.active is not None:
+        from .sgd_sparse import sparse_sgd_epoch
+
+        return sparse_sgd_epoch(
+            X, y, order, W, b, velocity, lr=lr, momentum=momentum, reg=reg,
+            batch_size=batch_size, xp=xp, ops=sparse, weights=weights,
+        )  # fmt: skip
     n = X.shape[0]
     k = W.shape[1]
     batch_size = min(batch_size, max(n, 1))  # one batch of all rows, without tables of batch_size
@@ -162,7 +171,7 @@ def sgd_epoch(
     sq_norm = xp.empty((steps,), dtype=dt, device=dev)
 
     take = take_of(xp)
-    rows_of = (lambda X, index: take(X, index, axis=0)) if gather is None else gather
+    rows_of = (lambda X, index: take(X, index, axis=0)) if sparse is None else sparse.rows
     width, step, ones_n = batch_size, scalar(lr / batch_size), tab.ones_n
     targets = tab.eye * step  # row k of targets is lr/n one_hot(k)
     for t in range(steps):
