@@ -25,6 +25,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+from array_api_compat import array_namespace
 
 from ._backend import Backend, asarray_on, to_numpy
 from ._fingerprint import combine, patterns
@@ -256,8 +257,8 @@ def _integer_max(X: Any) -> int | None:
 def _astype(X: Any, backend: Backend, dtype: Any) -> Any:
     if isinstance(X, TorchCSR):
         return X if X.dtype == dtype else TorchCSR(X.csr.to(dtype=dtype))
-    target = np.dtype(str(dtype).rsplit(".", 1)[-1]) if backend.name == "cupy" else dtype
-    return X.astype(target, copy=False) if X.dtype != target else X
+    target = np.dtype(dtype)  # NumPy's and CuPy's dtypes are NumPy's
+    return X.astype(target) if X.dtype != target else X
 
 
 def check_sparse_finite(X: Any, backend: Backend, name: str = "X") -> None:
@@ -349,16 +350,9 @@ def row_slice(X: Any, rows: slice) -> Any:
 
 
 def dense_namespace(X: Any) -> Any:
-    """The array namespace of the dense arrays that go with a sparse ``X`` (array-api-compat's
-    NumPy, CuPy or torch)."""
-    library = sparse_library(X)
-    if library == "torch":
-        from array_api_compat import torch as xp
-    elif library == "cupyx":
-        from array_api_compat import cupy as xp
-    else:
-        from array_api_compat import numpy as xp
-    return xp
+    """The array namespace of the dense arrays that go with a sparse ``X``: that of its stored
+    values (array-api-compat's NumPy, CuPy or torch)."""
+    return array_namespace(stored_values(X))
 
 
 def block_csr(Xb: Any, dtype: str) -> Any:
