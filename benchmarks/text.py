@@ -69,7 +69,7 @@ def text_problem(
     words: int = 250,
     vocabulary: int = 50_000,
     zipf: float = 1.1,
-    topical: float = 0.05,
+    topical: float = 0.02,
     seed: int = 0,
     dtype: str = "float64",
 ) -> TextProblem:
