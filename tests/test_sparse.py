@@ -281,11 +281,12 @@ def test_lazy_sparse_steps_match_dense_across_renormalisations(
 ):
     """Sparse SGD keeps W as M [P; Q] and forms it every RENORM steps: with RENORM = 8, an
     epoch of 37 batches of 4 rows and a short last one of 2 forms it 4 times inside the epoch
-    and once at its end; the weights and losses stay the dense loop's."""
+    and once at its end, 7 rows of W at a time; the weights and losses stay the dense loop's."""
     has_sparse(backend)
     import softmax_xp.solvers.sgd_sparse as lazy_sgd
 
     monkeypatch.setattr(lazy_sgd, "RENORM", 8)
+    monkeypatch.setattr(lazy_sgd, "FORM_ROWS", 7)  # 300 rows of W: 42 blocks and one of 6
     calls = []
     real = lazy_sgd.sparse_sgd_epoch
     monkeypatch.setattr(

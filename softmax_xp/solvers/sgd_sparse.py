@@ -31,6 +31,7 @@ Array = Any
 __all__ = ["RENORM", "SparseOps", "sparse_sgd_epoch"]
 
 RENORM = 64  # steps between two formings of W and V (det M = mu ** 64 >= 0.037 for mu >= 0.95)
+FORM_ROWS = 8192  # rows formed at a time: the temporaries stay small beside W
 
 
 class SparseOps(Protocol):
@@ -119,12 +120,12 @@ class _Store:
         if self.Q is None:
             if a != 1.0:
                 self.P *= a
-        elif self.M != [[1.0, 0.0], [0.0, 1.0]]:  # in place, with one temporary
-            V = d * self.P
-            V += e * self.Q
-            self.P *= a
-            self.P += b * self.Q
-            self.Q = V
+        elif self.M != [[1.0, 0.0], [0.0, 1.0]]:  # in place, FORM_ROWS rows at a time
+            P, Q = self.P, self.Q
+            for lo in range(0, P.shape[0], FORM_ROWS):
+                rows = slice(lo, min(lo + FORM_ROWS, P.shape[0]))
+                Pr, Qr = P[rows, :], Q[rows, :]
+                P[rows, :], Q[rows, :] = a * Pr + b * Qr, d * Pr + e * Qr
         self.M = [[1.0, 0.0], [0.0, 1.0]]
         self._reset_norms()
         return self.P, self.Q
