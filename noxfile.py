@@ -81,6 +81,16 @@ def tests_dask(session: nox.Session) -> None:
 
 
 @nox.session
+def export(session: nox.Session) -> None:
+    """ONNX, skl2onnx and skops export (the ``[export]`` extra): tests/test_export.py and the
+    examples of softmax_xp.export (about 30 seconds)."""
+    session.install("-e", f".[{TEST_EXTRAS},export]")
+    env = {"SOFTMAX_XP_TEST_BACKENDS": "numpy,array_api_strict", "MPLBACKEND": "Agg"}
+    tests = ["tests/test_export.py", "tests/test_docs.py", "-k", "export"]
+    session.run("pytest", *(session.posargs or ["-q", *tests]), env=env)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and the import layers of pyproject.toml (import-linter)."""
     session.install("ruff", "import-linter")
@@ -89,7 +99,8 @@ def lint(session: nox.Session) -> None:
     session.run("lint-imports")
 
 
-# Modules whose docstring examples the docs session runs as doctests.
+# Modules whose docstring examples the docs session runs as doctests (softmax_xp/export.py's run
+# in the export session, which installs their libraries).
 DOCTEST_MODULES = (
     "softmax_xp/functional.py",
     "softmax_xp/metrics.py",
@@ -122,14 +133,16 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
-# Mutation testing: the modules whose mutants `nox -s mutation` runs, and the tests that cover
-# them. Edit these two lists (and [tool.mutmut] only_mutate in pyproject.toml, which must name
-# every module here) when the training run (softmax_xp/_training/) and the estimator
-# (softmax_xp/sklearn.py) join.
+# Mutation testing: the modules whose mutants `nox -s mutation` runs. The tests that cover them
+# are [tool.mutmut] pytest_add_cli_args_test_selection in pyproject.toml; its only_mutate must
+# name every module here. Edit both when the estimator (softmax_xp/sklearn.py) joins.
 MUTATION_MODULES = (
     "softmax_xp/functional.py",
     "softmax_xp/solvers/sgd.py",
     "softmax_xp/solvers/lbfgs.py",
+    "softmax_xp/_training/run.py",
+    "softmax_xp/_training/state.py",
+    "softmax_xp/_training/callbacks.py",
 )
 
 

@@ -179,7 +179,8 @@ def test_partial_fit_keeps_momentum_and_schedule(backend, momentum):
     clf.partial_fit(X, y, classes=np.unique(y))
     clf.partial_fit(X, y)
     clf.partial_fit(X, y, classes=[0, 1, 2])
-    run = SoftmaxXP(4, 3, backend=backend.name, device=backend.device, seed=4, **settings)
+    run = SoftmaxXP(4, 3, backend=backend.name, device=backend.device, seed=4, init="zeros",
+                    **settings)  # fmt: skip
     run.train(X, y, epochs=3, batch_size=32, verbose=0)
     np.testing.assert_allclose(clf.coef_, to_numpy(run.W).T, rtol=1e-12, atol=1e-14)
     assert clf.n_iter_ == 3 and clf.loss_curve_ == pytest.approx(run.history_.loss, rel=1e-12)
@@ -336,18 +337,40 @@ def test_partial_fit_follows_set_params_between_calls(backend):
 @pytest.mark.parametrize(
     ("params", "failing"),
     [
-        ({}, set()),
+        ({}, {"check_class_weight_classifiers"}),
+        ({"tol": None}, set()),
+        ({"early_stopping": True}, set()),
+        ({"class_weight": "balanced", "tol": None}, set()),
         ({"solver": "lbfgs"}, set()),
         ({"solver": "lbfgs", "warm_start": True}, set()),
-        ({"dtype": "float32"}, {"check_sample_weight_equivalence_on_dense_data"}),
+        ({"solver": "lbfgs", "early_stopping": True, "class_weight": "balanced"}, set()),
+        (
+            {"dtype": "float32"},
+            {"check_sample_weight_equivalence_on_dense_data", "check_class_weight_classifiers"},
+        ),
         (
             {"dtype": "float32", "solver": "lbfgs"},
             {"check_sample_weight_equivalence_on_dense_data", "check_classifiers_train"},
         ),
-        ({"batch_size": 16}, {"check_sample_weight_equivalence_on_dense_data"}),
-        ({"warm_start": True}, {"check_supervised_y_2d"}),
+        (
+            {"batch_size": 16},
+            {"check_sample_weight_equivalence_on_dense_data", "check_class_weight_classifiers"},
+        ),
+        ({"warm_start": True}, {"check_supervised_y_2d", "check_class_weight_classifiers"}),
     ],
-    ids=["default", "lbfgs", "lbfgs-warm", "float32", "float32-lbfgs", "small-batch", "warm"],
+    ids=[
+        "default",
+        "sgd-no-tol",
+        "early-stopping",
+        "balanced",
+        "lbfgs",
+        "lbfgs-warm",
+        "lbfgs-early-balanced",
+        "float32",
+        "float32-lbfgs",
+        "small-batch",
+        "warm",
+    ],
 )
 def test_expected_failed_checks_are_the_ones_that_fail(params, failing):
     """expected_failed_checks names exactly the checks each configuration fails (the reasons

@@ -300,3 +300,17 @@ def test_lazy_sparse_steps_match_dense_across_renormalisations(
     assert len(calls) == 2  # the lazy epoch ran, once per epoch
     assert rel(lazy.W, dense.W) < 1e-12 and rel(lazy.b, dense.b) < 1e-12
     np.testing.assert_allclose(lazy.history_.loss, dense.history_.loss, rtol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_elastic_net_on_sparse_gives_the_dense_weights(text, solver):
+    """The L1 part's proximal step touches every weight: sparse SGD takes the gathering loop
+    there (and L-BFGS its W = U - V objective); the weights stay the dense ones."""
+    X, y, _, _ = text
+    args = {"penalty": "elasticnet", "l1_ratio": 0.5, "reg": 1e-2, "momentum": 0.9}
+    dense = SoftmaxXP(D, K, backend="numpy", dtype="float64", seed=0, **args)
+    lazy = SoftmaxXP(D, K, backend="numpy", dtype="float64", seed=0, **args)
+    dense.train(X.toarray(), y, epochs=3, batch_size=32, solver=solver)
+    lazy.train(X, y, epochs=3, batch_size=32, solver=solver)
+    assert rel(lazy.W, dense.W) < (1e-12 if solver == "sgd" else 1e-8)
+    assert np.count_nonzero(lazy.W == 0) == np.count_nonzero(dense.W == 0) > 0

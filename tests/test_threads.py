@@ -76,20 +76,20 @@ def test_bad_policy_says_what_is_allowed(monkeypatch, bad):
 
 @pytest.mark.parametrize("backend", ["numpy", "array_api_strict"])
 @pytest.mark.parametrize("threshold", [2**25, 1])
-def test_a_number_of_threads_is_used_for_every_product(monkeypatch, backend, threshold):
+def test_a_number_of_threads_is_used_for_every_product(monkeypatch, internals, backend, threshold):
     pytest.importorskip(backend)
     monkeypatch.setenv("SOFTMAX_XP_THREADS", " 3 ")
     monkeypatch.setattr(threads_module, "SMALL_PRODUCT", threshold)
     with threadpool_limits(2, user_api="blas"):
-        assert threads_seen_in_epochs(monkeypatch, backend, blas_threads) == [{3}, {3}]
+        assert threads_seen_in_epochs(internals, backend, blas_threads) == [{3}, {3}]
         assert blas_threads() == {2}
 
 
-def test_a_number_of_threads_sets_torchs(monkeypatch):
+def test_a_number_of_threads_sets_torchs(monkeypatch, internals):
     torch = pytest.importorskip("torch")
     monkeypatch.setenv("SOFTMAX_XP_THREADS", "3")
     before = torch.get_num_threads()
-    assert threads_seen_in_epochs(monkeypatch, "torch", torch.get_num_threads) == [3, 3]
+    assert threads_seen_in_epochs(internals, "torch", torch.get_num_threads) == [3, 3]
     assert torch.get_num_threads() == before
 
 

@@ -37,9 +37,18 @@ from .. import _random
 from .._backend import asarray_on, to_numpy
 from .._inference import KINDS
 from .._sparse import dense_namespace, is_sparse
+from .._weights import class_weights
 from .base import DataSettings, Objective, Params, SgdStep
 from .dask_checks import features_layout, labels_layout, validate, weights_layout
-from .dask_tasks import aligned, evaluation_block, loss_sums, output_block, sgd_block
+from .dask_tasks import (
+    aligned,
+    class_index,
+    evaluation_block,
+    loss_sums,
+    output_block,
+    sgd_block,
+    weigh_by_class,
+)
 from .memory import InMemoryValidation, batch_sizes
 from .sparse import SparseValidation
 
@@ -65,14 +74,18 @@ def sources(
     *,
     sample_weight: Any = None,
     block_rows: int | None = None,
+    class_weight: dict[int, float] | str | None = None,
 ) -> tuple[DaskData, DaskValidation | InMemoryValidation | SparseValidation | None]:
     """The training source of a Dask ``X`` and the validation of ``X_val`` (Dask or in memory),
-    both checked in one pass over their blocks."""
+    both checked in one pass over their blocks. ``class_weight="balanced"`` first counts the
+    classes in one pass over ``y`` (the labels only)."""
     X = features_layout(X, settings.input_dim, "X", known=True)
     if block_rows is not None:
         X = X.rechunk({0: block_rows})
     y = labels_layout(y, X.chunks[0], "y")
     w = weights_layout(sample_weight, X.chunks[0])
+    if class_weight is not None:
+        w = _times_class_weight(w, y, class_weight, settings.num_classes)
     pairs = [(X, y, "X", "y")]
     val: DaskValidation | InMemoryValidation | SparseValidation | None = None
     if isinstance(X_val, da.Array):
@@ -129,6 +142,7 @@ class DaskData:
             reg=step.reg,
             batch_size=step.batch_size,
             dtype=self.settings.dtype_name,
+            l1_ratio=step.l1_ratio,
         )
         if self._sums is not None:  # SGD's weights have mean 1 (exact, as in memory)
             settings["weight_mean"] = float(sum(self._sums) / self.n)
@@ -189,6 +203,19 @@ class DaskValidation:
         backend = self.settings.backend
         hits = asarray_on(backend, sum(part[0] for part in parts), backend.xp.int64)
         return hits, asarray_on(backend, sum(part[1] for part in parts), self.settings.dtype)
+
+
+def _times_class_weight(
+    w: da.Array | None, y: da.Array, class_weight: dict[int, float] | str, k: int
+) -> da.Array:
+    """Each row's weight times its class's, block by block, as in memory."""
+    counts = np.zeros(k, dtype=np.int64)
+    if isinstance(class_weight, str):  # "balanced": count the classes first
+        counts = da.bincount(y.map_blocks(class_index, k, dtype=np.int64), minlength=k).compute()
+    weights = class_weights(class_weight, counts)
+    if w is None:
+        return y.map_blocks(weigh_by_class, None, weights, dtype=np.float64)
+    return da.map_blocks(weigh_by_class, y, w, weights, dtype=np.float64)
 
 
 def _add(parts: list[tuple[Any, ...]]) -> tuple[Any, ...]:

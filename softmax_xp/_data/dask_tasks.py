@@ -23,7 +23,15 @@ from .._validation import check_finite
 from ..functional import loss_and_grads
 from ..solvers.sgd import sgd_epoch
 
-__all__ = ["aligned", "evaluation_block", "loss_sums", "output_block", "sgd_block"]
+__all__ = [
+    "aligned",
+    "class_index",
+    "evaluation_block",
+    "loss_sums",
+    "output_block",
+    "sgd_block",
+    "weigh_by_class",
+]
 
 Array = Any
 
@@ -181,3 +189,19 @@ def evaluation_block(
         chunk = row_slice if is_sparse(Xb) else None
         hits, loss = device_evaluation(Xb, yb, W, b, Xb.shape[0], chunk)
         return int(to_numpy(hits)), float(to_numpy(loss))
+
+
+def class_index(yb: Array, k: int) -> np.ndarray:
+    """A block's labels as class indices for counting and lookups, clipped into ``[0, k)``:
+    labels out of range or not whole are reported by the validation pass, not here."""
+    y = np.asarray(to_numpy(yb))
+    with np.errstate(invalid="ignore"):
+        return np.clip(np.nan_to_num(y, nan=0), 0, k - 1).astype(np.int64)
+
+
+def weigh_by_class(yb: Array, wb: Array | None, weights: np.ndarray) -> np.ndarray:
+    """``weights[y_i] * w_i`` of one block (float64 on the host; ``wb`` None: 1)."""
+    per_row = weights[class_index(yb, weights.shape[0])]
+    if wb is None:
+        return per_row
+    return per_row * np.asarray(to_numpy(wb), dtype=np.float64)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from .._backend import BackendFallbackWarning, BackendUnavailableError
 from ..datasets import DatasetError
-from .commands import cmd_evaluate, cmd_info, cmd_predict
+from .commands import cmd_evaluate, cmd_export, cmd_info, cmd_predict
 from .common import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, CLIError, say
 from .parser import build_parser, unknown_arguments
 from .train import cmd_train
@@ -24,7 +24,13 @@ from .words import cli_words
 
 __all__ = ["EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "CLIError", "build_parser", "cli_words", "main"]
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "info": cmd_info}
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "info": cmd_info,
+    "export": cmd_export,
+}
 _ONE_LINE_ERRORS = (
     CLIError,
     ValueError,

@@ -90,6 +90,17 @@ def _report_failures(failures: list[str]) -> None:
         raise CLIError(failures[-1])
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..export import export_model
+
+    try:
+        path = export_model(args.model, args.out, format=args.format, opset=args.opset)
+    except ImportError as exc:  # a missing extra: one line, as every other error
+        raise CLIError(str(exc)) from None
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     info = backend_info()
     if args.json:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import __version__, presets
 from .._backend import BACKENDS
+from ..export import FORMATS  # cheap: onnx itself is imported only when exporting
 
 __all__ = ["build_parser", "unknown_arguments"]
 
@@ -86,7 +87,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(commands.add_parser("predict", help="classify digit images (PNG, JPEG, .npy)"))
     info = commands.add_parser("info", help="version, backends and devices of this machine")
     info.add_argument("--json", action="store_true", help="print the same as JSON")
+    _add_export(commands.add_parser("export", help="write a saved model as an ONNX graph"))
     return parser
+
+
+def _add_export(export: argparse.ArgumentParser) -> None:
+    export.add_argument("--model", type=_path, required=True, help=MODEL_HELP)
+    export.add_argument(
+        "--format", choices=FORMATS, default="onnx", help="the format to write (default: onnx)"
+    )
+    export.add_argument(
+        "--out",
+        type=_path,
+        default=None,
+        help="the file to write (default: the model's path with the format's suffix)",
+    )
+    export.add_argument(
+        "--opset", type=_positive_int, default=None, help="the ONNX opset (>= 13; default 21)"
+    )
 
 
 def _add_backend(command: argparse.ArgumentParser, device: bool = False) -> None:
@@ -166,6 +184,18 @@ def _add_run(train: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=None,
         help="train on the first N training images only (quick runs)",
+    )
+    train.add_argument(
+        "--early-stopping",
+        action="store_true",
+        help="stop when the validation loss has not improved for --patience epochs, and keep "
+        "the best epoch's weights (give it again with --resume)",
+    )
+    train.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=None,
+        help="--early-stopping only: epochs without improvement before stopping (default 5)",
     )
     train.add_argument("--no-plots", action="store_true", help="do not write the PNG figures")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -7,6 +7,13 @@ device-to-host transfer (the loss and the flat gradient, stacked) and one host-t
 (the trial parameters); the L-BFGS two-loop recursion and line search run in float64 NumPy on the
 host, where they are a few vector operations of length ``d * K + K``.
 
+An L1 term ``l1 * ||W||_1`` (the lasso or the elastic net's L1 part) is not smooth; it is handled
+exactly by splitting ``W = U - V`` with bounds ``U, V >= 0``, on which the term is linear,
+``l1 * sum(U + V)``: L-BFGS-B minimises over ``(U, V, b)`` (``2 d K + K`` numbers) with the
+objective's ``(loss, dW, db)`` giving ``dU = dW + l1`` and ``dV = l1 - dW``. At the optimum at
+most one of ``U_ij, V_ij`` is positive, and a weight whose two halves both sit on their bound is
+exactly zero.
+
 scipy is an optional extra (``pip install "softmax-xp[lbfgs]"``), imported inside
 :func:`minimize_lbfgs`. This module imports neither numpy nor anything of ours (the solvers'
 rule): the host vectors it handles are the NumPy arrays scipy passes in and those the caller's
@@ -16,6 +23,7 @@ rule): the host vectors it handles are the NumPy arrays scipy passes in and thos
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -28,6 +36,9 @@ Objective = Callable[[Array, Array], tuple[Array, Array, Array]]
 __all__ = ["LbfgsResult", "minimize_lbfgs", "scipy_missing_message"]
 
 DEFAULT_TOL = 1e-4  # as scikit-learn's LogisticRegression: max |projected gradient| <= tol
+# scipy's ftol, as scikit-learn's LogisticRegression sets it whatever the data's dtype: float32
+# data gets float64's rule, or L-BFGS stops ~2 % from the optimum on a float32 loss's noise.
+FTOL = 64 * sys.float_info.epsilon
 
 
 class LbfgsResult(NamedTuple):
@@ -66,6 +77,7 @@ def minimize_lbfgs(
     to_host: Callable[[Array], Any],
     tol: float = DEFAULT_TOL,
     callback: Callable[[int, Array, Array, float], None] | None = None,
+    l1: float = 0.0,
 ) -> LbfgsResult:
     """Minimise ``objective(W, b)`` over the weights ``W`` (d x K) and bias ``b`` (1 x K) with
     scipy's L-BFGS-B, starting from ``(W0, b0)``.
@@ -88,12 +100,17 @@ def minimize_lbfgs(
         :func:`softmax_xp._backend.to_numpy`).
     tol
         Stop when ``max_i |gradient_i| <= tol`` (scipy's ``gtol``), or when the objective's
-        relative decrease falls below ``64 * eps`` of the dtype (``ftol``), as scikit-learn's
-        LogisticRegression does.
+        relative decrease falls below ``64 * eps`` of float64 (``ftol``), for either dtype, as
+        scikit-learn's LogisticRegression does.
     callback
         ``callback(iteration, W, b, loss)`` after every iteration with the accepted iterate, on
         the device (e.g. to record a history, write a checkpoint or check a validation set). An
         exception it raises ends the minimisation and propagates.
+    l1
+        The strength ``>= 0`` of an L1 term ``l1 * ||W||_1`` added to ``objective`` (the bias is
+        not penalised); 0, the default, minimises ``objective`` alone. With ``l1 > 0`` the
+        minimisation runs on the split ``W = U - V`` described in the module docstring, the
+        losses include the L1 term and ``tol`` bounds the projected gradient of ``(U, V, b)``.
 
     Returns
     -------
@@ -110,16 +127,23 @@ def minimize_lbfgs(
     d, k = W0.shape
     if max_iter <= 0:
         return LbfgsResult(xp.asarray(W0, copy=True), xp.asarray(b0, copy=True), 0, [], False, "")
-    eps = float(xp.finfo(dtype).eps)
 
     def flat_on_host(*parts: Array) -> Any:
         """The parts, flattened and concatenated on the device, as one float64 host vector."""
         joined = xp.concat([xp.reshape(part, (-1,)) for part in parts])
         return to_host(joined).astype("float64", copy=False)  # one device-to-host copy
 
+    m = d * k
+    bounds = None
+
     def unflatten(x: Any) -> tuple[Array, Array]:
+        """``(W, b)`` on the device of the host vector ``(W, b)``, or ``(U, V, b)`` with ``l1``."""
+        if l1:  # W = U - V, formed on the host in float64
+            joined = x[m:].copy()
+            joined[:m] = x[:m] - x[m : 2 * m]
+            x = joined
         on_device = xp.asarray(x, dtype=dtype, device=device)  # one host-to-device copy
-        return xp.reshape(on_device[: d * k], (d, k)), xp.reshape(on_device[d * k :], (1, k))
+        return xp.reshape(on_device[:m], (m // k, k)), xp.reshape(on_device[m:], (1, k))
 
     last: dict[str, Any] = {}  # the latest evaluation, which is the accepted iterate
 
@@ -127,8 +151,16 @@ def minimize_lbfgs(
         W, b = unflatten(x)
         loss, dW, db = objective(W, b)
         host = flat_on_host(loss, dW, db)
-        last.update(x=x.copy(), W=W, b=b, loss=float(host[0]))
-        return float(host[0]), host[1:]
+        value, grad = float(host[0]), host[1:]
+        if l1:  # d/dU = dW + l1, d/dV = l1 - dW; the L1 term is linear in (U, V)
+            value += l1 * float(x[: 2 * m].sum())
+            split = x.copy()
+            split[:m] = grad[:m] + l1
+            split[m : 2 * m] = l1 - grad[:m]
+            split[2 * m :] = grad[m:]
+            grad = split
+        last.update(x=x.copy(), W=W, b=b, loss=value)
+        return value, grad
 
     losses: list[float] = []
 
@@ -144,13 +176,21 @@ def minimize_lbfgs(
             callback(len(losses), W, b, loss)
 
     x0 = flat_on_host(W0, b0)
+    if l1:  # U0 = max(W0, 0), V0 = max(-W0, 0)
+        w0 = x0[:m]
+        x0 = flat_on_host(W0, W0, b0)
+        x0[:m], x0[m : 2 * m] = w0.clip(min=0.0), (-w0).clip(min=0.0)
+        lower, upper = x0 * 0.0, x0 * 0.0 + math.inf
+        lower[2 * m :] = -math.inf
+        bounds = optimize.Bounds(lower, upper)
     result = optimize.minimize(
         fun,
         x0,
         method="L-BFGS-B",
         jac=True,
+        bounds=bounds,
         callback=on_iteration,
-        options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * eps},
+        options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": FTOL},
     )
     W, b = unflatten(result.x)
     message = str(result.message)
