@@ -29,6 +29,7 @@ __all__ = [
     "check_logits",
     "chunk_rows",
     "device_evaluation",
+    "hits_of",
     "outputs",
     "row_slices",
     "score",
@@ -114,25 +115,28 @@ def score(X: Any, y: Any, W: Array, b: Array, settings: Any, rows: int) -> float
         for r, Xc in _chunks(X, settings, rows):
             z = Xc @ W + b
             finite.append(xp.all(xp.isfinite(z)))
-            hits.append(_hits(z, y[r], xp))
+            hits.append(hits_of(z, y[r], xp))
     check_logits(finite, settings.dtype_name, xp)
     return int(xp.sum(xp.stack(hits))) / n
 
 
-def _hits(z: Array, y: Array, xp: Any) -> Array:
+def hits_of(z: Array, y: Array, xp: Any) -> Array:
     """How many rows' largest logit is their label's (0-d int64, on the device)."""
     return xp.sum(xp.astype(xp.argmax(z, axis=1) == y, xp.int64))
 
 
-def device_evaluation(X: Array, y: Array, W: Array, b: Array, rows: int) -> tuple[Array, Array]:
+def device_evaluation(
+    X: Array, y: Array, W: Array, b: Array, rows: int, chunk: Any = None
+) -> tuple[Array, Array]:
     """How many rows of ``(X, y)``, already on the device, ``(W, b)`` classify right (0-d
     int64) and their summed cross-entropy ``sum_i -log softmax(z_i)[y_i]`` (0-d, ``W``'s
-    dtype), in chunks of ``rows``, with no host read."""
-    xp = array_namespace(X)
+    dtype), in chunks of ``rows``, with no host read. ``chunk(X, rows)`` cuts a chunk of rows
+    (default ``X[rows, ...]``; a sparse ``X`` passes its own)."""
+    xp = array_namespace(W)
     hits, losses = [], []
     for r in row_slices(X.shape[0], rows):
-        z = X[r, ...] @ W + b
-        hits.append(_hits(z, y[r], xp))
+        z = (X[r, ...] if chunk is None else chunk(X, r)) @ W + b
+        hits.append(hits_of(z, y[r], xp))
         losses.append(cross_entropy(z, y[r], xp=xp) * (r.stop - r.start))
     if len(hits) == 1:
         return hits[0], losses[0]
