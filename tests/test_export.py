@@ -294,6 +294,8 @@ def test_skops_round_trips_a_fitted_classifier(tmp_path, momentum):
 
 
 def test_the_export_command_writes_a_graph_onnxruntime_runs(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
     from softmax_xp.cli import main
 
     model = SoftmaxXP(6, 3, backend="numpy", seed=0, dtype="float64")
@@ -301,7 +303,6 @@ def test_the_export_command_writes_a_graph_onnxruntime_runs(tmp_path, capsys):
     assert main(["export", "--model", str(path)]) == 0
     assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'model.onnx'}"
     X = np.random.default_rng(0).normal(size=(5, 6))
-    ort = pytest.importorskip("onnxruntime")
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
     label, proba = session.run(None, {"X": X})
     np.testing.assert_allclose(proba, to_numpy(model.predict_proba(X)), rtol=1e-12)
