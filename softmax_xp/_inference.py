@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from array_api_compat import array_namespace
+from array_api_compat import device as device_of
 
+from ._backend import index_dtype
 from ._errors import quiet_float_warnings
 from ._validation import (
     as_features,
@@ -120,13 +122,15 @@ def score(X: Any, y: Any, W: Array, b: Array, settings: Any, rows: int) -> float
 
 
 def _hits(z: Array, y: Array, xp: Any) -> Array:
-    """How many rows' largest logit is their label's (0-d int64, on the device)."""
-    return xp.sum(xp.astype(xp.argmax(z, axis=1) == y, xp.int64))
+    """How many rows' largest logit is their label's (0-d, the default integer dtype, on the
+    device)."""
+    count = index_dtype(xp, device_of(z))
+    return xp.sum(xp.astype(xp.argmax(z, axis=1) == y, count), dtype=count)
 
 
 def device_hits(X: Array, y: Array, W: Array, b: Array, rows: int) -> Array:
     """How many rows of ``(X, y)``, already on the device, ``(W, b)`` classify right: a 0-d
-    int64 device array, in chunks of ``rows``, with no host read."""
+    integer device array, in chunks of ``rows``, with no host read."""
     xp = array_namespace(X)
     hits = [_hits(X[r, ...] @ W + b, y[r], xp) for r in row_slices(X.shape[0], rows)]
     return hits[0] if len(hits) == 1 else xp.sum(xp.stack(hits))

@@ -34,7 +34,7 @@ import dask.array as da
 import numpy as np
 
 from .. import _random
-from .._backend import asarray_on, to_numpy
+from .._backend import asarray_on, index_dtype, to_numpy
 from .._inference import KINDS
 from .base import DataSettings, Objective, Params, SgdStep
 from .dask_checks import features_layout, labels_layout, validate, weights_layout
@@ -181,7 +181,8 @@ class DaskValidation:
             for xb, yb in zip(self.X.to_delayed().ravel(), self.y.to_delayed(), strict=True)
         ]
         backend = self.settings.backend
-        return asarray_on(backend, sum(dask.compute(*counts)), backend.xp.int64)
+        count = index_dtype(backend.xp, backend.device)
+        return asarray_on(backend, sum(dask.compute(*counts)), count)
 
 
 def _add(parts: list[tuple[Any, ...]]) -> tuple[Any, ...]:
