@@ -37,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 import array_api_compat
 import numpy as np
 
-from ._backend import backend_name, to_numpy
+from ._backend import backend_name, device_description, to_numpy
 from ._validation import check_hyperparameters
 from .model import SoftmaxXP
 
@@ -411,6 +411,12 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[to_numpy(index)]
 
     # -- tags --------------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """scikit-learn's state, with ``device`` by name: a ``jax.Device`` does not pickle."""
+        state = super().__getstate__()
+        state["device"] = device_description(self.device)
+        return state
+
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.array_api_support = True
