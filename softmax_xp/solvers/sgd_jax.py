@@ -2,8 +2,8 @@
 
 JAX arrays are immutable and each eager call costs ~10 us of dispatch, so the in-place loop of
 :mod:`.sgd` would run ~11x slower than on NumPy. Here the whole epoch (gather, forward, softmax,
-gradient, update, momentum, sample weights, the short last batch) is one ``jax.jit`` program: the
-full batches are one ``lax.scan``, the short last batch one more step after it. The maths is
+gradient, update, momentum, sample weights, the short last batch) is one ``jax.jit`` program: one
+``lax.scan`` over the batches. The maths is
 that of :func:`softmax_xp.solvers.sgd.sgd_epoch`, step for step, in the same batch order (the
 caller's ``order``, drawn on the host), so the weights agree with NumPy's to rounding.
 
@@ -83,14 +83,21 @@ def _epoch(
     batch_size: int,
 ) -> tuple[Array, Array, Velocity, Array]:
     """The compiled epoch; ``consts`` = ``[lr/B, lr/B_last, lr reg, 1 - lr reg, momentum,
-    reg/2]``."""
-    n, k = order.shape[0], W.shape[1]
-    full = n // batch_size
-    classes = jnp.arange(k, dtype=y.dtype)
+    reg/2]``.
 
-    def step(params: tuple[Array, Array, Velocity], rows: Array, scale: Array) -> Any:
-        """One batch ``rows`` with step size ``scale = lr / |B|``: new params and its loss."""
-        W, b, velocity = params
+    One loop body serves every batch: a short last batch is padded to ``B`` rows that are then
+    masked out (they add exact zeros), which halves the compile time of a second copy of the step.
+    """
+    n, k, dt = order.shape[0], W.shape[1], W.dtype
+    steps = -(-n // batch_size)
+    last = n - (steps - 1) * batch_size
+    short = last < batch_size
+    classes = jnp.arange(k, dtype=y.dtype)
+    positions = jnp.arange(batch_size, dtype=order.dtype)
+
+    def step(params: tuple[Array, Array, Velocity], batch: tuple[Array, Array]) -> Any:
+        """One batch of rows ``order[t B : (t + 1) B]``: new params and the batch's loss."""
+        (W, b, velocity), (rows, t) = params, batch
         Xb = X.at[rows].get(mode="promise_in_bounds")
         yb = y.at[rows].get(mode="promise_in_bounds")
         z = jnp.matmul(Xb, W, precision=_HIGHEST) + b
@@ -99,11 +106,19 @@ def _epoch(
         s = jnp.sum(e, axis=1, keepdims=True)
         hot = yb[:, None] == classes
         row_loss = jnp.log(s[:, 0]) - jnp.sum(jnp.where(hot, z, 0), axis=1)
+        scale = jnp.where(t == steps - 1, consts[1], consts[0]) if short else consts[0]
         dz = e * (scale / s) - jnp.where(hot, scale, 0)  # lr/|B| (p - Y)
         if weights is not None:
             wb = weights.at[rows].get(mode="promise_in_bounds")
             row_loss, dz = row_loss * wb, dz * wb[:, None]
-        loss = jnp.mean(row_loss) + consts[5] * jnp.sum(W * W)
+        if short:  # the padding rows of the last batch count for nothing
+            real = t * batch_size + positions < n
+            row_loss, dz = jnp.where(real, row_loss, 0), jnp.where(real[:, None], dz, 0)
+            width = jnp.where(t == steps - 1, last, batch_size).astype(dt)
+            loss = jnp.sum(row_loss) / width
+        else:
+            loss = jnp.mean(row_loss)
+        loss = loss + consts[5] * jnp.sum(W * W)
         G = jnp.matmul(Xb.T, dz, precision=_HIGHEST)
         g_b = jnp.sum(dz, axis=0, keepdims=True)
         if velocity is None:
@@ -113,11 +128,9 @@ def _epoch(
         vb = consts[4] * vb - g_b
         return (W + vW, b + vb, (vW, vb)), loss
 
-    batches = jnp.reshape(order[: full * batch_size], (full, batch_size))
-    params, losses = lax.scan(lambda p, rows: step(p, rows, consts[0]), (W, b, velocity), batches)
-    if n > full * batch_size:  # the short last batch: its own step size lr / |B_last|
-        params, tail = step(params, order[full * batch_size :], consts[1])
-        losses = jnp.concatenate([losses, tail[None]])
+    padded = jnp.concatenate([order, jnp.zeros((steps * batch_size - n,), order.dtype)])
+    batches = (jnp.reshape(padded, (steps, batch_size)), jnp.arange(steps))
+    params, losses = lax.scan(step, (W, b, velocity), batches)
     return (*params, losses)
 
 
