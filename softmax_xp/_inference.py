@@ -8,9 +8,10 @@ dtype are refused with one host read for all chunks (the library never returns N
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, is_jax_namespace
 from array_api_compat import device as device_of
 
 from ._backend import index_dtype
@@ -98,9 +99,9 @@ def outputs(kind: str, X: Any, W: Array, b: Array, settings: Any, rows: int) -> 
     finite, parts = [], []
     with quiet_float_warnings():
         for _, Xc in _chunks(X, settings, rows):
-            z = Xc @ W + b
-            finite.append(xp.all(xp.isfinite(z)))
-            parts.append(of_logits(kind, z, xp))
+            ok, out = _chunk(kind, Xc, W, b, None, xp)
+            finite.append(ok)
+            parts.append(out)
     check_logits(finite, settings.dtype_name, xp)
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
 
@@ -114,9 +115,9 @@ def score(X: Any, y: Any, W: Array, b: Array, settings: Any, rows: int) -> float
     finite, hits = [], []
     with quiet_float_warnings():
         for r, Xc in _chunks(X, settings, rows):
-            z = Xc @ W + b
-            finite.append(xp.all(xp.isfinite(z)))
-            hits.append(_hits(z, y[r], xp))
+            ok, count = _chunk("hits", Xc, W, b, y[r], xp)
+            finite.append(ok)
+            hits.append(count)
     check_logits(finite, settings.dtype_name, xp)
     return int(xp.sum(xp.stack(hits))) / n
 
@@ -132,8 +133,29 @@ def device_hits(X: Array, y: Array, W: Array, b: Array, rows: int) -> Array:
     """How many rows of ``(X, y)``, already on the device, ``(W, b)`` classify right: a 0-d
     integer device array, in chunks of ``rows``, with no host read."""
     xp = array_namespace(X)
-    hits = [_hits(X[r, ...] @ W + b, y[r], xp) for r in row_slices(X.shape[0], rows)]
+    hits = [_chunk("hits", X[r, ...], W, b, y[r], xp)[1] for r in row_slices(X.shape[0], rows)]
     return hits[0] if len(hits) == 1 else xp.sum(xp.stack(hits))
+
+
+def _chunk(kind: str, Xc: Array, W: Array, b: Array, yc: Array | None, xp: Any) -> Any:
+    """``(all logits finite, output)`` of one chunk, ``z = Xc W + b``: the output ``kind`` of
+    the logits, or for ``kind="hits"`` how many of them pick the label ``yc``. On JAX one
+    compiled program per kind and chunk shape (eager JAX calls cost several times NumPy's)."""
+    if is_jax_namespace(xp):
+        return _compiled_chunk()(Xc, W, b, yc, kind=kind, xp=xp)
+    return _chunk_eager(Xc, W, b, yc, kind=kind, xp=xp)
+
+
+def _chunk_eager(Xc: Array, W: Array, b: Array, yc: Array | None, *, kind: str, xp: Any) -> Any:
+    z = Xc @ W + b
+    return xp.all(xp.isfinite(z)), _hits(z, yc, xp) if kind == "hits" else of_logits(kind, z, xp)
+
+
+@functools.cache
+def _compiled_chunk() -> Any:
+    import jax
+
+    return jax.jit(_chunk_eager, static_argnames=("kind", "xp"))
 
 
 def block_output(kind: str, Xb: Array, W: Array, b: Array) -> Array:
