@@ -90,6 +90,16 @@ def tests_dask(session: nox.Session) -> None:
 
 
 @nox.session
+def export(session: nox.Session) -> None:
+    """ONNX, skl2onnx and skops export (the ``[export]`` extra): tests/test_export.py and the
+    examples of softmax_xp.export (about 30 seconds)."""
+    session.install("-e", f".[{TEST_EXTRAS},export]")
+    env = {"SOFTMAX_XP_TEST_BACKENDS": "numpy,array_api_strict", "MPLBACKEND": "Agg"}
+    tests = ["tests/test_export.py", "tests/test_docs.py", "-k", "export"]
+    session.run("pytest", *(session.posargs or ["-q", *tests]), env=env)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and the import layers of pyproject.toml (import-linter)."""
     session.install("ruff", "import-linter")
@@ -98,7 +108,8 @@ def lint(session: nox.Session) -> None:
     session.run("lint-imports")
 
 
-# Modules whose docstring examples the docs session runs as doctests.
+# Modules whose docstring examples the docs session runs as doctests (softmax_xp/export.py's run
+# in the export session, which installs their libraries).
 DOCTEST_MODULES = (
     "softmax_xp/functional.py",
     "softmax_xp/metrics.py",
@@ -129,3 +140,39 @@ def bench(session: nox.Session) -> None:
     """The benchmarks (not part of the default run): ``nox -s bench -- --quick``."""
     session.install("-e", ".[plot,progress]", TORCH, "scikit-learn")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+# Mutation testing: the modules whose mutants `nox -s mutation` runs, and the tests that cover
+# them. Edit these two lists (and [tool.mutmut] only_mutate in pyproject.toml, which must name
+# every module here) when the training run (softmax_xp/_training/) and the estimator
+# (softmax_xp/sklearn.py) join.
+MUTATION_MODULES = (
+    "softmax_xp/functional.py",
+    "softmax_xp/solvers/sgd.py",
+    "softmax_xp/solvers/lbfgs.py",
+)
+
+
+@nox.session(default=False)
+def mutation(session: nox.Session) -> None:
+    """mutmut over MUTATION_MODULES with the tests named in pyproject's [tool.mutmut], on the
+    NumPy backend (not part of the default run; several minutes per module).
+
+    ``nox -s mutation -- softmax_xp/solvers/sgd.py`` mutates one module; then
+    ``mutmut results`` lists the survivors and ``mutmut show NAME`` shows one.
+    Record the kill rate and the explained survivors in benchmarks/results/mutation.md.
+    """
+    import tomllib
+
+    with open("pyproject.toml", "rb") as file:
+        allowed = tomllib.load(file)["tool"]["mutmut"]["only_mutate"]
+    modules = session.posargs or list(MUTATION_MODULES)
+    missing = [m for m in modules if m not in allowed]
+    if missing:
+        session.error(f"add {missing} to [tool.mutmut] only_mutate in pyproject.toml")
+    session.install("-e", f".[{TEST_EXTRAS},lbfgs,sklearn]", "mutmut>=3.8,<4")
+    # mutmut names mutants package.module.x_function__mutmut_N
+    patterns = [m.removesuffix(".py").replace("/", ".") + ".*" for m in modules]
+    env = {"SOFTMAX_XP_TEST_BACKENDS": "numpy", "MPLBACKEND": "Agg"}
+    session.run("mutmut", "run", "--max-children", "2", *patterns, env=env)
+    session.run("mutmut", "results", env=env)

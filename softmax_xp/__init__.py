@@ -26,7 +26,7 @@ from .functional import (
     softmax_jacobian,
 )
 from .metrics import accuracy, classification_report, confusion_matrix
-from .model import Callback, History, SoftmaxXP
+from .model import Callback, EarlyStopping, History, SoftmaxXP
 
 __version__ = "0.1.0"
 
@@ -46,6 +46,7 @@ __all__ = [
     "BackendUnavailableError",
     "Callback",
     "DeviceMemoryError",
+    "EarlyStopping",
     "History",
     "ModelFileError",
     "ResumeMismatchError",

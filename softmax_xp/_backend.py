@@ -44,6 +44,25 @@ _INSTALL_HINT = {
 }
 
 
+def _install_hint(name: str, problem: str) -> str | None:
+    """What to do about ``problem`` (why backend ``name`` cannot run), or None when the problem
+    already says it. Installing CuPy is the advice only when CuPy is not installed."""
+    if name != "cupy" or problem == "CuPy is not installed":
+        return _INSTALL_HINT[name]
+    if problem.startswith("CuPy failed to import"):
+        return (
+            'reinstall CuPy for your CUDA version: pip install --force-reinstall "softmax-xp[cuda12]" '
+            '(or "softmax-xp[cuda13]")'
+        )
+    if "NVIDIA driver" in problem:
+        return "install (or update) the NVIDIA driver; nvidia-smi then lists the GPU"
+    if problem.startswith("no CUDA device"):
+        return "run on a machine with an NVIDIA GPU (CuPy is installed; nvidia-smi lists the GPUs)"
+    if _CTK_HINT in problem:
+        return None
+    return "check that nvidia-smi lists the GPU and that CuPy's CUDA version matches the driver"
+
+
 class BackendUnavailableError(RuntimeError):
     """The requested backend cannot run on this machine (and fallback was disabled)."""
 
@@ -445,7 +464,10 @@ def resolve_backend(name: str = "auto", device: Any = None, fallback: bool = Tru
                 )
     problem = _problem(name)
     if problem is not None:
-        message = f"Backend {name!r} is unavailable: {problem}. To use it, {_INSTALL_HINT[name]}."
+        hint = _install_hint(name, problem)
+        message = f"Backend {name!r} is unavailable: {problem}." + (
+            f" To use it, {hint}." if hint else ""
+        )
         if not fallback:
             raise BackendUnavailableError(message)
         warnings.warn(
@@ -525,7 +547,9 @@ def backend_info() -> dict[str, dict[str, Any]]:
             entry["devices"] = _devices(name)
         else:
             entry["reason"] = problem
-            entry["install"] = _INSTALL_HINT[name]
+            hint = _install_hint(name, problem)
+            if hint:
+                entry["install"] = hint
         info[name] = entry
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BackendFallbackWarning)

@@ -24,14 +24,14 @@ from ._validation import (
     features_on_host_or_device,
     warn_if_unscaled,
 )
-from .functional import log_softmax, softmax
+from .functional import cross_entropy, log_softmax, softmax
 
 __all__ = [
     "KINDS",
     "block_output",
     "check_logits",
     "chunk_rows",
-    "device_hits",
+    "device_evaluation",
     "outputs",
     "row_slices",
     "score",
@@ -129,18 +129,26 @@ def _hits(z: Array, y: Array, xp: Any) -> Array:
     return xp.sum(xp.astype(xp.argmax(z, axis=1) == y, count), dtype=count)
 
 
-def device_hits(X: Array, y: Array, W: Array, b: Array, rows: int) -> Array:
-    """How many rows of ``(X, y)``, already on the device, ``(W, b)`` classify right: a 0-d
-    integer device array, in chunks of ``rows``, with no host read."""
+def device_evaluation(X: Array, y: Array, W: Array, b: Array, rows: int) -> tuple[Array, Array]:
+    """How many rows of ``(X, y)``, already on the device, ``(W, b)`` classify right (0-d, the
+    default integer dtype) and their summed cross-entropy ``sum_i -log softmax(z_i)[y_i]`` (0-d,
+    ``W``'s dtype), in chunks of ``rows``, with no host read."""
     xp = array_namespace(X)
-    hits = [_chunk("hits", X[r, ...], W, b, y[r], xp)[1] for r in row_slices(X.shape[0], rows)]
-    return hits[0] if len(hits) == 1 else xp.sum(xp.stack(hits))
+    hits, losses = [], []
+    for r in row_slices(X.shape[0], rows):
+        count, loss = _chunk("evaluation", X[r, ...], W, b, y[r], xp)[1]
+        hits.append(count)
+        losses.append(loss)
+    if len(hits) == 1:
+        return hits[0], losses[0]
+    return xp.sum(xp.stack(hits)), xp.sum(xp.stack(losses))
 
 
 def _chunk(kind: str, Xc: Array, W: Array, b: Array, yc: Array | None, xp: Any) -> Any:
     """``(all logits finite, output)`` of one chunk, ``z = Xc W + b``: the output ``kind`` of
-    the logits, or for ``kind="hits"`` how many of them pick the label ``yc``. On JAX one
-    compiled program per kind and chunk shape (eager JAX calls cost several times NumPy's)."""
+    the logits; for ``kind="hits"`` how many of them pick the label ``yc``; for
+    ``"evaluation"`` that count and the rows' summed cross-entropy. On JAX one compiled program
+    per kind and chunk shape (eager JAX calls cost several times NumPy's)."""
     if is_jax_namespace(xp):
         return _compiled_chunk()(Xc, W, b, yc, kind=kind, xp=xp)
     return _chunk_eager(Xc, W, b, yc, kind=kind, xp=xp)
@@ -148,7 +156,13 @@ def _chunk(kind: str, Xc: Array, W: Array, b: Array, yc: Array | None, xp: Any) 
 
 def _chunk_eager(Xc: Array, W: Array, b: Array, yc: Array | None, *, kind: str, xp: Any) -> Any:
     z = Xc @ W + b
-    return xp.all(xp.isfinite(z)), _hits(z, yc, xp) if kind == "hits" else of_logits(kind, z, xp)
+    if kind == "hits":
+        out = _hits(z, yc, xp)
+    elif kind == "evaluation":
+        out = (_hits(z, yc, xp), cross_entropy(z, yc, xp=xp) * Xc.shape[0])
+    else:
+        out = of_logits(kind, z, xp)
+    return xp.all(xp.isfinite(z)), out
 
 
 @functools.cache

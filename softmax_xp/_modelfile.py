@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ __all__ = [
 ]
 
 HYPERPARAMETERS = ("input_dim", "num_classes", "lr", "reg", "momentum", "lr_decay", "dtype", "seed")
-_HISTORY_KEYS = ("loss", "val_accuracy", "epoch_time")
+_HISTORY_KEYS = ("loss", "val_accuracy", "epoch_time", "val_loss")
+_OPTIONAL_HISTORY = ("val_loss",)  # absent from checkpoints written before it
 
 
 @dataclass
@@ -51,6 +52,8 @@ class Checkpoint:
     solver: str = "sgd"  # the solver that wrote it (absent in older checkpoints: "sgd")
     data: dict[str, Any] | None = None  # the training data's fingerprint (see _fingerprint)
     epochs: int | None = None  # the number of epochs the run was asked for (None: older files)
+    # Arrays shaped like W or b that callbacks keep across a resume (EarlyStopping's best).
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def write_model(
@@ -66,6 +69,8 @@ def write_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint, **extra) -
     arrays = {"W": checkpoint.W, "b": checkpoint.b}
     if checkpoint.velocity is not None:
         arrays["vW"], arrays["vb"] = checkpoint.velocity
+    for name, value in checkpoint.extras.items():
+        arrays[f"extra.{name}"] = value
     header = {
         "kind": "checkpoint",
         **extra,
@@ -79,6 +84,11 @@ def write_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint, **extra) -
     }
     if checkpoint.epochs is not None:
         header["epochs"] = checkpoint.epochs
+    if checkpoint.extras:
+        header["extras"] = {
+            name: "W" if value.shape == checkpoint.W.shape else "b"
+            for name, value in checkpoint.extras.items()
+        }
     return write_npz_atomic(path, arrays, header)
 
 
@@ -143,7 +153,21 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         hyper, W, b, velocity, epoch, history, rng_state, batch_size, n_samples, blocks, solver
     )
     checkpoint.data, checkpoint.epochs = data, epochs
+    checkpoint.extras = {
+        name: _array(path, arrays, f"extra.{name}", (W if like == "W" else b).shape, W.dtype)
+        for name, like in _extras(path, header).items()
+    }
     return checkpoint
+
+
+def _extras(path: str | os.PathLike, header: dict[str, Any]) -> dict[str, str]:
+    """The header's ``extras``: each extra array's name and whether it is shaped like W or b."""
+    extras = header.get("extras", {})
+    if not isinstance(extras, dict) or not all(
+        isinstance(name, str) and like in ("W", "b") for name, like in extras.items()
+    ):
+        raise ModelFileError(f"{path}: extras is not a map of array names to 'W' or 'b'.")
+    return extras
 
 
 def _data_bytes(path: str | os.PathLike, header: dict[str, Any]) -> dict[str, int]:
@@ -151,7 +175,9 @@ def _data_bytes(path: str | os.PathLike, header: dict[str, Any]) -> dict[str, in
     momentum buffers); nothing else in the file is read."""
     hyper = _hyperparameters(path, header)
     d, k, itemsize = hyper["input_dim"], hyper["num_classes"], np.dtype(hyper["dtype"]).itemsize
-    return {"W": d * k * itemsize, "b": k * itemsize, "vW": d * k * itemsize, "vb": k * itemsize}
+    sizes = {"W": d * k * itemsize, "b": k * itemsize}
+    extras = {f"extra.{name}": sizes[like] for name, like in _extras(path, header).items()}
+    return {**sizes, "vW": sizes["W"], "vb": sizes["b"], **extras}
 
 
 def _hyperparameters(path: str | os.PathLike, header: dict[str, Any]) -> dict[str, Any]:
@@ -200,11 +226,13 @@ def _array(
 
 def _history(path: str | os.PathLike, history: Any, epoch: int) -> dict[str, list[float]]:
     """The checkpoint's History: lists of finite numbers, one per epoch (val_accuracy may be empty)."""
+    if isinstance(history, dict):
+        history = {**{key: [] for key in _OPTIONAL_HISTORY}, **history}
     if not isinstance(history, dict) or set(history) != set(_HISTORY_KEYS):
         raise ModelFileError(f"{path}: the History in the header is malformed.")
     for key in _HISTORY_KEYS:
         values = history[key]
-        sizes = (epoch, 0) if key == "val_accuracy" else (epoch,)
+        sizes = (epoch, 0) if key.startswith("val_") else (epoch,)
         if (
             not isinstance(values, list)
             or len(values) not in sizes

@@ -7,7 +7,9 @@ that lost its core stalls all of them). So, while :meth:`SoftmaxXP.train` runs, 
 :data:`SMALL_PRODUCT` multiply-adds (``batch x d x K``) use one thread; larger ones are left to the
 library's own choice.
 
-``$SOFTMAX_XP_THREADS=default`` turns the rule off (the libraries' defaults throughout).
+``$SOFTMAX_XP_THREADS=default`` turns the rule off (the libraries' defaults throughout);
+``$SOFTMAX_XP_THREADS=N`` (a whole number, 1 or more) runs every product of the training loop on
+N threads, whatever its size.
 
 Trainings in several Python threads at once (GridSearchCV with joblib's threading backend): the
 thread counts are process-wide. PyTorch's is set by the first training to start and restored by
@@ -38,19 +40,30 @@ SMALL_PRODUCT = 2**25
 def training_threads(backend: Backend, batch: int, d: int, k: int) -> AbstractContextManager[Any]:
     """A context in which ``backend``'s CPU matrix products of ``batch x d`` by ``d x k`` use
     one thread when they are small (a no-op for large ones, GPUs and ``$SOFTMAX_XP_THREADS``
-    ``=default``)."""
-    policy = os.environ.get(ENV_VAR, "auto").strip().lower()
-    if policy not in ("auto", "default"):
-        raise ValueError(f"${ENV_VAR}={policy!r}: use 'auto' (the default) or 'default'.")
-    if policy == "default" or batch * d * k >= SMALL_PRODUCT:
+    ``=default``), or the number of threads ``$SOFTMAX_XP_THREADS`` gives."""
+    policy = thread_policy()
+    if policy == "default" or (policy == "auto" and batch * d * k >= SMALL_PRODUCT):
         return nullcontext()
+    threads = 1 if policy == "auto" else int(policy)
     if backend.name in ("numpy", "array_api_strict"):
         if threading.current_thread() is not threading.main_thread():
             return nullcontext()  # see the module's docstring
-        return _controller().limit(limits=1, user_api="blas")
+        return _controller().limit(limits=threads, user_api="blas")
     if backend.name == "torch" and str(backend.device) == "cpu":
-        return _ONE_TORCH_THREAD()
+        return _torch_limit(threads)()
     return nullcontext()
+
+
+def thread_policy() -> str:
+    """``$SOFTMAX_XP_THREADS``, checked: ``"auto"`` (unset), ``"default"`` or a number."""
+    policy = os.environ.get(ENV_VAR, "auto").strip().lower()
+    if policy in ("auto", "default") or (policy.isdigit() and int(policy) >= 1):
+        return policy
+    raise ValueError(
+        f"${ENV_VAR}={policy!r}: use 'auto' (the default: small products on one thread), "
+        "'default' (the libraries' own thread counts) or a number of threads, 1 or more "
+        f"(e.g. {ENV_VAR}=2)."
+    )
 
 
 class _SharedLimit:
@@ -92,7 +105,10 @@ def _controller() -> Any:
     return ThreadpoolController()
 
 
-_ONE_TORCH_THREAD = _SharedLimit(lambda: _torch_threads(1))
+@cache
+def _torch_limit(n: int) -> _SharedLimit:
+    """The shared limit of PyTorch's threads to ``n`` (one per ``n``, made once)."""
+    return _SharedLimit(lambda: _torch_threads(n))
 
 
 @contextmanager

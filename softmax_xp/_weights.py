@@ -13,9 +13,11 @@ from ._backend import Backend, asarray_on, to_numpy
 
 __all__ = [
     "as_sample_weight",
+    "check_class_weight",
     "check_weight_dtype",
     "check_weight_shape",
     "check_weight_total",
+    "class_weights",
     "exact_mean",
     "exact_sum",
     "host_sample_weight",
@@ -42,6 +44,47 @@ def host_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
         host = np.full(n_samples, host, dtype=np.float64)
     check_weight_shape(host.shape, n_samples)
     return host
+
+
+def check_class_weight(class_weight: Any, num_classes: int) -> dict[int, float] | str | None:
+    """``class_weight`` checked: None, ``"balanced"``, or a dict from class index in
+    ``[0, num_classes)`` to a finite weight ``>= 0`` (classes not in it weigh 1)."""
+    if class_weight is None or (isinstance(class_weight, str) and class_weight == "balanced"):
+        return class_weight
+    if not isinstance(class_weight, dict):
+        raise TypeError(
+            "class_weight must be None, 'balanced' or a dict {class: weight}, got "
+            f"{class_weight!r} ({type(class_weight).__name__})."
+        )
+    checked = {}
+    for key, value in class_weight.items():
+        if isinstance(key, bool) or not isinstance(key, int | np.integer):
+            raise TypeError(f"class_weight's keys are class indices (ints), got {key!r}.")
+        if not 0 <= key < num_classes:
+            raise ValueError(
+                f"class_weight has the class {key}, but the model has num_classes={num_classes}."
+            )
+        weight = float(value)
+        if not (np.isfinite(weight) and weight >= 0):
+            raise ValueError(f"class_weight[{key}] is {value!r}; weights must be finite and >= 0.")
+        checked[int(key)] = weight
+    return checked
+
+
+def class_weights(class_weight: dict[int, float] | str, counts: np.ndarray) -> np.ndarray:
+    """The weight of each class (float64, one per class): the dict's (1 where it has none), or
+    for ``"balanced"`` scikit-learn's ``n_samples / (n_present * count)`` of each class present
+    in the labels, whose per-class ``counts`` are given (absent classes, having no rows, get 0)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    if isinstance(class_weight, str):  # "balanced"
+        present = counts > 0
+        weights = np.zeros(counts.shape[0])
+        weights[present] = counts.sum() / (present.sum() * counts[present])
+        return weights
+    weights = np.ones(counts.shape[0])
+    for key, value in class_weight.items():
+        weights[key] = value
+    return weights
 
 
 def check_weight_dtype(dtype: Any) -> None:

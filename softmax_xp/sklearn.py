@@ -25,9 +25,15 @@ try:
     from sklearn import get_config
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import StratifiedShuffleSplit
     from sklearn.utils._array_api import get_namespace_and_device
     from sklearn.utils.multiclass import check_classification_targets, unique_labels
-    from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+    from sklearn.utils.validation import (
+        check_is_fitted,
+        check_random_state,
+        check_scalar,
+        validate_data,
+    )
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(
         "softmax_xp.SoftmaxClassifier needs scikit-learn, which is not installed. Install it "
@@ -38,8 +44,9 @@ import array_api_compat
 import numpy as np
 
 from ._backend import backend_name, device_description, to_numpy
+from ._data import is_lazy
 from ._validation import check_hyperparameters
-from .model import SoftmaxXP
+from .model import Callback, SoftmaxXP
 
 try:
     from sklearn.utils._array_api import check_same_namespace
@@ -76,9 +83,16 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     solver
         ``"sgd"`` (the chapter's mini-batch SGD) or ``"lbfgs"`` (full-batch L-BFGS to the exact
         optimum; needs scipy).
-    tol
-        L-BFGS's stopping rule: largest absolute gradient entry ``<= tol``. SGD runs all its
-        epochs and ignores it.
+    tol, n_iter_no_change
+        L-BFGS stops when its largest absolute gradient entry is ``<= tol``. SGD stops, as
+        SGDClassifier does, after ``n_iter_no_change`` epochs in a row whose training loss is
+        not below the best so far minus ``tol`` (``tol=None``: SGD runs all ``max_iter``
+        epochs); reaching ``max_iter`` first warns ``ConvergenceWarning``.
+    early_stopping, validation_fraction
+        Hold out a stratified ``validation_fraction`` of the training rows and stop (either
+        solver) after ``n_iter_no_change`` epochs in a row whose validation accuracy is not
+        above the best so far plus ``tol``, as SGDClassifier's ``early_stopping`` does; the
+        weights are those of the last epoch. Not with ``partial_fit`` or a Dask ``X``.
     backend, device
         Where the model runs when array API dispatch is off (``"auto"``: CuPy when a GPU answers,
         else NumPy). With dispatch on, ``X`` decides.
@@ -101,8 +115,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         one row ``W[:, 1] - W[:, 0]`` (the log-odds of ``classes_[1]``), shape (1, n_features).
     intercept_ : array (n_classes,)
         The bias; for two classes ``(b_1 - b_0,)``.
-    n_iter_ : int
-        Epochs (SGD) or iterations (L-BFGS) of the last fit.
+    n_iter_ : ndarray of shape (1,)
+        Epochs (SGD) or iterations (L-BFGS) of the last fit, as LogisticRegression's.
     loss_curve_ : list of float
         The training loss after each epoch or iteration.
     n_features_in_, feature_names_in_
@@ -137,6 +151,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         random_state: Any = None,
         verbose: int = 0,
         warm_start: bool = False,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 5,
     ):
         self.lr = lr
         self.reg = reg
@@ -152,6 +169,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
 
     # -- fitting -----------------------------------------------------------------------------
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SoftmaxClassifier:
@@ -173,6 +193,10 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} needs samples of at least 2 classes in the data, but the "
                 f"data contains only one class: {classes[0].item()!r}."
             )
+        stopping = self._stopping_rule()
+        held_out: tuple[Any, Any] = (None, None)
+        if self.early_stopping:
+            X, codes, sample_weight, held_out = self._hold_out(X, codes, sample_weight)
         model = self._new_model(X, classes.shape[0])
         old = getattr(self, "model_", None)
         if (
@@ -186,14 +210,25 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         model.train(
             X,
             codes,
+            *held_out,
             epochs=self.max_iter,
             batch_size=self.batch_size,
             verbose=self.verbose,
             solver=self.solver,
-            tol=self.tol if lbfgs else None,
+            tol=self.tol if lbfgs and self.tol is not None else None,
             sample_weight=sample_weight,
+            callback=[] if stopping is None else [stopping],
         )
-        if lbfgs and model.converged_ is False:
+        if not lbfgs and stopping is not None and not stopping.met and self.max_iter > 0:
+            what = "validation accuracy" if self.early_stopping else "training loss"
+            warnings.warn(
+                f"SGD did not converge: the {what} still improved by more than tol={self.tol} "
+                f"within the last {self.n_iter_no_change} of max_iter={self.max_iter} epochs. "
+                "Increase max_iter, or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        if lbfgs and model.converged_ is False and not (stopping and stopping.met):
             warnings.warn(
                 f"L-BFGS did not converge: it stopped after {model.epoch_} iterations "
                 f"(max_iter={self.max_iter}; scipy: {model.solver_message_}). Increase "
@@ -204,6 +239,47 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         self._set_fitted(model)
         return self
+
+    def _stopping_rule(self) -> _NoImprovement | None:
+        """SGDClassifier's stopping rule for this fit: on the validation accuracy with
+        ``early_stopping``, else on SGD's training loss; None when there is none."""
+        n = check_scalar(self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1)
+        if self.early_stopping:
+            tol = -np.inf if self.tol is None else self.tol
+            return _NoImprovement("val_accuracy", tol, int(n))
+        if self.solver == "sgd" and self.tol is not None:
+            return _NoImprovement("loss", self.tol, int(n))
+        return None
+
+    def _hold_out(
+        self, X: Array, codes: np.ndarray, sample_weight: Any
+    ) -> tuple[Array, np.ndarray, Any, tuple[Array, np.ndarray]]:
+        """``(X, codes, sample_weight)`` of the training rows and ``(X, codes)`` of a stratified
+        ``validation_fraction`` held out, split as SGDClassifier splits them."""
+        if is_lazy(X):
+            raise ValueError(
+                "early_stopping=True holds out rows of X in memory; with a Dask X, pass your own "
+                "validation set to SoftmaxXP.train(X, y, X_val, y_val, callback="
+                "softmax_xp.EarlyStopping(...)) instead."
+            )
+        check_scalar(
+            self.validation_fraction, "validation_fraction", numbers.Real,
+            min_val=0, max_val=1, include_boundaries="neither",
+        )  # fmt: skip
+        splitter = StratifiedShuffleSplit(
+            test_size=self.validation_fraction, random_state=_seed(self.random_state)
+        )
+        try:
+            train, held = next(splitter.split(np.zeros((codes.shape[0], 1)), codes))
+        except ValueError as exc:
+            raise ValueError(
+                f"early_stopping=True could not hold out a stratified validation_fraction="
+                f"{self.validation_fraction} of {codes.shape[0]} rows: {exc}"
+            ) from None
+        xp = array_api_compat.array_namespace(X)
+        take = (lambda a, i: a[i]) if not _dispatch() else (lambda a, i: _take_rows(xp, a, i))
+        weights = _held_weights(sample_weight, train)
+        return take(X, train), codes[train], weights, (take(X, held), codes[held])
 
     def partial_fit(
         self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
@@ -221,9 +297,14 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         >>> clf = SoftmaxClassifier(backend="numpy", random_state=0)
         >>> clf = clf.partial_fit([[0.0, 1.0], [1.0, 0.0]], [0, 1], classes=[0, 1, 2])
         >>> clf = clf.partial_fit([[2.0, 2.0]], [2])
-        >>> clf.n_iter_, clf.classes_.tolist()
+        >>> int(clf.n_iter_[0]), clf.classes_.tolist()
         (2, [0, 1, 2])
         """
+        if self.early_stopping:
+            raise ValueError(
+                "early_stopping=True is for fit, which holds out its validation rows; "
+                "partial_fit cannot (set early_stopping=False)."
+            )
         first = not hasattr(self, "model_")
         X, y = self._validate(X, y, reset=first)
         if first:
@@ -262,7 +343,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Array, Array]:
         _check_one_label_per_sample(y, type(self).__name__)
-        if array_api_compat.is_dask_array(X):  # X stays lazy; the labels come to the host
+        if is_lazy(X):  # X stays lazy; the labels come to the host
             return self._dask_features(X, reset), _host_labels(y)
         xp, _, _ = get_namespace_and_device(X)
         X, y = validate_data(self, X, y, reset=reset, dtype=[xp.float64, xp.float32])
@@ -303,6 +384,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             seed=_seed(self.random_state),
             momentum=self.momentum,
             lr_decay=self.lr_decay,
+            init="zeros",  # as scikit-learn's linear models: L-BFGS's optimum is random_state's
         )
 
     def _set_fitted(self, model: SoftmaxXP) -> None:
@@ -315,7 +397,10 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         if not _dispatch():
             coef, intercept = to_numpy(coef), to_numpy(intercept)
         self.coef_, self.intercept_ = coef, intercept
-        self.n_iter_ = model.epoch_
+        n_iter = np.asarray([model.epoch_], dtype=np.int32)
+        if _dispatch():  # every fitted array follows X, as the array API checks require
+            n_iter = xp.asarray(n_iter, device=model.device)
+        self.n_iter_ = n_iter
         self.loss_curve_ = list(model.history_.loss)
 
     # -- prediction --------------------------------------------------------------------------
@@ -323,7 +408,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """``X`` validated (not moved: SoftmaxXP moves it to the device chunk by chunk), and a
         function that puts a model array into the namespace (and device) the output must have."""
         check_is_fitted(self)
-        if array_api_compat.is_dask_array(X):  # lazy outputs, computed block by block
+        if is_lazy(X):  # lazy outputs, computed block by block
             return self._dask_features(X, reset=False), lambda a: a
         if _dispatch() and check_same_namespace is not None:
             check_same_namespace(X, self, attribute="coef_", method=method)
@@ -400,7 +485,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """
         X, out = self._input(X, "predict")
         index = self.model_.predict(X)
-        if array_api_compat.is_dask_array(index):
+        if is_lazy(index):
             classes = self.classes_
             return index.map_blocks(_label_of, classes, dtype=classes.dtype, meta=classes[:0])
         if _dispatch() and self.classes_.dtype.kind in "biuf":
@@ -478,6 +563,47 @@ def _where(X: Array) -> tuple[str, Any, Any]:
     return backend_name(xp), xp, array_api_compat.device(X)
 
 
+class _NoImprovement(Callback):
+    """SGDClassifier's stopping rule: stop after ``n`` epochs in a row whose ``monitor`` (the
+    validation accuracy, or the training loss) is not better than the best so far by ``tol``;
+    ``met`` says whether it stopped the run."""
+
+    def __init__(self, monitor: str, tol: float, n: int):
+        self.monitor, self.tol, self.n = monitor, tol, n
+
+    def on_train_begin(self, state: Any) -> None:
+        self.best, self.count, self.met = None, 0, False
+
+    def on_epoch_end(self, state: Any) -> None:
+        value = state.history[self.monitor][-1]
+        if self.monitor == "loss":
+            value = -value  # the rule below is for a score, higher is better
+        worse = self.best is not None and value < self.best + self.tol
+        self.count = self.count + 1 if worse else 0
+        if self.best is None or value > self.best:
+            self.best = value
+        if self.count >= self.n:
+            self.met = True
+            assert self.run is not None
+            self.run.stop(f"no improvement of the {self.monitor} by tol={self.tol} in {self.n}")
+
+
+def _take_rows(xp: Any, X: Array, rows: np.ndarray) -> Array:
+    """Rows ``rows`` (host indices) of ``X``, on its device."""
+    index = xp.asarray(rows, device=array_api_compat.device(X))
+    return xp.take(X, index, axis=0)
+
+
+def _held_weights(sample_weight: Any, rows: np.ndarray) -> Any:
+    """The weights of rows ``rows`` (a scalar weight stays one for every row)."""
+    if sample_weight is None:
+        return None
+    if array_api_compat.is_array_api_obj(sample_weight):
+        sample_weight = to_numpy(sample_weight)
+    weights = np.asarray(sample_weight)
+    return weights if weights.ndim == 0 else weights[rows]
+
+
 def _its_device(x: Array) -> Any:
     """A context in which ``x``'s device is current (CuPy's devices are such contexts)."""
     device = array_api_compat.device(x)
@@ -505,7 +631,7 @@ def _check_one_label_per_sample(y: Any, name: str) -> None:
 
 def _host_labels(y: Any) -> np.ndarray:
     """Labels as a 1-D host array (a Dask ``y`` is computed: labels are small beside ``X``)."""
-    y = np.asarray(y.compute() if array_api_compat.is_dask_array(y) else to_numpy(y))
+    y = np.asarray(y.compute() if is_lazy(y) else to_numpy(y))
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     check_classification_targets(y)

@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from typing import Any
 
 import numpy as np
 import pytest
 
 from softmax_xp._backend import Backend, _problem, asarray_on, resolve_backend, to_numpy
+
+try:  # Hypothesis keeps its files (examples, constants) in a temporary folder, not the working one
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(tempfile.mkdtemp(prefix="softmax-xp-hypothesis-"))
+except ImportError:
+    pass
 
 ALL_BACKENDS = ("numpy", "array_api_strict", "array_api_strict:device1", "torch", "cupy", "jax")
 NEEDS_X64 = "needs float64: JAX runs in 32-bit mode here (set JAX_ENABLE_X64=1 to run it)"
@@ -115,7 +123,7 @@ def _bundled_mnist() -> Any:
 def mnist_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI reads the bundled MNIST (and checks its checksums) once per test session, not
     once per command run."""
-    import softmax_xp.cli as cli
+    import softmax_xp.cli.data as cli
 
     real = cli.load_mnist
 
@@ -227,3 +235,12 @@ class Internals:
 def internals(monkeypatch: pytest.MonkeyPatch) -> Internals:
     """See :class:`Internals`."""
     return Internals(monkeypatch)
+
+
+@pytest.fixture
+def in_empty_folder(tmp_path_factory: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The test runs in an empty folder of its own: a CLI default (``--out runs/mnist``) or a
+    relative path neither reads nor writes the folder pytest was started in."""
+    folder = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(folder)
+    return folder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,9 @@ import pytest
 from softmax_xp.cli import main
 from softmax_xp.datasets import load_mnist
 
+pytestmark = pytest.mark.usefixtures("in_empty_folder")
+
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--limit", "3000", "--epochs", "2", "--backend", "numpy", "--quiet"]
 
 
@@ -188,14 +192,34 @@ def test_model_given_as_the_run_folder_names_its_model_file(trained, capsys, com
     assert "is a folder, not a model file" in err and str(trained / "model.npz") in err
 
 
-def test_python_dash_m_entry_point():
+def test_python_dash_m_entry_point(in_empty_folder):
     result = subprocess.run(
         [sys.executable, "-m", "softmax_xp", "--version"],
         capture_output=True,
         text=True,
         check=False,
+        cwd=in_empty_folder,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0 and result.stdout.startswith("softmax-xp ")
+
+
+def test_the_cli_tests_pass_beside_the_run_of_the_readme(tmp_path):
+    """`softmax-xp train` leaves runs/mnist in the folder it ran in; the tests run after it (as
+    in .ci/run) must not find that run."""
+    (tmp_path / "runs" / "mnist").mkdir(parents=True)
+    (tmp_path / "runs" / "mnist" / "model.npz").write_bytes(b"an earlier run")
+    test = f"{Path(__file__).resolve()}::test_errors_are_one_line_and_exit_2"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["mnist", "model.npz", "runs"]
 
 
 @pytest.mark.parametrize(

@@ -22,13 +22,13 @@ import softmax_xp.cli as cli
 from softmax_xp import SoftmaxXP
 from softmax_xp._atomic import AtomicBatch
 from softmax_xp._backend import _problem
-from softmax_xp._rundir import LOCK_NAME, RunFolder
 from softmax_xp.cli import cli_words, main
+from softmax_xp.cli._rundir import LOCK_NAME, RunFolder
 from softmax_xp.datasets import MNIST_FILES, load_mnist
 from softmax_xp.datasets.idx import write_idx
 from softmax_xp.solvers.sgd import sgd_epoch as real_sgd_epoch
 
-pytestmark = pytest.mark.usefixtures("mnist_read_once")
+pytestmark = pytest.mark.usefixtures("mnist_read_once", "in_empty_folder")
 
 SMALL = ["--limit", "3000", "--epochs", "2", "--backend", "numpy", "--quiet", "--no-plots"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +105,7 @@ def test_zero_epochs_never_replace_the_model(earlier, capsys, mode):
     before = files_of(earlier)
     argv = ["train", "--backend", "numpy", "--quiet", "--epochs", "0", mode, "--out", str(earlier)]
     assert exit_code(argv) == 2
-    assert "--epochs: must be a positive integer, got 0" in capsys.readouterr().err
+    assert "--epochs: must be a positive integer (1 or more), got 0" in capsys.readouterr().err
     assert files_of(earlier) == before
 
 
@@ -248,7 +248,7 @@ def test_a_second_ctrl_c_during_the_save_waits_for_it(tmp_path, data_dir):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_a_signal_ignored_at_start_stays_ignored(monkeypatch):
-    from softmax_xp._signals import Interruptions
+    from softmax_xp.cli._signals import Interruptions
 
     monkeypatch.setattr(
         signal, "getsignal", lambda s: signal.SIG_IGN if s == signal.SIGHUP else None
@@ -355,7 +355,7 @@ def test_the_lock_of_a_killed_run_is_not_stale(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from softmax_xp._rundir import RunFolder; "
+            "import sys, time; from softmax_xp.cli._rundir import RunFolder; "
             "RunFolder(sys.argv[1]).lock(); print('locked', flush=True); time.sleep(60)",
             str(tmp_path),
         ],
@@ -447,7 +447,7 @@ def test_a_small_training_set_is_explained_in_cli_words(tmp_path, capsys):
 def test_missing_mnist_keeps_the_whole_message_in_cli_words(tmp_path, monkeypatch, capsys):
     import softmax_xp.datasets.mnist as mnist
 
-    monkeypatch.setattr(cli, "load_mnist", mnist.load_mnist)  # the real search, not the cache
+    monkeypatch.setattr(cli.data, "load_mnist", mnist.load_mnist)  # the real search, not the cache
     monkeypatch.setattr(mnist, "bundled_dir", lambda: tmp_path / "bundled")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("SOFTMAX_XP_DATA", raising=False)
@@ -465,7 +465,7 @@ needs_no_cupy = pytest.mark.skipif(_problem("cupy") is None, reason="this machin
 
 @needs_no_cupy
 def test_no_fallback_fails_at_once(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "load_mnist", lambda *a, **k: pytest.fail("loaded the data"))
+    monkeypatch.setattr(cli.data, "load_mnist", lambda *a, **k: pytest.fail("loaded the data"))
     out = tmp_path / "run"
     argv = ["train", "--backend", "cupy", "--no-fallback", "--out", str(out)]
     assert exit_code(argv) == 2

@@ -132,7 +132,7 @@ def test_partial_fit_with_dask_weights_is_one_weighted_block_pass(client):
     Xd, yd, wd = dask_xyw()
     for _ in range(2):
         clf.partial_fit(Xd, yd, classes=np.arange(K), sample_weight=wd)
-    memory = new_model()
+    memory = new_model(init="zeros")
     memory.train(
         X, Y, epochs=2, batch_size=256, verbose=0, shuffle="blocks", block_rows=ROWS,
         sample_weight=W8,

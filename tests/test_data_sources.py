@@ -249,3 +249,20 @@ def test_the_estimator_never_returns_nan_for_dask_input(method):
     bad[7, 0] = np.nan
     with pytest.raises(ValueError, match="contains NaN"):
         getattr(clf, method)(da.from_array(bad, chunks=(ROWS, D))).compute()
+
+
+def test_early_stopping_stops_and_restores_on_every_source(source):
+    from softmax_xp import EarlyStopping
+
+    first: list[np.ndarray] = []
+
+    class First(Callback):
+        def on_epoch_end(self, state):
+            if state.epoch == 1:
+                first.append(to_numpy(state.W).copy())
+
+    stop = EarlyStopping(monitor="loss", patience=2, min_delta=1e9)
+    model = new_model()
+    history = train(model, source, 10, callback=[First(), stop])
+    assert len(history) == stop.stopped_epoch == 3 and stop.best_epoch == 1
+    np.testing.assert_array_equal(model.W, first[0])

@@ -32,6 +32,7 @@ DOCUMENTED = (
     "softmax_xp.metrics",
     "softmax_xp.plots",
     "softmax_xp.sklearn",
+    "softmax_xp.export",
 )
 # Modules whose docstring examples are maintained with the docs (they must all have Examples).
 OWNED = (
@@ -40,11 +41,15 @@ OWNED = (
     "softmax_xp.plots",
     "softmax_xp.datasets.idx",
     "softmax_xp.datasets.mnist",
+    "softmax_xp.export",
 )
+# The libraries the examples of softmax_xp.export run (the [export] extra, nox -s export).
+EXPORT_LIBRARIES = ("onnx", "onnxruntime", "skl2onnx", "skops", "sklearn")
 # The model and the estimator: their Examples sections are written with the core.
 CORE = ("softmax_xp.model", "softmax_xp.sklearn")
 # Where the core's classes are defined, for running their examples.
 CORE_SOURCES = (
+    "softmax_xp._fitting",
     "softmax_xp._predictions",
     "softmax_xp._training.history",
     "softmax_xp._training.callbacks",
@@ -217,6 +222,9 @@ def test_docstring_examples_run(module_name, monkeypatch, tmp_path):
         pytest.importorskip("sklearn")
     if module_name == "softmax_xp._backend":
         pytest.importorskip("array_api_strict")
+    if module_name == "softmax_xp.export":
+        for library in EXPORT_LIBRARIES:
+            pytest.importorskip(library)
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     module = importlib.import_module(module_name)
     finder = doctest.DocTestFinder(exclude_empty=True)

@@ -15,11 +15,11 @@ import pytest
 
 import softmax_xp.cli as cli
 from softmax_xp import SoftmaxXP
-from softmax_xp._rundir import RunFolder
 from softmax_xp.cli import main
+from softmax_xp.cli._rundir import RunFolder
 from softmax_xp.solvers.sgd import sgd_epoch as real_sgd_epoch
 
-pytestmark = pytest.mark.usefixtures("mnist_read_once")
+pytestmark = pytest.mark.usefixtures("mnist_read_once", "in_empty_folder")
 
 SMALL = ["--limit", "300", "--epochs", "2", "--backend", "numpy", "--quiet", "--no-plots"]
 
@@ -207,7 +207,7 @@ def test_resume_with_another_data_dir_of_the_same_size_is_refused(tmp_path, caps
     resume = ["train", *SMALL, "--resume", "--out", str(out), "--data-dir", other]
     code, err = run(resume, capsys)
     line = one_line_error(code, err, "train")
-    assert "--resume: the checkpoint's run was trained on other data" in line
+    assert f"--resume: the run in {out} was trained on other data than this one" in line
     assert "give the --data-dir and --limit of that run" in line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
@@ -254,7 +254,7 @@ def test_out_of_memory_in_predict_is_one_line(model_file, digit, monkeypatch, ca
 def test_a_figure_that_fails_costs_only_that_figure(stage, tmp_path, monkeypatch, capsys):
     pytest.importorskip("matplotlib")
     import softmax_xp.plots as plots
-    from softmax_xp._rundir import FIGURES
+    from softmax_xp.cli._rundir import FIGURES
 
     def broken(*args, **kwargs):
         raise RuntimeError("the font cache is broken")
@@ -323,7 +323,7 @@ def test_predict_on_mixed_files_predicts_the_images_and_names_each_other_file(
 def test_predict_without_pillow_reads_the_arrays_and_names_the_pictures_in_one_line(
     model_file, digit, tmp_path, capsys, monkeypatch
 ):
-    import softmax_xp._images as images
+    import softmax_xp.cli._images as images
 
     def no_pillow():
         raise ImportError('Reading PNG/JPEG images needs Pillow: pip install "softmax-xp[plot]".')
@@ -376,7 +376,6 @@ def test_a_reader_that_stops_early_ends_predict_quietly(model_file, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
-        cwd=root,
     ) as process:
         assert process.stdout.readline().startswith(f"{tmp_path / 'many.npy'}[0]: ".encode())
         process.stdout.close()

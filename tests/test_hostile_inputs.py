@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 from softmax_xp import ModelFileError, SoftmaxXP
-from softmax_xp._images import read_digit_images
 from softmax_xp.cli import main
+from softmax_xp.cli._images import read_digit_images
+
+pytestmark = pytest.mark.usefixtures("in_empty_folder")
 
 D, K = 6, 3
 

@@ -225,13 +225,14 @@ def test_repr_names_the_settings_that_make_the_model():
 def test_history_reads_like_a_dict_of_lists():
     history = SoftmaxXP(D, K, backend="numpy", seed=0).train(X, Y, X, Y, epochs=3)
     assert len(history) == 3  # epochs
-    assert list(history) == list(history.keys()) == ["loss", "val_accuracy", "epoch_time"]
+    names = ["loss", "val_accuracy", "epoch_time", "val_loss"]
+    assert list(history) == list(history.keys()) == names
     assert dict(history) == history.to_dict() == dict(history.items())
     assert "loss" in history and "acc" not in history
     assert history["loss"][-1] == history.loss[-1]
     with pytest.raises(TypeError, match=r"indexed by name.*history\['loss'\]\[-1\]"):
         history[-1]
-    with pytest.raises(KeyError, match="History has 'loss', 'val_accuracy' and 'epoch_time'"):
+    with pytest.raises(KeyError, match="History has 'loss', 'val_accuracy', 'epoch_time', 'val"):
         history["acc"]
 
 

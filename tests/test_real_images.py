@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from softmax_xp import SoftmaxXP, load_mnist, to_numpy
-from softmax_xp._images import read_digit_images
+from softmax_xp.cli._images import read_digit_images
 
 Image = pytest.importorskip("PIL.Image")
 N_TEST = 200

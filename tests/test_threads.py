@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -61,10 +63,34 @@ def test_small_products_use_one_torch_thread(monkeypatch, internals):
         torch.set_num_threads(before)
 
 
-def test_bad_policy_says_what_is_allowed(monkeypatch):
-    monkeypatch.setenv("SOFTMAX_XP_THREADS", "4")
-    with pytest.raises(ValueError, match=r"SOFTMAX_XP_THREADS='4': use 'auto'.*'default'"):
+@pytest.mark.parametrize("bad", ["0", "-2", "1.5", "many", "four"])
+def test_bad_policy_says_what_is_allowed(monkeypatch, bad):
+    monkeypatch.setenv("SOFTMAX_XP_THREADS", bad)
+    with pytest.raises(
+        ValueError,
+        match=rf"SOFTMAX_XP_THREADS='{re.escape(bad)}': use 'auto'.*'default'.*a number of threads, "
+        "1 or more",
+    ):
         SoftmaxXP(6, 3, backend="numpy", seed=0).train(X, Y, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict"])
+@pytest.mark.parametrize("threshold", [2**25, 1])
+def test_a_number_of_threads_is_used_for_every_product(monkeypatch, internals, backend, threshold):
+    pytest.importorskip(backend)
+    monkeypatch.setenv("SOFTMAX_XP_THREADS", " 3 ")
+    monkeypatch.setattr(threads_module, "SMALL_PRODUCT", threshold)
+    with threadpool_limits(2, user_api="blas"):
+        assert threads_seen_in_epochs(internals, backend, blas_threads) == [{3}, {3}]
+        assert blas_threads() == {2}
+
+
+def test_a_number_of_threads_sets_torchs(monkeypatch, internals):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("SOFTMAX_XP_THREADS", "3")
+    before = torch.get_num_threads()
+    assert threads_seen_in_epochs(internals, "torch", torch.get_num_threads) == [3, 3]
+    assert torch.get_num_threads() == before
 
 
 def test_overlapping_torch_trainings_restore_the_setting():

@@ -47,12 +47,15 @@ def sources(
     sample_weight: Any = None,
     shuffle: str = "global",
     block_rows: int | None = None,
+    class_weight: dict[int, float] | str | None = None,
 ) -> tuple[TrainingData, Validation | None]:
     """The training rows and the validation rows (None without ``X_val``), checked.
 
     ``shuffle="global"`` visits all rows in one random order per epoch; ``"blocks"`` visits
     blocks of ``block_rows`` rows, as a Dask array's chunks (which are its blocks in any case,
-    rechunked to ``block_rows`` if given) are visited.
+    rechunked to ``block_rows`` if given) are visited. ``class_weight`` (checked by
+    :func:`softmax_xp._weights.check_class_weight`) multiplies each row's sample weight by its
+    class's weight.
     """
     if (X_val is None) != (y_val is None):
         raise ValueError("X_val and y_val must be given together.")
@@ -61,9 +64,13 @@ def sources(
         from .dask import sources as dask_sources
 
         return dask_sources(
-            X, y, X_val, y_val, settings, sample_weight=sample_weight, block_rows=block_rows
-        )
-    data = InMemoryData(X, y, settings, sample_weight=sample_weight, block_rows=block_rows)
+            X, y, X_val, y_val, settings,
+            sample_weight=sample_weight, block_rows=block_rows, class_weight=class_weight,
+        )  # fmt: skip
+    data = InMemoryData(
+        X, y, settings,
+        sample_weight=sample_weight, block_rows=block_rows, class_weight=class_weight,
+    )  # fmt: skip
     val = None if X_val is None else InMemoryValidation(X_val, y_val, settings)
     return data, val
 

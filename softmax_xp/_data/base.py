@@ -74,9 +74,10 @@ class TrainingData(Protocol):
 
 
 class Validation(Protocol):
-    """Held-out rows: ``hits(W, b)`` is how many the weights classify right, as a 0-d integer
-    array on the model's device (not read), out of ``n``."""
+    """Held-out rows: ``evaluate(W, b)`` is how many of the ``n`` rows the weights classify
+    right (a 0-d integer array) and their summed cross-entropy (0-d, the weights' dtype), both
+    on the model's device and not read."""
 
     n: int
 
-    def hits(self, W: Array, b: Array) -> Array: ...
+    def evaluate(self, W: Array, b: Array) -> tuple[Array, Array]: ...

@@ -36,9 +36,18 @@ import numpy as np
 from .. import _random
 from .._backend import asarray_on, index_dtype, to_numpy
 from .._inference import KINDS
+from .._weights import class_weights
 from .base import DataSettings, Objective, Params, SgdStep
 from .dask_checks import features_layout, labels_layout, validate, weights_layout
-from .dask_tasks import aligned, hits_block, loss_sums, output_block, sgd_block
+from .dask_tasks import (
+    aligned,
+    class_index,
+    evaluation_block,
+    loss_sums,
+    output_block,
+    sgd_block,
+    weigh_by_class,
+)
 from .memory import InMemoryValidation, batch_sizes
 
 __all__ = ["PREFETCH", "DaskData", "DaskValidation", "aligned", "predictions", "score", "sources"]
@@ -63,14 +72,18 @@ def sources(
     *,
     sample_weight: Any = None,
     block_rows: int | None = None,
+    class_weight: dict[int, float] | str | None = None,
 ) -> tuple[DaskData, DaskValidation | InMemoryValidation | None]:
     """The training source of a Dask ``X`` and the validation of ``X_val`` (Dask or in memory),
-    both checked in one pass over their blocks."""
+    both checked in one pass over their blocks. ``class_weight="balanced"`` first counts the
+    classes in one pass over ``y`` (the labels only)."""
     X = features_layout(X, settings.input_dim, "X", known=True)
     if block_rows is not None:
         X = X.rechunk({0: block_rows})
     y = labels_layout(y, X.chunks[0], "y")
     w = weights_layout(sample_weight, X.chunks[0])
+    if class_weight is not None:
+        w = _times_class_weight(w, y, class_weight, settings.num_classes)
     pairs = [(X, y, "X", "y")]
     val: DaskValidation | InMemoryValidation | None = None
     if isinstance(X_val, da.Array):
@@ -174,15 +187,31 @@ class DaskValidation:
         self.X, self.y, self.settings = X, y, settings
         self.n = X.shape[0]
 
-    def hits(self, W: Array, b: Array) -> Array:
+    def evaluate(self, W: Array, b: Array) -> tuple[Array, Array]:
         params, dtype = _params(W, b), self.settings.dtype_name
-        counts = [
-            dask.delayed(hits_block)(xb, yb, params, dtype)
-            for xb, yb in zip(self.X.to_delayed().ravel(), self.y.to_delayed(), strict=True)
-        ]
+        parts = dask.compute(
+            *[
+                dask.delayed(evaluation_block)(xb, yb, params, dtype)
+                for xb, yb in zip(self.X.to_delayed().ravel(), self.y.to_delayed(), strict=True)
+            ]
+        )
         backend = self.settings.backend
         count = index_dtype(backend.xp, backend.device)
-        return asarray_on(backend, sum(dask.compute(*counts)), count)
+        hits = asarray_on(backend, sum(part[0] for part in parts), count)
+        return hits, asarray_on(backend, sum(part[1] for part in parts), self.settings.dtype)
+
+
+def _times_class_weight(
+    w: da.Array | None, y: da.Array, class_weight: dict[int, float] | str, k: int
+) -> da.Array:
+    """Each row's weight times its class's, block by block, as in memory."""
+    counts = np.zeros(k, dtype=np.int64)
+    if isinstance(class_weight, str):  # "balanced": count the classes first
+        counts = da.bincount(y.map_blocks(class_index, k, dtype=np.int64), minlength=k).compute()
+    weights = class_weights(class_weight, counts)
+    if w is None:
+        return y.map_blocks(weigh_by_class, None, weights, dtype=np.float64)
+    return da.map_blocks(weigh_by_class, y, w, weights, dtype=np.float64)
 
 
 def _add(parts: list[tuple[Any, ...]]) -> tuple[Any, ...]:

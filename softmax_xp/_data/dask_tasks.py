@@ -17,11 +17,19 @@ from array_api_compat import device as device_of
 
 from .._backend import to_numpy
 from .._errors import quiet_float_warnings
-from .._inference import block_output, device_hits
+from .._inference import block_output, device_evaluation
 from ..functional import loss_and_grads
 from ..solvers.sgd import sgd_epoch
 
-__all__ = ["aligned", "hits_block", "loss_sums", "output_block", "sgd_block"]
+__all__ = [
+    "aligned",
+    "class_index",
+    "evaluation_block",
+    "loss_sums",
+    "output_block",
+    "sgd_block",
+    "weigh_by_class",
+]
 
 Array = Any
 
@@ -148,12 +156,32 @@ def output_block(Xb: Array, params: tuple[Array, Array], dtype: str, kind: str) 
     return block_output(kind, Xb, W, b)
 
 
-def hits_block(Xb: Array, yb: Array, params: tuple[Array, Array], dtype: str) -> int:
-    """How many rows of one validation block ``(W, b)`` classify right (unchecked: a run checks
-    its weights itself, and reports a divergence rather than overflowed logits)."""
+def evaluation_block(
+    Xb: Array, yb: Array, params: tuple[Array, Array], dtype: str
+) -> tuple[int, float]:
+    """How many rows of one validation block ``(W, b)`` classify right, and their summed
+    cross-entropy (unchecked: a run checks its weights itself, and reports a divergence rather
+    than overflowed logits)."""
     xp, Xb, yb = _on_block(Xb, yb, dtype)
     if Xb.shape[0] == 0:
-        return 0
+        return 0, 0.0
     W, b = _to(xp, Xb, *params)
     with quiet_float_warnings():
-        return int(to_numpy(device_hits(Xb, yb, W, b, Xb.shape[0])))
+        hits, loss = device_evaluation(Xb, yb, W, b, Xb.shape[0])
+        return int(to_numpy(hits)), float(to_numpy(loss))
+
+
+def class_index(yb: Array, k: int) -> np.ndarray:
+    """A block's labels as class indices for counting and lookups, clipped into ``[0, k)``:
+    labels out of range or not whole are reported by the validation pass, not here."""
+    y = np.asarray(to_numpy(yb))
+    with np.errstate(invalid="ignore"):
+        return np.clip(np.nan_to_num(y, nan=0), 0, k - 1).astype(np.int64)
+
+
+def weigh_by_class(yb: Array, wb: Array | None, weights: np.ndarray) -> np.ndarray:
+    """``weights[y_i] * w_i`` of one block (float64 on the host; ``wb`` None: 1)."""
+    per_row = weights[class_index(yb, weights.shape[0])]
+    if wb is None:
+        return per_row
+    return per_row * np.asarray(to_numpy(wb), dtype=np.float64)

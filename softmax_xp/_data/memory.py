@@ -9,11 +9,11 @@ from array_api_compat import device as device_of
 from array_api_compat import is_jax_namespace
 
 from .. import _random
-from .._backend import asarray_on, index_dtype
+from .._backend import asarray_on, index_dtype, to_numpy
 from .._fingerprint import data_fingerprint
-from .._inference import chunk_rows, device_hits, row_slices
+from .._inference import chunk_rows, device_evaluation, row_slices
 from .._validation import as_features, as_labels, features_on_host_or_device, warn_if_unscaled
-from .._weights import as_sample_weight, exact_mean
+from .._weights import as_sample_weight, class_weights, exact_mean, host_sample_weight
 from ..functional import loss_and_grads
 from ..solvers.sgd import sgd_epoch
 from .base import DataSettings, Objective, SgdStep
@@ -51,10 +51,15 @@ class InMemoryData:
         *,
         sample_weight: Any = None,
         block_rows: int | None = None,
+        class_weight: dict[int, float] | str | None = None,
     ):
         self.settings = settings
         self.X, self.y = features_and_labels(X, y, settings)
         self.n = self.X.shape[0]
+        if class_weight is not None:
+            sample_weight = _times_class_weight(
+                sample_weight, to_numpy(self.y), class_weight, settings
+            )
         self.weights = as_sample_weight(sample_weight, settings.backend, settings.dtype, self.n)
         self.blocks = None
         if block_rows is not None:
@@ -125,6 +130,18 @@ class InMemoryData:
         return objective
 
 
+def _times_class_weight(
+    sample_weight: Any, y: np.ndarray, class_weight: dict[int, float] | str, settings: DataSettings
+) -> np.ndarray:
+    """Each row's weight times its class's: ``class_weight[y_i] * sample_weight_i`` (float64,
+    on the host), as scikit-learn's estimators combine them."""
+    counts = np.bincount(y, minlength=settings.num_classes)
+    per_row = class_weights(class_weight, counts)[y]
+    if sample_weight is None:
+        return per_row
+    return per_row * host_sample_weight(sample_weight, y.shape[0]).astype(np.float64)
+
+
 class InMemoryValidation:
     """Validation rows on the model's device."""
 
@@ -133,5 +150,5 @@ class InMemoryValidation:
         self.n = self.X.shape[0]
         self._rows = chunk_rows(settings, None)
 
-    def hits(self, W: Array, b: Array) -> Array:
-        return device_hits(self.X, self.y, W, b, self._rows)
+    def evaluate(self, W: Array, b: Array) -> tuple[Array, Array]:
+        return device_evaluation(self.X, self.y, W, b, self._rows)

@@ -10,7 +10,9 @@ __all__ = ["History"]
 
 @dataclass
 class History:
-    """Per-epoch training record: mean training loss, validation accuracy and wall time (s).
+    """Per-epoch training record: mean training loss, validation accuracy, wall time (s) and
+    mean validation cross-entropy (``val_accuracy`` and ``val_loss`` are empty without
+    validation data).
 
     It reads like a dict of lists: ``history["loss"]`` is ``history.loss``.
 
@@ -24,16 +26,17 @@ class History:
     loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
     epoch_time: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
 
     def __getitem__(self, key: str) -> list[float]:
         if not isinstance(key, str):
             raise TypeError(
                 f"History is indexed by name, not by {type(key).__name__}: "
                 "history['loss'][-1] (or history.loss[-1]) is the loss of the last epoch; the "
-                "names are 'loss', 'val_accuracy' and 'epoch_time'."
+                f"names are {', '.join(map(repr, self.keys()))}."
             )
         if key not in self.keys():
-            raise KeyError(f"{key!r}; History has 'loss', 'val_accuracy' and 'epoch_time'")
+            raise KeyError(f"{key!r}; History has {', '.join(map(repr, self.keys()))}")
         return getattr(self, key)
 
     def __len__(self) -> int:
@@ -46,7 +49,7 @@ class History:
         Examples
         --------
         >>> History().keys()
-        ['loss', 'val_accuracy', 'epoch_time']
+        ['loss', 'val_accuracy', 'epoch_time', 'val_loss']
         """
         return [f.name for f in fields(self)]
 
@@ -62,7 +65,7 @@ class History:
         Examples
         --------
         >>> History(loss=[0.5], epoch_time=[0.1]).items()
-        [('loss', [0.5]), ('val_accuracy', []), ('epoch_time', [0.1])]
+        [('loss', [0.5]), ('val_accuracy', []), ('epoch_time', [0.1]), ('val_loss', [])]
         """
         return [(key, getattr(self, key)) for key in self.keys()]
 
@@ -72,11 +75,17 @@ class History:
         Examples
         --------
         >>> History(loss=[0.5], epoch_time=[0.1]).to_dict()
-        {'loss': [0.5], 'val_accuracy': [], 'epoch_time': [0.1]}
+        {'loss': [0.5], 'val_accuracy': [], 'epoch_time': [0.1], 'val_loss': []}
         """
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def extended(self, loss: float, val_accuracy: float | None, epoch_time: float) -> History:
+    def extended(
+        self,
+        loss: float,
+        val_accuracy: float | None,
+        epoch_time: float,
+        val_loss: float | None = None,
+    ) -> History:
         """A new History with one more epoch (this one is left as it is).
 
         Examples
@@ -87,4 +96,5 @@ class History:
         (0, [0.7], [])
         """
         accuracy = self.val_accuracy if val_accuracy is None else [*self.val_accuracy, val_accuracy]
-        return History([*self.loss, loss], accuracy, [*self.epoch_time, epoch_time])
+        val = self.val_loss if val_loss is None else [*self.val_loss, val_loss]
+        return History([*self.loss, loss], accuracy, [*self.epoch_time, epoch_time], val)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _random
-from .._backend import Backend, to_numpy
+from .._backend import Backend, asarray_on, to_numpy
 from .._data.base import SgdStep
 from .._errors import TrainingDivergedError, quiet_float_warnings
 from .._threads import training_threads
@@ -66,9 +66,24 @@ class Run:
         self.data, self.validation, self.callbacks = data, validation, callbacks
         self.backend, self._commit_state = backend, commit
         self.state: TrainState | None = None
+        self.stop_reason: str | None = None  # why a callback ended the run early
+
+    def stop(self, reason: str = "stopped by a callback") -> None:
+        """End the run after the current epoch (for callbacks, e.g. EarlyStopping)."""
+        self.stop_reason = reason
+
+    def restore(self, W: Array, b: Array) -> None:
+        """Make ``(W, b)`` (any backend's arrays) the model's weights, keeping the rest of the
+        state (for callbacks: EarlyStopping's best weights)."""
+        assert self.state is not None
+        dtype = self.state.W.dtype
+        W, b = asarray_on(self.backend, W, dtype), asarray_on(self.backend, b, dtype)
+        self._store(self.state.replace(W=W, b=b))
 
     def _begin(self, state: TrainState) -> None:
         self._store(state)
+        for callback in self.callbacks:
+            callback.run = self
         for callback in self.callbacks:
             callback.on_train_begin(state)
 
@@ -77,6 +92,10 @@ class Run:
         self._commit_state(state)
 
     def _end_epoch(self, state: TrainState) -> None:
+        extras: dict[str, Array] = {}
+        for callback in self.callbacks:
+            extras.update(callback.checkpoint_state(state))
+        state = state.replace(extras=extras)
         self._store(state)
         for callback in self.callbacks:
             callback.on_epoch_end(state)
@@ -96,6 +115,8 @@ class Run:
             with quiet_float_warnings(), training_threads(self.backend, *shape):
                 state = self._sgd_epoch(state, epoch, schedule, batch_size)
             self._end_epoch(state)
+            if self.stop_reason is not None:
+                break
         self._end()
 
     def _sgd_epoch(
@@ -109,10 +130,10 @@ class Run:
         W, b, velocity, losses, sizes = self.data.sgd_epoch(
             state.W, state.b, state.velocity, rng, step
         )
-        loss, accuracy, finite = self._read_epoch(W, b, velocity, losses, sizes)
+        loss, accuracy, val_loss, finite = self._read_epoch(W, b, velocity, losses, sizes)
         if not (finite and abs(loss) < math.inf):
             raise self._diverged(state, epoch, lr, schedule.lr, losses, weights_finite=finite)
-        history = state.history.extended(loss, accuracy, time.perf_counter() - start)
+        history = state.history.extended(loss, accuracy, time.perf_counter() - start, val_loss)
         return TrainState(W, b, velocity, rng, epoch, history)
 
     def _read_epoch(
@@ -122,23 +143,25 @@ class Run:
         velocity: tuple[Array, Array] | None,
         losses: Array,
         sizes: Array,
-    ) -> tuple[float, float | None, bool]:
+    ) -> tuple[float, float | None, float | None, bool]:
         """One host read: the epoch's mean loss ``sum(losses * sizes) / n``, its validation
-        accuracy (None without validation rows), and whether every parameter is finite."""
+        accuracy and mean cross-entropy (None without validation rows), and whether every
+        parameter is finite."""
         xp = self.backend.xp
         finite = xp.all(xp.isfinite(W)) & xp.all(xp.isfinite(b))
         for v in velocity or ():
             finite = finite & xp.all(xp.isfinite(v))
         values = [xp.sum(losses * sizes), xp.astype(finite, W.dtype)]
-        if self.validation is not None:  # as two parts, each exact in the weights' dtype
-            hits = self.validation.hits(W, b)
-            values += [xp.astype(part, W.dtype) for part in _split_count(hits)]
-        total, ok, *hit_parts = to_numpy(xp.stack(values)).tolist()
-        accuracy = None
+        if self.validation is not None:  # hits as two parts, each exact in the weights' dtype
+            hits, val_loss = self.validation.evaluate(W, b)
+            values += [val_loss, *(xp.astype(part, W.dtype) for part in _split_count(hits))]
+        total, ok, *val_parts = to_numpy(xp.stack(values)).tolist()
+        accuracy = val_loss = None
         if self.validation is not None:
-            high, low = (int(part) for part in hit_parts)
-            accuracy = (high * _HITS_SPLIT + low) / self.validation.n
-        return total / self.data.n, accuracy, bool(ok)
+            val_sum, high, low = val_parts
+            n_val = self.validation.n
+            accuracy, val_loss = (int(high) * _HITS_SPLIT + int(low)) / n_val, val_sum / n_val
+        return total / self.data.n, accuracy, val_loss, bool(ok)
 
     def _diverged(
         self,
@@ -189,23 +212,33 @@ class Run:
             epoch = now.epoch + 1
             if not math.isfinite(loss):
                 raise _lbfgs_diverged(epoch, f"the loss is {loss}", now)
-            accuracy = None
+            accuracy = val_loss = None
             if self.validation is not None:
-                accuracy = int(to_numpy(self.validation.hits(W, b))) / self.validation.n
-            history = now.history.extended(loss, accuracy, time.perf_counter() - clock[0])
+                hits, val_sum = self.validation.evaluate(W, b)
+                n_val = self.validation.n
+                accuracy = int(to_numpy(hits)) / n_val
+                val_loss = float(to_numpy(val_sum)) / n_val
+            elapsed = time.perf_counter() - clock[0]
+            history = now.history.extended(loss, accuracy, elapsed, val_loss)
             self._end_epoch(now.replace(W=W, b=b, epoch=epoch, history=history))
+            if self.stop_reason is not None:
+                raise _Stopped
             clock[0] = time.perf_counter()
 
-        with quiet_float_warnings():
-            result = minimize_lbfgs(
-                watched,
-                state.W,
-                state.b,
-                max_iter=epochs - state.epoch,
-                to_host=to_numpy,
-                tol=tol,
-                callback=on_iteration,
-            )
+        try:
+            with quiet_float_warnings():
+                result = minimize_lbfgs(
+                    watched,
+                    state.W,
+                    state.b,
+                    max_iter=epochs - state.epoch,
+                    to_host=to_numpy,
+                    tol=tol,
+                    callback=on_iteration,
+                )
+        except _Stopped:
+            self._end()
+            return LbfgsOutcome(True, str(self.stop_reason))
         if epochs > state.epoch and result.n_iter == 0 and not result.converged:
             start = first[0] if first else math.nan
             what = f"the loss at the starting weights is {start}"
@@ -217,6 +250,10 @@ class Run:
             raise _lbfgs_diverged(state.epoch + 1, what, state, start=True)
         self._end()
         return LbfgsOutcome(result.converged, result.message)
+
+
+class _Stopped(Exception):
+    """A callback stopped an L-BFGS run (raised through scipy's loop to end it)."""
 
 
 def _step(lr: float, schedule: Schedule, batch_size: int) -> SgdStep:

@@ -38,13 +38,16 @@ class TrainState:
     rng: np.random.Generator
     epoch: int = 0
     history: History = dataclasses.field(default_factory=History)
+    # Arrays shaped like W or b that callbacks keep for a resume (see Callback.checkpoint_state).
+    extras: dict[str, Array] = dataclasses.field(default_factory=dict)
 
     def replace(self, **changes: Any) -> TrainState:
         return dataclasses.replace(self, **changes)
 
     def restarted(self, momentum: float, xp: Any) -> TrainState:
         """A new run from these weights: epoch 0, empty History, momentum buffers at zero."""
-        return self.replace(epoch=0, history=History(), velocity=None).with_velocity(momentum, xp)
+        fresh = self.replace(epoch=0, history=History(), velocity=None, extras={})
+        return fresh.with_velocity(momentum, xp)
 
     def with_velocity(self, momentum: float, xp: Any) -> TrainState:
         """This state, with momentum buffers at zero if the model has momentum and none yet."""
@@ -58,7 +61,8 @@ class TrainState:
         velocity = (
             None if self.velocity is None else (move(self.velocity[0]), move(self.velocity[1]))
         )
-        return self.replace(W=move(self.W), b=move(self.b), velocity=velocity)
+        extras = {name: move(value) for name, value in self.extras.items()}
+        return self.replace(W=move(self.W), b=move(self.b), velocity=velocity, extras=extras)
 
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint, asarray: Callable[[Any], Array]) -> TrainState:
@@ -71,6 +75,7 @@ class TrainState:
             rng=_random.rng_from_state(ckpt.rng_state),
             epoch=ckpt.epoch,
             history=History(**ckpt.history),
+            extras={name: asarray(value) for name, value in ckpt.extras.items()},
         )
 
     def to_checkpoint(self, hyperparameters: dict[str, Any], run: RunInfo) -> Checkpoint:
@@ -89,6 +94,7 @@ class TrainState:
             blocks=run.blocks,
             solver=run.solver,
             epochs=run.epochs,
+            extras={name: to_numpy(value) for name, value in self.extras.items()},
         )
         checkpoint.data = run.data
         return checkpoint

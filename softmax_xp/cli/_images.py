@@ -120,17 +120,52 @@ def _from_picture(path: Path) -> np.ndarray:
         ) from None
     except (OSError, SyntaxError, EOFError) as exc:  # Pillow's ways of saying "damaged"
         raise ValueError(f"{path}: not a readable image ({exc}).") from None
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: {exc}") from None
     return mnist_style(gray).reshape(1, SIDE * SIDE)
 
 
+# Modes read through Pillow's 8-bit conversion; 16-bit, 32-bit and float modes are read below.
+_EIGHT_BIT = {"1", "L", "P", "LA", "PA", "La", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"}
+_EIGHT_BIT |= {"LAB", "HSV"}
+_ALPHA = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
 def _grey_on_white(image: Any, Image: Any) -> np.ndarray:
-    """The picture as floats in [0, 1], transparent parts composited over white."""
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-    if has_alpha:
+    """The picture as floats in [0, 1], transparent parts composited over white.
+
+    8-bit modes are scaled by 255, 16-bit greys (``I;16``, ``I;16B``, ...) by 65535, and 32-bit
+    integer (``I``) and float (``F``) greys by their largest value (left as they are when that
+    is at most 1); other modes are refused, naming the mode.
+    """
+    mode = image.mode
+    if mode.startswith("I;16"):
+        return np.asarray(image).astype(np.float32) / 65535
+    if mode in ("I", "F"):
+        return _by_largest(np.asarray(image).astype(np.float64), mode)
+    if mode not in _EIGHT_BIT:
+        raise ValueError(
+            f"pictures of mode {mode!r} are not read; save it as an 8-bit grey or RGB PNG "
+            "(or a 16-bit grey one)."
+        )
+    if mode in _ALPHA or "transparency" in image.info:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
     return np.asarray(image.convert("L"), dtype=np.float32) / 255
+
+
+def _by_largest(pixels: np.ndarray, mode: str) -> np.ndarray:
+    """32-bit integer or float grey values in [0, 1], divided by the largest when above 1."""
+    if not np.isfinite(pixels).all() or (pixels.size and pixels.min() < 0):
+        raise ValueError(
+            f"a picture of mode {mode!r} must hold finite values of 0 or more; save it as an "
+            "8-bit or 16-bit grey PNG."
+        )
+    largest = float(pixels.max()) if pixels.size else 0.0
+    return (pixels / largest if largest > 1 else pixels).astype(np.float32)
 
 
 def mnist_style(gray: np.ndarray) -> np.ndarray:

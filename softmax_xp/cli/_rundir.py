@@ -11,7 +11,7 @@ import errno
 import os
 from pathlib import Path
 
-from ._atomic import remove_stale_temporaries
+from .._atomic import remove_stale_temporaries
 
 __all__ = ["LOCK_NAME", "RUN_FILES", "FolderBusyError", "RunFolder"]
 
