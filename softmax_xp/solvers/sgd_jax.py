@@ -3,9 +3,9 @@
 JAX arrays are immutable and each eager call costs ~10 us of dispatch, so the in-place loop of
 :mod:`.sgd` would run ~11x slower than on NumPy. Here the whole epoch (gather, forward, softmax,
 gradient, update, momentum, sample weights, the short last batch) is one ``jax.jit`` program: one
-``lax.scan`` over the batches. The maths is
-that of :func:`softmax_xp.solvers.sgd.sgd_epoch`, step for step, in the same batch order (the
-caller's ``order``, drawn on the host), so the weights agree with NumPy's to rounding.
+``lax.scan`` over the batches. The maths is that of :func:`softmax_xp.solvers.sgd.sgd_epoch`, step
+for step, in the same batch order (the caller's ``order``, drawn on the host), so the weights
+agree with NumPy's to rounding.
 
 Programs are compiled once per shape, dtype and batch size and reused across epochs and models:
 the step size, momentum and L2 strength enter as values, so ``lr_decay`` recompiles nothing.
