@@ -141,7 +141,7 @@ def test_sklearn_dispatch_trains_on_jax_and_returns_jax_arrays(monkeypatch):
     X, y = blobs()
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
     with sklearn.config_context(array_api_dispatch=True):
-        clf = SoftmaxClassifier(max_iter=5, random_state=0).fit(Xj, yj)
+        clf = SoftmaxClassifier(max_iter=5, tol=None, random_state=0).fit(Xj, yj)
         clf.partial_fit(Xj, yj)
         outputs = [clf.predict(Xj), clf.predict_proba(Xj), clf.decision_function(Xj), clf.coef_]
         score = clf.score(Xj, yj)
