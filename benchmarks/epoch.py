@@ -5,6 +5,7 @@ JAX's compile times are measured apart, before the rows run."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 import warnings
 from typing import Any
@@ -199,8 +200,11 @@ def run(data: Mnist, repeats: int) -> Section:
     if compile_s:
         section.notes += [
             "JAX rows: SoftmaxXP's epoch is one jitted lax.scan; the JAX idiom is a jitted "
-            "value_and_grad step per batch (benchmarks/references.py); both with XLA's own CPU "
-            "threads, their programs compiled in the warm-up round",
+            "value_and_grad step per batch (benchmarks/references.py); their programs compiled "
+            "in the warm-up round; XLA's CPU threads: "
+            + (
+                f"XLA_FLAGS={os.environ['XLA_FLAGS']!r}" if "XLA_FLAGS" in os.environ else "its own"
+            ),
             "JAX compile time (lower + compile from empty caches, not in the rows): "
             + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in compile_s.items()),
         ]
