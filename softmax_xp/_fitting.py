@@ -59,6 +59,7 @@ class Trainable:
     _hyperparameters: Callable[[], dict[str, Any]]
     _memory_advice: Callable[[str, str], str]
     _asarray: Callable[..., Any]
+    _l1_share: Callable[[], float]
 
     @on_device
     def train(
@@ -98,9 +99,9 @@ class Trainable:
             1 prints one line per epoch (loss, validation accuracy, time); 0 prints nothing.
         solver, tol
             ``"sgd"`` (the chapter's, with ``lr``, ``momentum`` and ``lr_decay``) or ``"lbfgs"``
-            (scipy, the ``[lbfgs]`` extra): the same objective ``mean cross-entropy + 0.5 reg
-            ||W||^2`` to its optimum, loss and gradients on the model's backend, one History
-            entry per iteration. L-BFGS stops when ``max |gradient| <= tol`` (default 1e-4) or
+            (scipy, the ``[lbfgs]`` extra): the same objective, mean cross-entropy plus the
+            penalty (see ``penalty``), to its optimum, loss and gradients on the model's
+            backend, one History entry per iteration. L-BFGS stops when ``max |gradient| <= tol`` (default 1e-4) or
             the loss stops decreasing; ``tol`` is refused with SGD, which runs every epoch.
         sample_weight
             A weight ``>= 0`` per row: the objective is ``sum_i w_i l_i / sum_i w_i``. SGD scales
@@ -184,7 +185,7 @@ class Trainable:
                 callbacks.insert(1 if checkpoint is not None else 0, ProgressPrinter(epochs))
             run = Run(data, val, callbacks, self._commit, self._backend)
             if solver == "lbfgs":
-                outcome = run.lbfgs(state, epochs, tol, self.reg)
+                outcome = run.lbfgs(state, epochs, tol, self.reg, self._l1_share())
                 self.converged_, self.solver_message_ = outcome.converged, outcome.message
             else:
                 self.converged_, self.solver_message_ = None, ""
@@ -237,7 +238,7 @@ class Trainable:
         return self.history_
 
     def _schedule(self) -> Schedule:
-        return Schedule(self.lr, self.lr_decay, self.momentum, self.reg)
+        return Schedule(self.lr, self.lr_decay, self.momentum, self.reg, self._l1_share())
 
     def _starting_state(self, resume_from: PathLike | None, run: RunInfo) -> TrainState:
         """A fresh run from the current weights, or the state of ``resume_from`` (checked)."""

@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 HYPERPARAMETERS = ("input_dim", "num_classes", "lr", "reg", "momentum", "lr_decay", "dtype", "seed")
+# Hyperparameters added later, with the value a file written before them means.
+OPTIONAL_HYPERPARAMETERS = {"penalty": "l2", "l1_ratio": None}
 _HISTORY_KEYS = ("loss", "val_accuracy", "epoch_time", "val_loss")
 _OPTIONAL_HISTORY = ("val_loss",)  # absent from checkpoints written before it
 
@@ -188,7 +190,8 @@ def _hyperparameters(path: str | os.PathLike, header: dict[str, Any]) -> dict[st
     if missing:
         raise ModelFileError(f"{path}: the header has no {', '.join(map(repr, missing))} entry.")
     try:
-        hyper = check_hyperparameters(**{key: header[key] for key in HYPERPARAMETERS})
+        optional = {key: header.get(key, value) for key, value in OPTIONAL_HYPERPARAMETERS.items()}
+        hyper = check_hyperparameters(**{key: header[key] for key in HYPERPARAMETERS}, **optional)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: invalid hyperparameters in the header: {exc}") from None
     return hyper

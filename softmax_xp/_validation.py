@@ -30,8 +30,10 @@ __all__ = [
     "check_finite",
     "check_hyperparameters",
     "check_int",
+    "check_penalty",
     "check_real",
     "features_on_host_or_device",
+    "l1_share",
     "warn_if_unscaled",
     "warn_unscaled",
 ]
@@ -96,6 +98,8 @@ def check_hyperparameters(
     lr_decay: Any,
     dtype: Any,
     seed: Any,
+    penalty: Any = "l2",
+    l1_ratio: Any = None,
 ) -> dict[str, Any]:
     """The constructor's arguments, checked and normalised to plain Python values."""
     if seed is not None:
@@ -115,7 +119,39 @@ def check_hyperparameters(
         "lr_decay": check_real(lr_decay, "lr_decay", 0.0, 1.0, closed="right"),
         "dtype": check_dtype(dtype),
         "seed": seed,
+        **check_penalty(penalty, l1_ratio),
     }
+
+
+PENALTIES = ("l2", "l1", "elasticnet")
+
+
+def check_penalty(penalty: Any, l1_ratio: Any) -> dict[str, Any]:
+    """``{"penalty": ..., "l1_ratio": ...}`` checked: ``l1_ratio`` in [0, 1] is required with
+    ``"elasticnet"`` and refused (it must be None) with ``"l2"`` and ``"l1"``."""
+    if not isinstance(penalty, str) or penalty not in PENALTIES:
+        raise ValueError(
+            f"Unknown penalty {penalty!r}; use one of {', '.join(map(repr, PENALTIES))}."
+        )
+    if penalty != "elasticnet":
+        if l1_ratio is not None:
+            raise ValueError(
+                f"l1_ratio is only used with penalty='elasticnet', got l1_ratio={l1_ratio!r} "
+                f"with penalty={penalty!r}; leave it None (penalty='l2' is l1_ratio=0, "
+                "penalty='l1' is l1_ratio=1)."
+            )
+        return {"penalty": penalty, "l1_ratio": None}
+    if l1_ratio is None:
+        raise ValueError("penalty='elasticnet' needs l1_ratio, a number in [0, 1].")
+    return {"penalty": penalty, "l1_ratio": check_real(l1_ratio, "l1_ratio", 0.0, 1.0)}
+
+
+def l1_share(penalty: str, l1_ratio: float | None) -> float:
+    """The L1 share of a checked penalty: 0 for ``"l2"``, 1 for ``"l1"``, else ``l1_ratio``."""
+    if penalty == "elasticnet":
+        assert l1_ratio is not None
+        return l1_ratio
+    return 1.0 if penalty == "l1" else 0.0
 
 
 def check_device_dtype(backend: Backend, dtype: str) -> None:

@@ -527,6 +527,7 @@ def loss_and_grads(
     *,
     sample_weight: Array | None = None,
     xp: Any = None,
+    l1_ratio: float = 0.0,
 ) -> tuple[Array, Array, Array]:
     """Loss and gradients of the L2-regularised softmax classifier on one batch.
 
@@ -540,6 +541,10 @@ def loss_and_grads(
     With ``sample_weight`` ``w`` (shape ``(N,)``, ``w >= 0``, ``sum w > 0``) the mean becomes the
     weighted mean ``-sum_i w_i log p[i, y_i] / sum_i w_i`` and ``dL/dz = w_i (p_i - Y_i) / sum w``:
     a weight of 2 counts a row twice, exactly as if it were duplicated.
+
+    ``l1_ratio`` in [0, 1] makes the penalty the elastic net
+    ``reg * (l1_ratio * ||W||_1 + 0.5 * (1 - l1_ratio) * ||W||^2)`` and adds
+    ``reg * l1_ratio * sign(W)`` to ``dW`` (the subgradient that is 0 at 0); 0 is the L2 loss.
 
     Returns ``(loss, dW, db)`` with ``loss`` a 0-d array, ``dW`` shaped like ``W`` and ``db`` like ``b``,
     all of ``W``'s dtype (float16 and bfloat16 are computed in float32 and rounded once).
@@ -582,7 +587,9 @@ def loss_and_grads(
     _check_labels(y, X.shape[0], f"X of shape {tuple(X.shape)}", xp)
     if xp.isdtype(W.dtype, "real floating") and _is_narrow(W, xp):
         X, W32, b = (xp.astype(a, xp.float32) for a in (X, W, b))
-        wide = loss_and_grads(X, y, W32, b, reg, sample_weight=sample_weight, xp=xp)
+        wide = loss_and_grads(
+            X, y, W32, b, reg, sample_weight=sample_weight, xp=xp, l1_ratio=l1_ratio
+        )
         return tuple(xp.astype(a, W.dtype) for a in wide)
     n = X.shape[0]
     logp = log_softmax(X @ W + b, axis=-1, xp=xp)
@@ -596,7 +603,13 @@ def loss_and_grads(
         picked = xp.where(Y > 0, logp, xp.zeros_like(logp))
         nll = -xp.sum(w * picked)
         dz = (xp.exp(logp) - Y) * w
+    if l1_ratio:
+        l1 = xp.asarray(reg * l1_ratio, dtype=W.dtype, device=device_of(W))
+        reg = reg * (1.0 - l1_ratio)
     loss = nll + _l2_penalty(W, reg, xp)
     dW = X.T @ dz + xp.asarray(reg, dtype=W.dtype, device=device_of(W)) * W
+    if l1_ratio:
+        loss = loss + l1 * xp.sum(xp.abs(W))
+        dW = dW + l1 * xp.sign(W)
     db = xp.sum(dz, axis=0, keepdims=True)
     return loss, dW, xp.reshape(db, b.shape)

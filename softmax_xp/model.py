@@ -25,6 +25,7 @@ from ._validation import (
     as_labels,
     check_device_dtype,
     check_hyperparameters,
+    l1_share,
 )
 from .functional import loss_and_grads, softmax
 
@@ -72,9 +73,17 @@ class SoftmaxXP(Trainable, LinearPredictions):
     input_dim, num_classes
         Number of features ``d >= 1`` and classes ``K >= 2``; ``W`` is ``d x K``, ``b`` is ``1 x K``.
     lr, reg, momentum, lr_decay
-        SGD step size (finite, > 0), L2 strength (>= 0; loss term ``0.5 * reg * ||W||^2``),
-        heavy-ball momentum (in [0, 1)) and the factor in (0, 1] the step size is multiplied by
-        after each epoch (1.0, the chapter's, keeps it fixed).
+        SGD step size (finite, > 0), penalty strength (>= 0; with the default L2 penalty the loss
+        term is ``0.5 * reg * ||W||^2``), heavy-ball momentum (in [0, 1)) and the factor in
+        (0, 1] the step size is multiplied by after each epoch (1.0, the chapter's, keeps it
+        fixed).
+    penalty, l1_ratio
+        ``"l2"`` (default), ``"l1"`` or ``"elasticnet"`` with ``l1_ratio`` in [0, 1] (None with
+        the other two): the loss term is ``reg * (l1_ratio * ||W||_1 + 0.5 * (1 - l1_ratio) *
+        ||W||^2)``, ``l1_ratio`` 0 for ``"l2"`` and 1 for ``"l1"``; the bias is never penalised.
+        SGD applies the L1 part as a clip toward zero (the cumulative penalty of Tsuruoka et al.,
+        as SGDClassifier), L-BFGS exactly on the split ``W = U - V``, ``U, V >= 0``; both give
+        exact zeros.
     backend, device, fallback
         Where the parameters live; see :func:`softmax_xp.backend_info`.
     dtype
@@ -129,11 +138,13 @@ class SoftmaxXP(Trainable, LinearPredictions):
         fallback: bool = True,
         lr_decay: float = 1.0,
         init: str = "random",
+        penalty: str = "l2",
+        l1_ratio: float | None = None,
     ):
         if init not in INITS:
             raise ValueError(f"Unknown init {init!r}; use one of {', '.join(map(repr, INITS))}.")
         hyper = check_hyperparameters(
-            input_dim, num_classes, lr, reg, momentum, lr_decay, dtype, seed
+            input_dim, num_classes, lr, reg, momentum, lr_decay, dtype, seed, penalty, l1_ratio
         )
         self.input_dim: int = hyper["input_dim"]
         self.num_classes: int = hyper["num_classes"]
@@ -142,6 +153,8 @@ class SoftmaxXP(Trainable, LinearPredictions):
         self.momentum: float = hyper["momentum"]
         self.lr_decay: float = hyper["lr_decay"]
         self.seed: int | None = hyper["seed"]
+        self.penalty: str = hyper["penalty"]
+        self.l1_ratio: float | None = hyper["l1_ratio"]
         self.dtype_name: str = hyper["dtype"]
         self._backend = resolve_backend(backend, device=device, fallback=fallback)
         check_device_dtype(self._backend, self.dtype_name)
@@ -184,6 +197,9 @@ class SoftmaxXP(Trainable, LinearPredictions):
 
     def __repr__(self) -> str:
         decay = "" if self.lr_decay == 1.0 else f"lr_decay={self.lr_decay}, "
+        if self.penalty != "l2":
+            ratio = f", l1_ratio={self.l1_ratio}" if self.penalty == "elasticnet" else ""
+            decay += f"penalty={self.penalty!r}{ratio}, "
         device = ""
         if self.backend == "jax":
             device = f", device={device_description(self.device)!r}"
@@ -242,7 +258,8 @@ class SoftmaxXP(Trainable, LinearPredictions):
 
     @on_device
     def compute_loss_and_grads(self, X: Any, y: Any) -> tuple[Array, Array, Array]:
-        """``(loss, dW, db)`` of the regularised cross-entropy on ``(X, y)`` at the current weights.
+        """``(loss, dW, db)`` of the regularised cross-entropy on ``(X, y)`` at the current weights
+        (with an L1 part, ``dW`` holds its subgradient ``reg * l1_ratio * sign(W)``).
 
         Examples
         --------
@@ -256,7 +273,11 @@ class SoftmaxXP(Trainable, LinearPredictions):
         ):
             X = as_features(X, self._backend, self.dtype, self.input_dim)
             y = as_labels(y, self._backend, X.shape[0], self.num_classes)
-            return loss_and_grads(X, y, self.W, self.b, self.reg)
+            return loss_and_grads(X, y, self.W, self.b, self.reg, l1_ratio=self._l1_share())
+
+    def _l1_share(self) -> float:
+        """The penalty's L1 share: 0 for ``"l2"``, 1 for ``"l1"``, else ``l1_ratio``."""
+        return l1_share(self.penalty, self.l1_ratio)
 
     # -- files ---------------------------------------------------------------------------------
     def _hyperparameters(self) -> dict[str, Any]:
@@ -269,6 +290,8 @@ class SoftmaxXP(Trainable, LinearPredictions):
             "lr_decay": self.lr_decay,
             "dtype": self.dtype_name,
             "seed": self.seed,
+            "penalty": self.penalty,
+            "l1_ratio": self.l1_ratio,
         }
 
     def save(self, path: PathLike) -> os.PathLike:

@@ -16,60 +16,72 @@ scikit-learn is the optional extra ``[sklearn]``: ``pip install "softmax-xp[skle
 
 from __future__ import annotations
 
-import contextlib
-import numbers
 import warnings
 from typing import Any
 
 try:
-    from sklearn import get_config
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import StratifiedShuffleSplit
     from sklearn.utils._array_api import get_namespace_and_device
-    from sklearn.utils.multiclass import check_classification_targets, unique_labels
-    from sklearn.utils.validation import (
-        check_is_fitted,
-        check_random_state,
-        check_scalar,
-        validate_data,
-    )
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(
         "softmax_xp.SoftmaxClassifier needs scikit-learn, which is not installed. Install it "
         'with pip install "softmax-xp[sklearn]" (or pip install scikit-learn).'
     ) from exc
 
-import array_api_compat
 import numpy as np
 
-from ._backend import backend_name, device_description, to_numpy
+from ._backend import device_description, to_numpy
 from ._data import is_lazy
+from ._sklearn_fit import (
+    SklearnCallbacks,
+    check_one_label_per_sample,
+    class_weighted,
+    classes_of,
+    codes_of,
+    dispatch,
+    dtype_name,
+    encode,
+    hold_out,
+    host_labels,
+    same,
+    seed,
+    stopping_rule,
+    where,
+)
+from ._sklearn_predict import ClassifierOutputs
 from ._validation import check_hyperparameters
-from .model import Callback, SoftmaxXP
+from .model import SoftmaxXP
 
-try:
-    from sklearn.utils._array_api import check_same_namespace
-except ImportError:  # pragma: no cover - scikit-learn < 1.9
-    check_same_namespace = None
+try:  # scikit-learn's experimental callbacks (1.9): ProgressBar, ScoringMonitor, ...
+    from sklearn.callback import CallbackSupportMixin as _CallbackSupport
+    from sklearn.callback import with_callbacks as _with_callbacks
+
+    _SKLEARN_CALLBACKS = True
+except ImportError:  # pragma: no cover - scikit-learn < 1.9: nothing changes
+    _CallbackSupport = object  # type: ignore[assignment,misc]
+    _SKLEARN_CALLBACKS = False
+
+    def _with_callbacks(method: Any) -> Any:
+        return method
+
 
 __all__ = ["SoftmaxClassifier", "expected_failed_checks"]
 
 Array = Any
 
 
-def _dispatch() -> bool:
-    return bool(get_config().get("array_api_dispatch", False))
-
-
-class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
+class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, BaseEstimator):
     """Multinomial logistic regression (softmax with L2) trained by SoftmaxXP, as a scikit-learn
     classifier: it works in Pipeline, GridSearchCV, cross_val_score, clone and pickle.
 
     The objective is the mean cross-entropy plus ``0.5 * reg * ||W||^2`` (bias not penalised):
     the same optimum as ``LogisticRegression(C=1 / (reg * n_samples))`` for three or more
     classes. For two classes SoftmaxXP keeps one weight column per class, both penalised, which
-    equals ``LogisticRegression(C=2 / (reg * n_samples))``.
+    equals ``LogisticRegression(C=2 / (reg * n_samples))``. With sample or class weights the
+    mean is weighted, and ``n_samples`` becomes the sum of the weights.
 
     Parameters
     ----------
@@ -77,7 +89,17 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         SGD's step size, heavy-ball momentum, per-epoch step-size factor and batch size
         (see :class:`~softmax_xp.SoftmaxXP`); not used by ``solver="lbfgs"``.
     reg
-        L2 strength ``>= 0``.
+        Penalty strength ``>= 0``.
+    penalty, l1_ratio
+        ``"l2"`` (default), ``"l1"`` or ``"elasticnet"`` with ``l1_ratio`` in [0, 1] (None with
+        the other two): the penalty ``reg * (l1_ratio * ||W||_1 + 0.5 * (1 - l1_ratio) *
+        ||W||^2)`` (see :class:`~softmax_xp.SoftmaxXP`); both solvers give exact zeros. For
+        three or more classes ``reg`` is ``1 / (C * n_samples)`` for every penalty, with
+        LogisticRegression's ``l1_ratio`` (0 for L2, 1 for L1). For two classes the split over
+        two columns changes the mapping: ``C = 1 / (reg * n_samples)`` for L1 (the L1 norm of
+        ``W[:, 1] - W[:, 0]`` is that of the two columns at the optimum) but ``2 / (reg *
+        n_samples)`` for L2, and LogisticRegression's elastic net ``(C, rho)`` is ours with
+        ``reg * l1_ratio = rho / (C n)`` and ``reg * (1 - l1_ratio) = 2 (1 - rho) / (C n)``.
     max_iter
         SGD epochs, or the maximum number of L-BFGS iterations.
     solver
@@ -93,6 +115,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         solver) after ``n_iter_no_change`` epochs in a row whose validation accuracy is not
         above the best so far plus ``tol``, as SGDClassifier's ``early_stopping`` does; the
         weights are those of the last epoch. Not with ``partial_fit`` or a Dask ``X``.
+    class_weight
+        ``{label: weight}`` (classes not in it weigh 1) or ``"balanced"``
+        (``n_samples / (n_classes * np.bincount(y))``, counted in ``fit``'s ``y``): exactly the
+        same fit as ``sample_weight`` multiplied by each row's class weight, for both solvers.
+        ``partial_fit`` takes a dict only.
     backend, device
         Where the model runs when array API dispatch is off (``"auto"``: CuPy when a GPU answers,
         else NumPy). With dispatch on, ``X`` decides.
@@ -154,6 +181,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 5,
+        class_weight: dict[Any, float] | str | None = None,
+        penalty: str = "l2",
+        l1_ratio: float | None = None,
     ):
         self.lr = lr
         self.reg = reg
@@ -172,8 +202,12 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.class_weight = class_weight
+        self.penalty = penalty
+        self.l1_ratio = l1_ratio
 
     # -- fitting -----------------------------------------------------------------------------
+    @_with_callbacks
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SoftmaxClassifier:
         """Fit the model on ``(X, y)``; ``sample_weight`` weights each row's loss (a weight of 2
         counts a row twice: exactly for L-BFGS, in expectation for mini-batch SGD, where a
@@ -187,25 +221,31 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         (['no', 'yes'], ['no', 'yes'])
         """
         X, y = self._validate(X, y, reset=True)
-        classes, codes = _encode(y)
+        classes, codes = encode(y)
         if classes.shape[0] < 2:
             raise ValueError(
                 f"{type(self).__name__} needs samples of at least 2 classes in the data, but the "
                 f"data contains only one class: {classes[0].item()!r}."
             )
-        stopping = self._stopping_rule()
+        stopping = stopping_rule(self.early_stopping, self.solver, self.tol, self.n_iter_no_change)
+        metadata = None if sample_weight is None else {"sample_weight": sample_weight}
+        task = dict(estimator=self, X=X, y=y, metadata=metadata)  # for scikit-learn's callbacks
+        sample_weight = class_weighted(sample_weight, codes, classes, self.class_weight)
         held_out: tuple[Any, Any] = (None, None)
         if self.early_stopping:
-            X, codes, sample_weight, held_out = self._hold_out(X, codes, sample_weight)
+            X, codes, sample_weight, held_out = hold_out(
+                X, codes, sample_weight, self.validation_fraction, self.random_state, dispatch()
+            )
         model = self._new_model(X, classes.shape[0])
         old = getattr(self, "model_", None)
         if (
             self.warm_start
             and old is not None
             and old.input_dim == X.shape[1]
-            and _same(getattr(self, "classes_", None), classes)
+            and same(getattr(self, "classes_", None), classes)
         ):
             model.W, model.b = old.W, old.b
+        bridge = self._sklearn_callbacks(task, model, classes)
         lbfgs = self.solver == "lbfgs"
         model.train(
             X,
@@ -217,8 +257,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             solver=self.solver,
             tol=self.tol if lbfgs and self.tol is not None else None,
             sample_weight=sample_weight,
-            callback=[] if stopping is None else [stopping],
+            callback=[callback for callback in (stopping, bridge) if callback is not None],
         )
+        if bridge is not None:
+            bridge.close()
+            bridge.context.call_on_fit_task_end(**task, reconstruction_attributes={})
         if not lbfgs and stopping is not None and not stopping.met and self.max_iter > 0:
             what = "validation accuracy" if self.early_stopping else "training loss"
             warnings.warn(
@@ -240,46 +283,16 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self._set_fitted(model)
         return self
 
-    def _stopping_rule(self) -> _NoImprovement | None:
-        """SGDClassifier's stopping rule for this fit: on the validation accuracy with
-        ``early_stopping``, else on SGD's training loss; None when there is none."""
-        n = check_scalar(self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1)
-        if self.early_stopping:
-            tol = -np.inf if self.tol is None else self.tol
-            return _NoImprovement("val_accuracy", tol, int(n))
-        if self.solver == "sgd" and self.tol is not None:
-            return _NoImprovement("loss", self.tol, int(n))
-        return None
-
-    def _hold_out(
-        self, X: Array, codes: np.ndarray, sample_weight: Any
-    ) -> tuple[Array, np.ndarray, Any, tuple[Array, np.ndarray]]:
-        """``(X, codes, sample_weight)`` of the training rows and ``(X, codes)`` of a stratified
-        ``validation_fraction`` held out, split as SGDClassifier splits them."""
-        if is_lazy(X):
-            raise ValueError(
-                "early_stopping=True holds out rows of X in memory; with a Dask X, pass your own "
-                "validation set to SoftmaxXP.train(X, y, X_val, y_val, callback="
-                "softmax_xp.EarlyStopping(...)) instead."
-            )
-        check_scalar(
-            self.validation_fraction, "validation_fraction", numbers.Real,
-            min_val=0, max_val=1, include_boundaries="neither",
-        )  # fmt: skip
-        splitter = StratifiedShuffleSplit(
-            test_size=self.validation_fraction, random_state=_seed(self.random_state)
-        )
-        try:
-            train, held = next(splitter.split(np.zeros((codes.shape[0], 1)), codes))
-        except ValueError as exc:
-            raise ValueError(
-                f"early_stopping=True could not hold out a stratified validation_fraction="
-                f"{self.validation_fraction} of {codes.shape[0]} rows: {exc}"
-            ) from None
-        xp = array_api_compat.array_namespace(X)
-        take = (lambda a, i: a[i]) if not _dispatch() else (lambda a, i: _take_rows(xp, a, i))
-        weights = _held_weights(sample_weight, train)
-        return take(X, train), codes[train], weights, (take(X, held), codes[held])
+    def _sklearn_callbacks(
+        self, task: dict[str, Any], model: SoftmaxXP, classes: np.ndarray
+    ) -> SklearnCallbacks | None:
+        """The fit's scikit-learn callback context, begun, with its bridge to our run (None
+        without scikit-learn's ``sklearn.callback``, before 1.9)."""
+        if not _SKLEARN_CALLBACKS:
+            return None
+        context = self._init_callback_context(max_subtasks=self.max_iter + 1)
+        context.call_on_fit_task_begin(**task)
+        return SklearnCallbacks(context, self, task, model, classes)
 
     def partial_fit(
         self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
@@ -289,7 +302,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
         ``classes`` (every label the calls will see) is required on the first call, as in
         scikit-learn's other incremental classifiers. Whatever ``solver`` is, this is SGD.
-        ``lr``, ``reg``, ``momentum`` and ``lr_decay`` are read on every call, so
+        ``lr``, ``reg``, ``momentum``, ``lr_decay``, ``penalty`` and ``l1_ratio`` are read on
+        every call, so
         ``set_params`` between calls takes effect; the other parameters are fixed by the first.
 
         Examples
@@ -313,38 +327,52 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                     "classes must be passed on the first call to partial_fit: every label "
                     "the later calls will see, e.g. classes=np.unique(y_all)."
                 )
-            known = _classes_of(classes)
+            known = classes_of(classes)
             if known.shape[0] < 2:
                 raise ValueError(f"classes must hold at least 2 labels, got {known!r}.")
             self.classes_ = known
             model = self._new_model(X, known.shape[0])
         else:
-            if classes is not None and not _same(self.classes_, _classes_of(classes)):
+            if classes is not None and not same(self.classes_, classes_of(classes)):
                 raise ValueError(
                     f"classes={classes!r} is not the same as on the first call to partial_fit "
                     f"({self.classes_!r})."
                 )
             model = self.model_
             self._follow_sgd_params(model)
-        codes = _codes(self.classes_, y)
-        model.partial_train(X, codes, batch_size=self.batch_size, sample_weight=sample_weight)
+        labels = codes_of(self.classes_, y)
+        weights = class_weighted(sample_weight, labels, self.classes_, self._partial_class_weight())
+        model.partial_train(X, labels, batch_size=self.batch_size, sample_weight=weights)
         self._set_fitted(model)
         return self
+
+    def _partial_class_weight(self) -> Any:
+        """``class_weight`` for ``partial_fit``: a dict, or ValueError for ``"balanced"``,
+        which needs the class counts of all the data (as SGDClassifier refuses it)."""
+        if isinstance(self.class_weight, str):
+            raise ValueError(
+                "class_weight='balanced' counts the classes of the whole training set, which "
+                "partial_fit does not see: compute the weights once, e.g. with sklearn.utils."
+                "class_weight.compute_class_weight('balanced', classes=..., y=y_all), and pass "
+                "class_weight=dict(zip(classes, weights))."
+            )
+        return self.class_weight
 
     def _follow_sgd_params(self, model: SoftmaxXP) -> None:
         """Give a running model the SGD settings set since it was made (``set_params`` between
         ``partial_fit`` calls, as SGDClassifier follows them), checked as SoftmaxXP checks them."""
         hyper = check_hyperparameters(
             model.input_dim, model.num_classes, self.lr, self.reg, self.momentum,
-            self.lr_decay, model.dtype_name, model.seed,
+            self.lr_decay, model.dtype_name, model.seed, self.penalty, self.l1_ratio,
         )  # fmt: skip
         model.lr, model.reg = hyper["lr"], hyper["reg"]
         model.momentum, model.lr_decay = hyper["momentum"], hyper["lr_decay"]
+        model.penalty, model.l1_ratio = hyper["penalty"], hyper["l1_ratio"]
 
     def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Array, Array]:
-        _check_one_label_per_sample(y, type(self).__name__)
+        check_one_label_per_sample(y, type(self).__name__)
         if is_lazy(X):  # X stays lazy; the labels come to the host
-            return self._dask_features(X, reset), _host_labels(y)
+            return self._dask_features(X, reset), host_labels(y)
         xp, _, _ = get_namespace_and_device(X)
         X, y = validate_data(self, X, y, reset=reset, dtype=[xp.float64, xp.float32])
         check_classification_targets(y)
@@ -367,12 +395,12 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """An untrained SoftmaxXP for ``X``: on X's backend, device and dtype with dispatch on;
         on ``backend``/``device`` with ``dtype`` (default X's) otherwise."""
         dtype = self.dtype
-        if dispatch := _dispatch():
-            backend, _, device = _where(X)
+        if dispatched := dispatch():
+            backend, _, device = where(X)
         else:
             backend, device = self.backend, self.device
-        if dtype is None or dispatch:
-            dtype = _dtype_name(X)
+        if dtype is None or dispatched:
+            dtype = dtype_name(X)
         return SoftmaxXP(
             X.shape[1],
             num_classes,
@@ -381,9 +409,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             backend=backend,
             device=device,
             dtype=dtype,
-            seed=_seed(self.random_state),
+            seed=seed(self.random_state),
             momentum=self.momentum,
             lr_decay=self.lr_decay,
+            penalty=self.penalty,
+            l1_ratio=self.l1_ratio,
             init="zeros",  # as scikit-learn's linear models: L-BFGS's optimum is random_state's
         )
 
@@ -394,106 +424,15 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         intercept = xp.reshape(xp.asarray(model.b, copy=True), (-1,))
         if coef.shape[0] == 2:  # binary: one row, the log-odds of classes_[1], as scikit-learn
             coef, intercept = coef[1:, :] - coef[:1, :], intercept[1:] - intercept[:1]
-        if not _dispatch():
+        if not dispatch():
             coef, intercept = to_numpy(coef), to_numpy(intercept)
         self.coef_, self.intercept_ = coef, intercept
+        self._fitted = (to_numpy(coef).copy(), to_numpy(intercept).copy())
         n_iter = np.asarray([model.epoch_], dtype=np.int32)
-        if _dispatch():  # every fitted array follows X, as the array API checks require
+        if dispatch():  # every fitted array follows X, as the array API checks require
             n_iter = xp.asarray(n_iter, device=model.device)
         self.n_iter_ = n_iter
         self.loss_curve_ = list(model.history_.loss)
-
-    # -- prediction --------------------------------------------------------------------------
-    def _input(self, X: Any, method: str) -> tuple[Array, Any]:
-        """``X`` validated (not moved: SoftmaxXP moves it to the device chunk by chunk), and a
-        function that puts a model array into the namespace (and device) the output must have."""
-        check_is_fitted(self)
-        if is_lazy(X):  # lazy outputs, computed block by block
-            return self._dask_features(X, reset=False), lambda a: a
-        if _dispatch() and check_same_namespace is not None:
-            check_same_namespace(X, self, attribute="coef_", method=method)
-        sk_xp, _, _ = get_namespace_and_device(X)
-        X = validate_data(self, X, reset=False, dtype=[sk_xp.float64, sk_xp.float32])
-        model = self.model_
-        backend, xp, device = _where(X)
-
-        def out(a: Array) -> Any:
-            if not _dispatch():
-                return to_numpy(a)
-            if backend == model.backend:
-                return a
-            return xp.asarray(to_numpy(a), device=device)
-
-        return X, out
-
-    def decision_function(self, X: Any) -> Array:
-        """The logits ``X W + b``, shape (n_samples, n_classes); for two classes, as in every
-        scikit-learn classifier, the log-odds of ``classes_[1]`` (``z_1 - z_0``), shape
-        (n_samples,): positive means ``classes_[1]``. Computed as ``predict_proba`` is: chunked,
-        and refused when ``X`` holds NaN or the logits overflow (a Dask ``X`` gives a lazy
-        array that raises when computed).
-
-        Examples
-        --------
-        >>> clf = SoftmaxClassifier(lr=1.0, max_iter=50, backend="numpy", random_state=0)
-        >>> clf = clf.fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
-        >>> (clf.decision_function([[0.0], [3.0]]) > 0).tolist()  # > 0: classes_[1]
-        [False, True]
-        """
-        X, out = self._input(X, "decision_function")
-        z = out(self.model_.decision_function(X))
-        if z.shape[1] != 2:
-            return z
-        with _its_device(z):
-            return z[:, 1] - z[:, 0]
-
-    def predict_proba(self, X: Any) -> Array:
-        """Class probabilities ``softmax(X W + b)``, columns in the order of ``classes_``.
-
-        Examples
-        --------
-        >>> clf = SoftmaxClassifier(max_iter=5, backend="numpy", random_state=0)
-        >>> proba = clf.fit([[0.0], [1.0], [2.0]], ["a", "b", "c"]).predict_proba([[1.0]])
-        >>> proba.shape, bool(abs(proba.sum() - 1) < 1e-6)
-        ((1, 3), True)
-        """
-        X, out = self._input(X, "predict_proba")
-        return out(self.model_.predict_proba(X))
-
-    def predict_log_proba(self, X: Any) -> Array:
-        """``log_softmax(X W + b)``, computed without taking the log of probabilities.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> clf = SoftmaxClassifier(max_iter=5, backend="numpy", random_state=0)
-        >>> clf = clf.fit([[0.0], [1.0], [2.0]], [0, 1, 2])
-        >>> bool(np.allclose(np.exp(clf.predict_log_proba([[1.0]])), clf.predict_proba([[1.0]])))
-        True
-        """
-        X, out = self._input(X, "predict_log_proba")
-        return out(self.model_.predict_log_proba(X))
-
-    def predict(self, X: Any) -> Array:
-        """The most probable class of each row, a label of ``classes_``.
-
-        Examples
-        --------
-        >>> clf = SoftmaxClassifier(lr=1.0, max_iter=50, backend="numpy", random_state=0)
-        >>> clf.fit([[0.0], [1.0], [2.0], [3.0]], [10, 10, 2, 2]).predict([[0.0], [3.0]])
-        array([10,  2])
-        """
-        X, out = self._input(X, "predict")
-        index = self.model_.predict(X)
-        if is_lazy(index):
-            classes = self.classes_
-            return index.map_blocks(_label_of, classes, dtype=classes.dtype, meta=classes[:0])
-        if _dispatch() and self.classes_.dtype.kind in "biuf":
-            model = self.model_
-            with _its_device(index):
-                classes = model.xp.asarray(self.classes_, device=model.device)
-                return out(model.xp.take(classes, index, axis=0))
-        return self.classes_[to_numpy(index)]
 
     # -- tags --------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -513,7 +452,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 def expected_failed_checks(estimator: SoftmaxClassifier) -> dict[str, str]:
     """The scikit-learn estimator checks this estimator is known to fail, with the reasons
     (``check_estimator(est, expected_failed_checks=expected_failed_checks(est))`` or
-    ``parametrize_with_checks``): none with the defaults, nor with ``solver="lbfgs"``.
+    ``parametrize_with_checks``): none with ``solver="lbfgs"``; one with SGD's defaults.
 
     SGD passes the sample-weight equivalence check because it normalises the weights to mean 1
     over the data set: a batch holding the whole (small) data set then steps along exactly the
@@ -522,10 +461,12 @@ def expected_failed_checks(estimator: SoftmaxClassifier) -> dict[str, str]:
 
     Examples
     --------
-    >>> expected_failed_checks(SoftmaxClassifier())
+    >>> expected_failed_checks(SoftmaxClassifier(solver="lbfgs"))
     {}
+    >>> list(expected_failed_checks(SoftmaxClassifier()))
+    ['check_class_weight_classifiers']
     >>> list(expected_failed_checks(SoftmaxClassifier(dtype="float32")))
-    ['check_sample_weight_equivalence_on_dense_data']
+    ['check_sample_weight_equivalence_on_dense_data', 'check_class_weight_classifiers']
     """
     failures: dict[str, str] = {}
     float32 = estimator.dtype == "float32"
@@ -546,6 +487,14 @@ def expected_failed_checks(estimator: SoftmaxClassifier) -> dict[str, str]:
             "than log(predict_proba); where a float32 probability rounds to 1.0 the two differ "
             "by about 1e-8, above the check's atol of 1e-9."
         )
+    if estimator.solver == "sgd" and estimator.tol is not None and not estimator.early_stopping:
+        failures["check_class_weight_classifiers"] = (
+            "the check's features are unscaled (standard deviation 20): SGD's constant step "
+            "lr=0.1 makes the training loss oscillate for its first ~50 epochs, and the "
+            "stopping rule on the training loss (SGDClassifier's tol and n_iter_no_change=20) "
+            "ends the fit inside that transient; with tol=None, scaled features or L-BFGS the "
+            "check passes."
+        )
     if estimator.warm_start and estimator.solver == "sgd":
         failures["check_supervised_y_2d"] = (
             "warm_start=True: the check's second fit continues SGD from the first one's "
@@ -553,132 +502,3 @@ def expected_failed_checks(estimator: SoftmaxClassifier) -> dict[str, str]:
             "LogisticRegression's do with warm_start=True)."
         )
     return failures
-
-
-def _where(X: Array) -> tuple[str, Any, Any]:
-    """``(backend name, namespace, device)`` of an array (lists and the like: NumPy's)."""
-    if not array_api_compat.is_array_api_obj(X):
-        X = np.asarray(X)
-    xp = array_api_compat.array_namespace(X)
-    return backend_name(xp), xp, array_api_compat.device(X)
-
-
-class _NoImprovement(Callback):
-    """SGDClassifier's stopping rule: stop after ``n`` epochs in a row whose ``monitor`` (the
-    validation accuracy, or the training loss) is not better than the best so far by ``tol``;
-    ``met`` says whether it stopped the run."""
-
-    def __init__(self, monitor: str, tol: float, n: int):
-        self.monitor, self.tol, self.n = monitor, tol, n
-
-    def on_train_begin(self, state: Any) -> None:
-        self.best, self.count, self.met = None, 0, False
-
-    def on_epoch_end(self, state: Any) -> None:
-        value = state.history[self.monitor][-1]
-        if self.monitor == "loss":
-            value = -value  # the rule below is for a score, higher is better
-        worse = self.best is not None and value < self.best + self.tol
-        self.count = self.count + 1 if worse else 0
-        if self.best is None or value > self.best:
-            self.best = value
-        if self.count >= self.n:
-            self.met = True
-            assert self.run is not None
-            self.run.stop(f"no improvement of the {self.monitor} by tol={self.tol} in {self.n}")
-
-
-def _take_rows(xp: Any, X: Array, rows: np.ndarray) -> Array:
-    """Rows ``rows`` (host indices) of ``X``, on its device."""
-    index = xp.asarray(rows, device=array_api_compat.device(X))
-    return xp.take(X, index, axis=0)
-
-
-def _held_weights(sample_weight: Any, rows: np.ndarray) -> Any:
-    """The weights of rows ``rows`` (a scalar weight stays one for every row)."""
-    if sample_weight is None:
-        return None
-    if array_api_compat.is_array_api_obj(sample_weight):
-        sample_weight = to_numpy(sample_weight)
-    weights = np.asarray(sample_weight)
-    return weights if weights.ndim == 0 else weights[rows]
-
-
-def _its_device(x: Array) -> Any:
-    """A context in which ``x``'s device is current (CuPy's devices are such contexts)."""
-    device = array_api_compat.device(x)
-    return device if hasattr(device, "__enter__") else contextlib.nullcontext()
-
-
-def _label_of(index: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """The labels of class indices (one block of a lazy Dask ``predict``)."""
-    return classes[index]
-
-
-def _check_one_label_per_sample(y: Any, name: str) -> None:
-    """Refuse a ``y`` of several columns (multilabel or multioutput) with the way to fit one."""
-    shape = getattr(y, "shape", None)
-    if shape is None and isinstance(y, list | tuple):
-        shape = np.asarray(y, dtype=object).shape  # a list of rows; ragged ones stay 1-D
-    if shape is not None and len(shape) == 2 and shape[1] > 1:
-        raise ValueError(
-            f"y should be a 1d array, got an array of shape {tuple(shape)} instead: {name} "
-            "predicts one label per sample. For several labels per sample (multilabel or "
-            f"multioutput y), fit one {name} per column with sklearn.multioutput."
-            f"MultiOutputClassifier({name}()) or ClassifierChain({name}())."
-        )
-
-
-def _host_labels(y: Any) -> np.ndarray:
-    """Labels as a 1-D host array (a Dask ``y`` is computed: labels are small beside ``X``)."""
-    y = np.asarray(y.compute() if is_lazy(y) else to_numpy(y))
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    check_classification_targets(y)
-    return y
-
-
-def _encode(y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(classes, codes)``: the sorted labels and each row's index in them (host NumPy)."""
-    classes, codes = np.unique(to_numpy(y), return_inverse=True)
-    return classes, codes.astype(np.int64, copy=False)
-
-
-def _classes_of(classes: Any) -> np.ndarray:
-    """``partial_fit``'s ``classes``, sorted and unique on the host, checked as scikit-learn's
-    incremental classifiers check them (a sequence of class labels, not a mix of types)."""
-    if array_api_compat.is_array_api_obj(classes):
-        classes = to_numpy(classes)
-    return np.asarray(unique_labels(classes))
-
-
-def _codes(classes: np.ndarray, y: Any) -> np.ndarray:
-    """Each label's index in ``classes``; ValueError naming labels not in ``classes``."""
-    y = to_numpy(y)
-    codes = np.searchsorted(classes, y)
-    codes = np.minimum(codes, classes.shape[0] - 1)
-    unknown = classes[codes] != y
-    if np.any(unknown):
-        raise ValueError(
-            f"y contains labels not in classes: {np.unique(y[unknown])!r}; pass every label "
-            "to the first partial_fit call's classes."
-        )
-    return codes.astype(np.int64, copy=False)
-
-
-def _same(a: Any, b: np.ndarray) -> bool:
-    return a is not None and a.shape == b.shape and bool(np.all(a == b))
-
-
-def _dtype_name(X: Array) -> str:
-    name = str(getattr(X.dtype, "name", X.dtype)).rsplit(".", 1)[-1]
-    return name if name in ("float32", "float64") else "float64"
-
-
-def _seed(random_state: Any) -> int | None:
-    """SoftmaxXP's seed (a non-negative int, or None) from a scikit-learn random_state."""
-    if random_state is None:
-        return None
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return int(random_state)
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))

@@ -185,6 +185,12 @@ class Internals:
         self.monkeypatch.setattr(run, "to_numpy", counting)
         return reads
 
+    def patch_minimize_lbfgs(self, replacement: Any) -> None:
+        """Make the training run's L-BFGS call ``replacement`` instead of scipy's minimizer."""
+        import softmax_xp._training.run as run
+
+        self.monkeypatch.setattr(run, "minimize_lbfgs", replacement)
+
     @staticmethod
     def split_count(count: Any) -> Any:
         """How a hit count travels to the host as two parts exact in float32."""

@@ -139,7 +139,7 @@ def test_partial_fit_on_dask_is_one_block_wise_pass(client):
     clf = SoftmaxClassifier(lr=0.2, reg=1e-3, random_state=11, dtype="float64")
     for _ in range(2):
         clf.partial_fit(*dask_xy(), classes=np.arange(K))
-    memory = new_model(lr=0.2, reg=1e-3)
+    memory = new_model(lr=0.2, reg=1e-3, init="zeros")  # the estimator starts from zeros
     memory.train(X, Y, epochs=2, batch_size=256, verbose=0, shuffle="blocks", block_rows=ROWS)
     assert clf.n_iter_ == 2
     np.testing.assert_array_equal(clf.coef_, memory.W.T)

@@ -50,6 +50,7 @@ CORE = ("softmax_xp.model", "softmax_xp.sklearn")
 # Where the core's classes are defined, for running their examples.
 CORE_SOURCES = (
     "softmax_xp._fitting",
+    "softmax_xp._sklearn_predict",
     "softmax_xp._predictions",
     "softmax_xp._training.history",
     "softmax_xp._training.callbacks",

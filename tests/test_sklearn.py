@@ -333,18 +333,40 @@ def test_partial_fit_follows_set_params_between_calls(backend):
 @pytest.mark.parametrize(
     ("params", "failing"),
     [
-        ({}, set()),
+        ({}, {"check_class_weight_classifiers"}),
+        ({"tol": None}, set()),
+        ({"early_stopping": True}, set()),
+        ({"class_weight": "balanced", "tol": None}, set()),
         ({"solver": "lbfgs"}, set()),
         ({"solver": "lbfgs", "warm_start": True}, set()),
-        ({"dtype": "float32"}, {"check_sample_weight_equivalence_on_dense_data"}),
+        ({"solver": "lbfgs", "early_stopping": True, "class_weight": "balanced"}, set()),
+        (
+            {"dtype": "float32"},
+            {"check_sample_weight_equivalence_on_dense_data", "check_class_weight_classifiers"},
+        ),
         (
             {"dtype": "float32", "solver": "lbfgs"},
             {"check_sample_weight_equivalence_on_dense_data", "check_classifiers_train"},
         ),
-        ({"batch_size": 16}, {"check_sample_weight_equivalence_on_dense_data"}),
-        ({"warm_start": True}, {"check_supervised_y_2d"}),
+        (
+            {"batch_size": 16},
+            {"check_sample_weight_equivalence_on_dense_data", "check_class_weight_classifiers"},
+        ),
+        ({"warm_start": True}, {"check_supervised_y_2d", "check_class_weight_classifiers"}),
     ],
-    ids=["default", "lbfgs", "lbfgs-warm", "float32", "float32-lbfgs", "small-batch", "warm"],
+    ids=[
+        "default",
+        "sgd-no-tol",
+        "early-stopping",
+        "balanced",
+        "lbfgs",
+        "lbfgs-warm",
+        "lbfgs-early-balanced",
+        "float32",
+        "float32-lbfgs",
+        "small-batch",
+        "warm",
+    ],
 )
 def test_expected_failed_checks_are_the_ones_that_fail(params, failing):
     """expected_failed_checks names exactly the checks each configuration fails (the reasons

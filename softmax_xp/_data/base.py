@@ -38,12 +38,14 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class SgdStep:
-    """One SGD epoch's settings: its step size, momentum, L2 strength and batch size."""
+    """One SGD epoch's settings: its step size, momentum, penalty strength, batch size and the
+    penalty's L1 share (0: L2, 1: L1; see :func:`softmax_xp.solvers.sgd.sgd_epoch`)."""
 
     lr: float
     momentum: float
     reg: float
     batch_size: int
+    l1_ratio: float = 0.0
 
 
 class TrainingData(Protocol):

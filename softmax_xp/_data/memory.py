@@ -90,8 +90,9 @@ class InMemoryData:
         backend, xp = self.settings.backend, self.settings.backend.xp
         weights = self._mean_one_weights()
         settings = dict(
-            lr=step.lr, momentum=step.momentum, reg=step.reg, batch_size=step.batch_size, xp=xp
-        )
+            lr=step.lr, momentum=step.momentum, reg=step.reg, batch_size=step.batch_size, xp=xp,
+            l1_ratio=step.l1_ratio,
+        )  # fmt: skip
         indices = index_dtype(xp, backend.device)
         if self.blocks is None:
             order = asarray_on(backend, _random.permutation(rng, self.n), indices)

@@ -33,12 +33,13 @@ _HITS_SPLIT = 4096  # hit counts travel as (hits // 4096, hits % 4096): exact in
 @dataclass(frozen=True)
 class Schedule:
     """SGD's settings: step size ``lr * lr_decay ** (epoch - 1)`` in epoch ``epoch`` (1-based),
-    heavy-ball ``momentum`` and the L2 strength ``reg``."""
+    heavy-ball ``momentum``, the penalty strength ``reg`` and its L1 share ``l1_ratio``."""
 
     lr: float
     lr_decay: float
     momentum: float
     reg: float
+    l1_ratio: float = 0.0
 
     def step_size(self, epoch: int) -> float:
         return self.lr * self.lr_decay ** (epoch - 1)
@@ -192,11 +193,15 @@ class Run:
         )
 
     # -- L-BFGS ------------------------------------------------------------------------------------
-    def lbfgs(self, state: TrainState, epochs: int, tol: float, reg: float) -> LbfgsOutcome:
+    def lbfgs(
+        self, state: TrainState, epochs: int, tol: float, reg: float, l1_ratio: float = 0.0
+    ) -> LbfgsOutcome:
         """L-BFGS iterations ``state.epoch + 1 .. epochs`` (fewer once converged); each accepted
-        iterate is committed like an SGD epoch, so an interruption keeps the last one."""
+        iterate is committed like an SGD epoch, so an interruption keeps the last one. The
+        penalty is ``reg * (l1_ratio * ||W||_1 + 0.5 * (1 - l1_ratio) * ||W||^2)``: the data's
+        objective carries the L2 part, the solver the L1 part."""
         self._begin(state)
-        objective = self.data.objective(reg)
+        objective = self.data.objective(reg * (1.0 - l1_ratio) if l1_ratio else reg)
         clock = [time.perf_counter()]
         first: list[float] = []
 
@@ -235,6 +240,7 @@ class Run:
                     to_host=to_numpy,
                     tol=tol,
                     callback=on_iteration,
+                    l1=reg * l1_ratio,
                 )
         except _Stopped:
             self._end()
@@ -257,7 +263,13 @@ class _Stopped(Exception):
 
 
 def _step(lr: float, schedule: Schedule, batch_size: int) -> SgdStep:
-    return SgdStep(lr=lr, momentum=schedule.momentum, reg=schedule.reg, batch_size=batch_size)
+    return SgdStep(
+        lr=lr,
+        momentum=schedule.momentum,
+        reg=schedule.reg,
+        batch_size=batch_size,
+        l1_ratio=schedule.l1_ratio,
+    )
 
 
 def _lbfgs_diverged(

@@ -185,6 +185,18 @@ def _add_run(train: argparse.ArgumentParser) -> None:
         default=None,
         help="train on the first N training images only (quick runs)",
     )
+    train.add_argument(
+        "--early-stopping",
+        action="store_true",
+        help="stop when the validation loss has not improved for --patience epochs, and keep "
+        "the best epoch's weights (give it again with --resume)",
+    )
+    train.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=None,
+        help="--early-stopping only: epochs without improvement before stopping (default 5)",
+    )
     train.add_argument("--no-plots", action="store_true", help="do not write the PNG figures")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 

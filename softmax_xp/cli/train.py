@@ -18,7 +18,7 @@ from .._backend import Backend, BackendUnavailableError, resolve_backend
 from .._errors import ResumeMismatchError, TrainingDivergedError
 from .._modelfile import Checkpoint
 from ..datasets import split_validation
-from ..model import History, SoftmaxXP
+from ..model import EarlyStopping, History, SoftmaxXP
 from . import report as reporting
 from ._rundir import FolderBusyError, RunFolder
 from ._signals import Interruptions, signal_name
@@ -52,6 +52,7 @@ class _Run:
     test: tuple[Any, Any] = ()
     stop: BaseException | None = None
     seconds: float = 0.0
+    early: EarlyStopping | None = None
 
     @property
     def checkpoint(self) -> Path:
@@ -141,6 +142,7 @@ def _prepare(args: argparse.Namespace, folder: RunFolder) -> _Run:
     for tmp in folder.remove_stale_temporaries():
         say(f"removed {tmp}, left by an interrupted write")
     run = _Run(args, out, previous, resume, recipe(args, resume))
+    run.early = _early_stopping(args)
     if run.start_epoch > run.recipe["epochs"]:
         raise CLIError(
             f"--epochs {run.recipe['epochs']}: the run in {out} already has {run.start_epoch} "
@@ -201,7 +203,10 @@ def _fit(run: _Run, model: SoftmaxXP, interruptions: Interruptions) -> None:
                 epochs=run.recipe["epochs"],
                 batch_size=run.recipe["batch_size"],
                 verbose=0,
-                callback=_after_epoch(run.out / "run.json", settings, progress),
+                callback=[
+                    _after_epoch(run.out / "run.json", settings, progress),
+                    *([run.early] if run.early is not None else []),
+                ],
                 checkpoint=run.checkpoint,
                 resume_from=run.checkpoint if run.resume is not None else None,
                 solver=run.recipe["solver"],
@@ -237,6 +242,11 @@ def _save(run: _Run, model: SoftmaxXP) -> None:
     """Evaluate on the test set, write the model, reports and figures, and print the report."""
     completed, epochs = model.epoch_, run.recipe["epochs"]
     status, summary = _status(run.stop, completed, epochs)
+    if run.early is not None and run.early.stopped_epoch is not None and run.stop is None:
+        summary = (
+            f"stopped early: {completed} of {epochs} epochs, the validation loss best in "
+            f"epoch {run.early.best_epoch} (its weights are the model's)"
+        )
     report, y_pred = reporting.evaluate(model, *run.test)
     report.update(
         status=status,
@@ -286,6 +296,18 @@ def _after_epoch(path: Path, settings: dict[str, Any], progress: _Progress):
         progress.update(epoch, history)
 
     return callback
+
+
+def _early_stopping(args: argparse.Namespace) -> EarlyStopping | None:
+    """The run's EarlyStopping (on the validation loss), or None; --patience needs it."""
+    if args.patience is not None and not args.early_stopping:
+        raise CLIError(
+            f"--patience {args.patience}: --patience is for --early-stopping; give both, or "
+            "leave out --patience."
+        )
+    if not args.early_stopping:
+        return None
+    return EarlyStopping(monitor="val_loss", patience=args.patience or 5)
 
 
 def _status(stop: BaseException | None, completed: int, epochs: int) -> tuple[str, str]:

@@ -7,6 +7,13 @@ device-to-host transfer (the loss and the flat gradient, stacked) and one host-t
 (the trial parameters); the L-BFGS two-loop recursion and line search run in float64 NumPy on the
 host, where they are a few vector operations of length ``d * K + K``.
 
+An L1 term ``l1 * ||W||_1`` (the lasso or the elastic net's L1 part) is not smooth; it is handled
+exactly by splitting ``W = U - V`` with bounds ``U, V >= 0``, on which the term is linear,
+``l1 * sum(U + V)``: L-BFGS-B minimises over ``(U, V, b)`` (``2 d K + K`` numbers) with the
+objective's ``(loss, dW, db)`` giving ``dU = dW + l1`` and ``dV = l1 - dW``. At the optimum at
+most one of ``U_ij, V_ij`` is positive, and a weight whose two halves both sit on their bound is
+exactly zero.
+
 scipy is an optional extra (``pip install "softmax-xp[lbfgs]"``), imported inside
 :func:`minimize_lbfgs`. This module imports neither numpy nor anything of ours (the solvers'
 rule): the host vectors it handles are the NumPy arrays scipy passes in and those the caller's
@@ -70,6 +77,7 @@ def minimize_lbfgs(
     to_host: Callable[[Array], Any],
     tol: float = DEFAULT_TOL,
     callback: Callable[[int, Array, Array, float], None] | None = None,
+    l1: float = 0.0,
 ) -> LbfgsResult:
     """Minimise ``objective(W, b)`` over the weights ``W`` (d x K) and bias ``b`` (1 x K) with
     scipy's L-BFGS-B, starting from ``(W0, b0)``.
@@ -98,6 +106,11 @@ def minimize_lbfgs(
         ``callback(iteration, W, b, loss)`` after every iteration with the accepted iterate, on
         the device (e.g. to record a history, write a checkpoint or check a validation set). An
         exception it raises ends the minimisation and propagates.
+    l1
+        The strength ``>= 0`` of an L1 term ``l1 * ||W||_1`` added to ``objective`` (the bias is
+        not penalised); 0, the default, minimises ``objective`` alone. With ``l1 > 0`` the
+        minimisation runs on the split ``W = U - V`` described in the module docstring, the
+        losses include the L1 term and ``tol`` bounds the projected gradient of ``(U, V, b)``.
 
     Returns
     -------
@@ -120,9 +133,17 @@ def minimize_lbfgs(
         joined = xp.concat([xp.reshape(part, (-1,)) for part in parts])
         return to_host(joined).astype("float64")  # one device-to-host copy
 
+    m = d * k
+    bounds = None
+
     def unflatten(x: Any) -> tuple[Array, Array]:
+        """``(W, b)`` on the device of the host vector ``(W, b)``, or ``(U, V, b)`` with ``l1``."""
+        if l1:  # W = U - V, formed on the host in float64
+            joined = x[m:].copy()
+            joined[:m] = x[:m] - x[m : 2 * m]
+            x = joined
         on_device = xp.asarray(x, dtype=dtype, device=device)  # one host-to-device copy
-        return xp.reshape(on_device[: d * k], (d, k)), xp.reshape(on_device[d * k :], (1, k))
+        return xp.reshape(on_device[:m], (m // k, k)), xp.reshape(on_device[m:], (1, k))
 
     last: dict[str, Any] = {}  # the latest evaluation, which is the accepted iterate
 
@@ -130,8 +151,16 @@ def minimize_lbfgs(
         W, b = unflatten(x)
         loss, dW, db = objective(W, b)
         host = flat_on_host(loss, dW, db)
-        last.update(x=x.copy(), W=W, b=b, loss=float(host[0]))
-        return float(host[0]), host[1:]
+        value, grad = float(host[0]), host[1:]
+        if l1:  # d/dU = dW + l1, d/dV = l1 - dW; the L1 term is linear in (U, V)
+            value += l1 * float(x[: 2 * m].sum())
+            split = x.copy()
+            split[:m] = grad[:m] + l1
+            split[m : 2 * m] = l1 - grad[:m]
+            split[2 * m :] = grad[m:]
+            grad = split
+        last.update(x=x.copy(), W=W, b=b, loss=value)
+        return value, grad
 
     losses: list[float] = []
 
@@ -147,11 +176,19 @@ def minimize_lbfgs(
             callback(len(losses), W, b, loss)
 
     x0 = flat_on_host(W0, b0)
+    if l1:  # U0 = max(W0, 0), V0 = max(-W0, 0)
+        w0 = x0[:m]
+        x0 = flat_on_host(W0, W0, b0)
+        x0[:m], x0[m : 2 * m] = w0.clip(min=0.0), (-w0).clip(min=0.0)
+        lower, upper = x0 * 0.0, x0 * 0.0 + math.inf
+        lower[2 * m :] = -math.inf
+        bounds = optimize.Bounds(lower, upper)
     result = optimize.minimize(
         fun,
         x0,
         method="L-BFGS-B",
         jac=True,
+        bounds=bounds,
         callback=on_iteration,
         options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": FTOL},
     )

@@ -86,7 +86,7 @@ def take_of(xp: Any) -> Any:
 def _batch_means(
     parts: Array, penalty: Array, n: int, batch_size: int, xp: Any, weights: Array | None = None
 ) -> Array:
-    """Per-batch mean cross-entropy plus each batch's L2 ``penalty``.
+    """Per-batch mean cross-entropy plus each batch's ``penalty`` (L2, or elastic net).
 
     ``parts`` holds one column per row: its softmax denominator ``s`` (over max-shifted logits)
     and its shifted true-class logit ``z_y``; the row's cross-entropy is ``log(s) - z_y``, times
@@ -106,6 +106,23 @@ def _batch_means(
     return means + penalty
 
 
+def _clip_cumulative(w: Array, q: Array, u: Array, zero: Array, xp: Any) -> Array:
+    """The cumulative L1 penalty's clip (Tsuruoka et al. 2009) of the weights ``w``, updating
+    ``q`` in place.
+
+    ``u`` (0-d) is the total penalty each weight could have received so far, ``q`` the penalty
+    each one did: ``w > 0 -> max(0, w - (u + q))``, ``w < 0 -> min(0, w + (u - q))``, then
+    ``q += w_new - w``. Returns the new weights (a fresh array).
+    """
+    shrunk = xp.where(
+        w > zero,
+        xp.maximum(w - (u + q), zero),
+        xp.where(w < zero, xp.minimum(w + (u - q), zero), w),
+    )
+    q += shrunk - w
+    return shrunk
+
+
 def sgd_epoch(
     X: Array,
     y: Array,
@@ -120,6 +137,7 @@ def sgd_epoch(
     batch_size: int,
     xp: Any,
     weights: Array | None = None,
+    l1_ratio: float = 0.0,
 ) -> tuple[Array, Array, tuple[Array, Array] | None, Array]:
     """Visit ``X[order]`` in batches of ``batch_size``; return ``(W, b, velocity, batch_losses)``.
 
@@ -134,6 +152,18 @@ def sgd_epoch(
     mean's gradient ``sum_i w_i g_i / sum_i w_i`` (unit weights give plain SGD exactly), and a
     batch's step does not depend on the weights of the other rows in it. Without ``weights`` the
     loop is the unweighted one, call for call.
+
+    ``l1_ratio`` in [0, 1] makes the penalty the elastic net
+    ``reg * (l1_ratio * ||W||_1 + 0.5 * (1 - l1_ratio) * ||W||^2)`` (the bias is never
+    penalised); 0, the default, is the L2 loop above, call for call. The L2 part stays in the
+    step (``(1 - lr * reg * (1 - l1_ratio)) W``, or in the velocity); the L1 part is a proximal
+    step after it, by the cumulative penalty of Tsuruoka et al. (2009), as SGDClassifier does:
+    ``u`` is the total L1 penalty ``sum_t lr * reg * l1_ratio`` a weight could have received so
+    far and ``q_j`` the penalty weight ``j`` did receive; after each step a positive ``w_j``
+    becomes ``max(0, w_j - (u + q_j))``, a negative one ``min(0, w_j + (u - q_j))``, so weights
+    reach exactly zero. ``u`` and ``q`` start from zero in every call (an epoch, or a block of
+    one). With momentum the prox acts on ``W`` after ``W <- W + v``; the velocity keeps the
+    smooth part of the step only.
     """
     if is_jax_namespace(xp):
         from .sgd_jax import sgd_epoch_jax
@@ -153,8 +183,9 @@ def sgd_epoch(
     def scalar(value: float) -> Array:
         return xp.asarray(value, dtype=dt, device=dev)
 
-    decay = scalar(1.0 - lr * reg)  # (1 - lr reg) W: the L2 part of the step
-    lr_reg = scalar(lr * reg)
+    reg_l2 = reg * (1.0 - l1_ratio) if l1_ratio else reg  # the elastic net's L2 strength
+    decay = scalar(1.0 - lr * reg_l2)  # (1 - lr reg) W: the L2 part of the step
+    lr_reg = scalar(lr * reg_l2)
     mu = scalar(momentum)
     W = xp.asarray(W, copy=True)
     bT = xp.reshape(b, (k, 1), copy=True)
@@ -164,6 +195,11 @@ def sgd_epoch(
     # Per row: the softmax denominator and the true-class logit; per batch: ||W||^2 at its start.
     parts = xp.empty((2, n), dtype=dt, device=dev)
     sq_norm = xp.empty((steps,), dtype=dt, device=dev)
+    l1 = None  # with an L1 part: (u per step, q, zero, ||W||_1 per batch)
+    if l1_ratio:
+        u = scalar(lr * reg * l1_ratio) * xp.arange(1, steps + 1, dtype=dt, device=dev)
+        zero = scalar(0.0)
+        l1 = (u, xp.zeros(W.shape, dtype=dt, device=dev), zero, xp.empty_like(sq_norm))
 
     take = take_of(xp)
     width, step, ones_n = batch_size, scalar(lr / batch_size), tab.ones_n
@@ -190,23 +226,30 @@ def sgd_epoch(
             e *= xp.reshape(w_order[lo:hi], (1, width))  # lr/n w_i (p_i - Y_i)
         flat = xp.reshape(W, (-1,))
         sq_norm[t] = flat @ flat
+        if l1 is not None:
+            l1[3][t] = xp.sum(xp.abs(flat))
         G = Xb.T @ e.T  # lr/n X^T (p - Y)
         g_b = e @ ones_n  # (K, 1): lr/n sum_i (p - Y)
         if velocity is None:
-            if reg:
+            if reg_l2:
                 W *= decay
             W -= G
             bT -= g_b
         else:
             vW *= mu
             vW -= G
-            if reg:
+            if reg_l2:
                 vW -= lr_reg * W
             W += vW
             vbT *= mu
             vbT -= g_b
             bT += vbT
-    losses = _batch_means(parts, scalar(0.5 * reg) * sq_norm, n, batch_size, xp, w_order)
+        if l1 is not None:
+            W = _clip_cumulative(W, l1[1], l1[0][t], l1[2], xp)
+    penalty = scalar(0.5 * reg_l2) * sq_norm
+    if l1 is not None:
+        penalty = penalty + scalar(reg * l1_ratio) * l1[3]
+    losses = _batch_means(parts, penalty, n, batch_size, xp, w_order)
     b_out = xp.reshape(bT, (1, k))
     v_out = None if velocity is None else (vW, xp.reshape(vbT, (1, k)))
     return W, b_out, v_out, losses

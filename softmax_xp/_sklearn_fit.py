@@ -1,0 +1,329 @@
+"""What SoftmaxClassifier's fit needs besides SoftmaxXP: labels and their codes, class weights,
+SGDClassifier's stopping rule and its held-out validation rows, and where an array lives."""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from typing import Any
+
+import array_api_compat
+import numpy as np
+from sklearn import get_config
+from sklearn.model_selection import StratifiedShuffleSplit
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import check_random_state, check_scalar
+
+from ._backend import backend_name, to_numpy
+from ._data import is_lazy
+from .model import Callback
+
+__all__ = [
+    "NoImprovement",
+    "SklearnCallbacks",
+    "check_one_label_per_sample",
+    "class_weighted",
+    "classes_of",
+    "codes_of",
+    "dense_host",
+    "dispatch",
+    "dtype_name",
+    "encode",
+    "hold_out",
+    "host_labels",
+    "its_device",
+    "label_of",
+    "same",
+    "seed",
+    "stopping_rule",
+    "where",
+    "with_weights",
+]
+
+Array = Any
+
+
+def dispatch() -> bool:
+    """Whether scikit-learn's array API dispatch is on (then everything follows ``X``)."""
+    return bool(get_config().get("array_api_dispatch", False))
+
+
+def stopping_rule(
+    early_stopping: bool, solver: str, tol: float | None, n_iter_no_change: Any
+) -> NoImprovement | None:
+    """SGDClassifier's stopping rule for a fit: on the validation accuracy with
+    ``early_stopping``, else on SGD's training loss; None when there is none."""
+    n = check_scalar(n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1)
+    if early_stopping:
+        return NoImprovement("val_accuracy", -np.inf if tol is None else tol, int(n))
+    if solver == "sgd" and tol is not None:
+        return NoImprovement("loss", tol, int(n))
+    return None
+
+
+def hold_out(
+    X: Array,
+    labels: np.ndarray,
+    sample_weight: Any,
+    validation_fraction: Any,
+    random_state: Any,
+    dispatch: bool,
+) -> tuple[Array, np.ndarray, Any, tuple[Array, np.ndarray]]:
+    """``(X, labels, sample_weight)`` of the training rows and ``(X, labels)`` of a stratified
+    ``validation_fraction`` held out, split as SGDClassifier splits them."""
+    if is_lazy(X):
+        raise ValueError(
+            "early_stopping=True holds out rows of X in memory; with a Dask X, pass your own "
+            "validation set to SoftmaxXP.train(X, y, X_val, y_val, callback="
+            "softmax_xp.EarlyStopping(...)) instead."
+        )
+    check_scalar(
+        validation_fraction, "validation_fraction", numbers.Real,
+        min_val=0, max_val=1, include_boundaries="neither",
+    )  # fmt: skip
+    splitter = StratifiedShuffleSplit(
+        test_size=validation_fraction, random_state=seed(random_state)
+    )
+    try:
+        train, held = next(splitter.split(np.zeros((labels.shape[0], 1)), labels))
+    except ValueError as exc:
+        raise ValueError(
+            f"early_stopping=True could not hold out a stratified validation_fraction="
+            f"{validation_fraction} of {labels.shape[0]} rows: {exc}"
+        ) from None
+    xp = array_api_compat.array_namespace(X)
+
+    def take(rows: np.ndarray) -> Array:
+        if not dispatch:
+            return X[rows]
+        return xp.take(X, xp.asarray(rows, device=array_api_compat.device(X)), axis=0)
+
+    weights = sample_weight
+    if sample_weight is not None and np.ndim(_host(sample_weight)) > 0:
+        weights = _host(sample_weight)[train]
+    return take(train), labels[train], weights, (take(held), labels[held])
+
+
+def class_weighted(
+    sample_weight: Any, labels: np.ndarray, classes: np.ndarray, class_weight: Any
+) -> Any:
+    """``sample_weight`` times each row's class weight (scikit-learn's ``compute_class_weight``
+    over ``classes``, from all of ``labels``), as LogisticRegression and SGDClassifier combine
+    them; ``sample_weight`` itself when ``class_weight`` is None."""
+    if class_weight is None:
+        return sample_weight
+    if isinstance(class_weight, dict):
+        unknown = [key for key in class_weight if not np.any(classes == key)]
+        if unknown:
+            raise ValueError(
+                f"class_weight has labels that are not classes of y: {unknown!r}; its keys are "
+                f"labels of classes_ ({classes.tolist()!r})."
+            )
+    per_class = compute_class_weight(class_weight, classes=classes, y=classes[labels])
+    per_row = per_class[labels]
+    if sample_weight is None:
+        return per_row
+    weights = np.asarray(_host(sample_weight), dtype=np.float64)
+    return per_row * weights
+
+
+def _host(values: Any) -> Any:
+    return to_numpy(values) if array_api_compat.is_array_api_obj(values) else np.asarray(values)
+
+
+def where(X: Array) -> tuple[str, Any, Any]:
+    """``(backend name, namespace, device)`` of an array (lists and the like: NumPy's)."""
+    if not array_api_compat.is_array_api_obj(X):
+        X = np.asarray(X)
+    xp = array_api_compat.array_namespace(X)
+    return backend_name(xp), xp, array_api_compat.device(X)
+
+
+class NoImprovement(Callback):
+    """SGDClassifier's stopping rule: stop after ``n`` epochs in a row whose ``monitor`` (the
+    validation accuracy, or the training loss) is not better than the best so far by ``tol``;
+    ``met`` says whether it stopped the run."""
+
+    def __init__(self, monitor: str, tol: float, n: int):
+        self.monitor, self.tol, self.n = monitor, tol, n
+
+    def on_train_begin(self, state: Any) -> None:
+        self.best, self.count, self.met = None, 0, False
+
+    def on_epoch_end(self, state: Any) -> None:
+        value = state.history[self.monitor][-1]
+        if self.monitor == "loss":
+            value = -value  # the rule below is for a score, higher is better
+        worse = self.best is not None and value < self.best + self.tol
+        self.count = self.count + 1 if worse else 0
+        if self.best is None or value > self.best:
+            self.best = value
+        if self.count >= self.n:
+            self.met = True
+            assert self.run is not None
+            self.run.stop(f"no improvement of the {self.monitor} by tol={self.tol} in {self.n}")
+
+
+def its_device(x: Array) -> Any:
+    """A context in which ``x``'s device is current (CuPy's devices are such contexts)."""
+    device = array_api_compat.device(x)
+    return device if hasattr(device, "__enter__") else contextlib.nullcontext()
+
+
+def label_of(index: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The labels of class indices (one block of a lazy Dask ``predict``)."""
+    return classes[index]
+
+
+def check_one_label_per_sample(y: Any, name: str) -> None:
+    """Refuse a ``y`` of several columns (multilabel or multioutput) with the way to fit one."""
+    shape = getattr(y, "shape", None)
+    if shape is None and isinstance(y, list | tuple):
+        shape = np.asarray(y, dtype=object).shape  # a list of rows; ragged ones stay 1-D
+    if shape is not None and len(shape) == 2 and shape[1] > 1:
+        raise ValueError(
+            f"y should be a 1d array, got an array of shape {tuple(shape)} instead: {name} "
+            "predicts one label per sample. For several labels per sample (multilabel or "
+            f"multioutput y), fit one {name} per column with sklearn.multioutput."
+            f"MultiOutputClassifier({name}()) or ClassifierChain({name}())."
+        )
+
+
+def host_labels(y: Any) -> np.ndarray:
+    """Labels as a 1-D host array (a Dask ``y`` is computed: labels are small beside ``X``)."""
+    y = np.asarray(y.compute() if is_lazy(y) else to_numpy(y))
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    check_classification_targets(y)
+    return y
+
+
+def encode(y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(classes, codes)``: the sorted labels and each row's index in them (host NumPy)."""
+    classes, codes = np.unique(to_numpy(y), return_inverse=True)
+    return classes, codes.astype(np.int64, copy=False)
+
+
+def classes_of(classes: Any) -> np.ndarray:
+    """``partial_fit``'s ``classes``, sorted and unique on the host, checked as scikit-learn's
+    incremental classifiers check them (a sequence of class labels, not a mix of types)."""
+    if array_api_compat.is_array_api_obj(classes):
+        classes = to_numpy(classes)
+    return np.asarray(unique_labels(classes))
+
+
+def codes_of(classes: np.ndarray, y: Any) -> np.ndarray:
+    """Each label's index in ``classes``; ValueError naming labels not in ``classes``."""
+    y = to_numpy(y)
+    codes = np.searchsorted(classes, y)
+    codes = np.minimum(codes, classes.shape[0] - 1)
+    unknown = classes[codes] != y
+    if np.any(unknown):
+        raise ValueError(
+            f"y contains labels not in classes: {np.unique(y[unknown])!r}; pass every label "
+            "to the first partial_fit call's classes."
+        )
+    return codes.astype(np.int64, copy=False)
+
+
+def same(a: Any, b: np.ndarray) -> bool:
+    return a is not None and a.shape == b.shape and bool(np.all(a == b))
+
+
+def dtype_name(X: Array) -> str:
+    name = str(getattr(X.dtype, "name", X.dtype)).rsplit(".", 1)[-1]
+    return name if name in ("float32", "float64") else "float64"
+
+
+def seed(random_state: Any) -> int | None:
+    """SoftmaxXP's seed (a non-negative int, or None) from a scikit-learn random_state."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def dense_host(values: Any) -> np.ndarray:
+    """A fitted array (scipy.sparse after ``sparsify``, or any backend's) as a host ndarray."""
+    if hasattr(values, "toarray") and not array_api_compat.is_array_api_obj(values):
+        return np.asarray(values.toarray())
+    return np.asarray(to_numpy(values))
+
+
+def with_weights(model: Any, coef: np.ndarray, intercept: np.ndarray) -> Any:
+    """A copy of ``model`` whose weights are LogisticRegression-style ``coef_`` and
+    ``intercept_`` (for two classes one row, the log-odds of the second class: the first
+    class's logit is then 0, which gives the same probabilities)."""
+    copy = object.__new__(type(model))
+    copy.__dict__.update(model.__dict__)
+    if coef.shape[0] == 1 and model.num_classes == 2:
+        coef, intercept = (
+            np.concatenate([0 * coef, coef]),
+            np.concatenate([0 * intercept, intercept]),
+        )
+    if coef.shape != (model.num_classes, model.input_dim) or intercept.shape != (
+        model.num_classes,
+    ):
+        raise ValueError(
+            f"coef_ has shape {coef.shape} and intercept_ {intercept.shape}; a model of "
+            f"{model.input_dim} features and {model.num_classes} classes needs "
+            f"({model.num_classes if model.num_classes > 2 else 1}, {model.input_dim}) and "
+            f"({model.num_classes if model.num_classes > 2 else 1},)."
+        )
+    copy.W, copy.b = coef.T, intercept[None, :]
+    return copy
+
+
+class SklearnCallbacks(Callback):
+    """scikit-learn's callback protocol (``sklearn.callback``, 1.9+) on our run: every epoch
+    (or L-BFGS iteration) is a sub-task of the fit's callback context, begun with the weights it
+    starts from and ended with those it reaches, as LogisticRegression's L-BFGS bridge does; a
+    callback asking to stop ends the run after that epoch."""
+
+    def __init__(
+        self, context: Any, estimator: Any, task: dict[str, Any], model: Any, classes: Any
+    ):
+        self.context, self.estimator, self.model, self.classes = context, estimator, model, classes
+        self.task = task  # estimator, X, y, metadata: what every hook gets
+        self.current: Any = None
+
+    def _attributes(self, state: Any) -> dict[str, Any]:
+        """What makes a copy of the estimator predict with ``state``'s weights."""
+        coef = np.asarray(to_numpy(state.W)).T
+        intercept = np.asarray(to_numpy(state.b))[0]
+        if coef.shape[0] == 2:
+            coef, intercept = coef[1:] - coef[:1], intercept[1:] - intercept[:1]
+        model = with_weights(self.model, np.asarray(to_numpy(state.W)).T, to_numpy(state.b)[0])
+        return {
+            "model_": model,
+            "coef_": coef,
+            "intercept_": intercept,
+            "_fitted": (coef, intercept),
+            "classes_": self.classes,
+        }
+
+    def _begin(self, state: Any) -> None:
+        self.current = self.context.subcontext(task_name="epoch")
+        self.current.call_on_fit_task_begin(
+            **self.task, reconstruction_attributes=self._attributes(state)
+        )
+
+    def on_train_begin(self, state: Any) -> None:
+        self._begin(state)
+
+    def on_epoch_end(self, state: Any) -> None:
+        stop = self.current.call_on_fit_task_end(
+            **self.task, reconstruction_attributes=self._attributes(state)
+        )
+        if stop:
+            assert self.run is not None
+            self.run.stop("stopped by a scikit-learn callback")
+        self._begin(state)
+
+    def close(self) -> None:
+        """End the sub-task begun after the last epoch, which never ran (as scikit-learn does)."""
+        if self.current is not None:
+            self.current.call_on_fit_task_end(estimator=self.estimator)
+            self.current = None
