@@ -85,8 +85,10 @@ def test_labels_and_predictions_use_jax_default_integers():
 # -- the compiled epoch ----------------------------------------------------------------------------
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_compiled_epoch_is_numpys_epoch(momentum, weighted):
-    """Same order, same batches (the short last one included), same numbers to rounding."""
+@pytest.mark.parametrize("l1_ratio", [0.0, 0.5])
+def test_compiled_epoch_is_numpys_epoch(momentum, weighted, l1_ratio):
+    """Same order, same batches (the short last one included), same numbers to rounding; with
+    an L1 part, the same weights at exactly zero."""
     X, y = blobs(n=203)
     rng = np.random.default_rng(1)
     order = rng.permutation(203)
@@ -94,7 +96,8 @@ def test_compiled_epoch_is_numpys_epoch(momentum, weighted):
     b = np.zeros((1, 3), np.float32)
     velocity = (np.full_like(W, 0.01), np.full_like(b, -0.01)) if momentum else None
     weights = rng.uniform(0.2, 2.0, 203).astype(np.float32) if weighted else None
-    settings = dict(lr=0.3, momentum=momentum, reg=1e-2, batch_size=32)
+    reg = 0.5 if l1_ratio else 1e-2  # strong enough for the L1 clip to reach zero
+    settings = dict(lr=0.3, momentum=momentum, reg=reg, batch_size=32, l1_ratio=l1_ratio)
     want = sgd_epoch(X, y, order, W, b, velocity, weights=weights, xp=np, **settings)
 
     on = jnp.asarray
@@ -108,6 +111,8 @@ def test_compiled_epoch_is_numpys_epoch(momentum, weighted):
         strict=True,
     ):
         np.testing.assert_allclose(to_numpy(ours), theirs, rtol=2e-5, atol=1e-6)
+    zeros = to_numpy(got[0]) == 0
+    assert np.array_equal(zeros, want[0] == 0) and zeros.any() == bool(l1_ratio)
 
 
 def test_compiled_once_per_shape_and_reused_across_epochs_and_models():

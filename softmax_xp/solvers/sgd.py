@@ -171,6 +171,7 @@ def sgd_epoch(
         return sgd_epoch_jax(
             X, y, order, W, b, velocity,
             lr=lr, momentum=momentum, reg=reg, batch_size=batch_size, weights=weights,
+            l1_ratio=l1_ratio,
         )  # fmt: skip
     n = X.shape[0]
     k = W.shape[1]

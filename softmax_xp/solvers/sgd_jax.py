@@ -2,7 +2,8 @@
 
 JAX arrays are immutable and each eager call costs ~10 us of dispatch, so the in-place loop of
 :mod:`.sgd` would run ~11x slower than on NumPy. Here the whole epoch (gather, forward, softmax,
-gradient, update, momentum, sample weights, the short last batch) is one ``jax.jit`` program: one
+gradient, update, momentum, sample weights, the elastic net's cumulative L1 clip, the short last
+batch) is one ``jax.jit`` program: one
 ``lax.scan`` over the batches. The maths is that of :func:`softmax_xp.solvers.sgd.sgd_epoch`, step
 for step, in the same batch order (the caller's ``order``, drawn on the host), so the weights
 agree with NumPy's to rounding.
@@ -46,6 +47,7 @@ def sgd_epoch_jax(
     batch_size: int,
     xp: Any = None,
     weights: Array | None = None,
+    l1_ratio: float = 0.0,
 ) -> tuple[Array, Array, Velocity, Array]:
     """:func:`softmax_xp.solvers.sgd.sgd_epoch` for JAX arrays: ``(W, b, velocity, losses)``.
 
@@ -53,23 +55,30 @@ def sgd_epoch_jax(
     With ``velocity`` (heavy ball): ``v <- momentum v - lr/|B| X_B^T (P_B - Y_B) - lr reg W``,
     ``W <- W + v``, likewise for ``b`` (without the L2 term). Each batch's loss is its mean
     (weighted) cross-entropy plus ``0.5 reg ||W||^2`` at the batch's starting weights.
-    ``xp`` is accepted for the common signature and not used.
+    ``l1_ratio > 0``: the elastic net of :func:`softmax_xp.solvers.sgd.sgd_epoch`, its L2 part
+    ``reg (1 - l1_ratio)`` in the step and its L1 part ``reg l1_ratio`` as the cumulative clip
+    after it. ``xp`` is accepted for the common signature and not used.
     """
     n = X.shape[0]
     batch_size = min(batch_size, max(n, 1))
     last = n - (n // batch_size) * batch_size or batch_size
+    reg_l2 = reg * (1.0 - l1_ratio) if l1_ratio else reg
     # The constants as NumPy's epoch makes them: Python floats, rounded once to W's dtype.
+    steps = (lr / batch_size, lr / last)
+    smooth = (lr * reg_l2, 1.0 - lr * reg_l2, momentum, 0.5 * reg_l2)
     consts = jnp.asarray(
-        [lr / batch_size, lr / last, lr * reg, 1.0 - lr * reg, momentum, 0.5 * reg],
+        [*steps, *smooth, lr * reg * l1_ratio, reg * l1_ratio],
         dtype=W.dtype,
         device=W.device,
     )
     if weights is not None:
         weights = weights.astype(W.dtype)
-    return _epoch(X, y, order, W, b, velocity, weights, consts, batch_size=batch_size)
+    return _epoch(
+        X, y, order, W, b, velocity, weights, consts, batch_size=batch_size, l1=bool(l1_ratio)
+    )
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size",))
+@functools.partial(jax.jit, static_argnames=("batch_size", "l1"))
 def _epoch(
     X: Array,
     y: Array,
@@ -81,9 +90,10 @@ def _epoch(
     consts: Array,
     *,
     batch_size: int,
+    l1: bool,
 ) -> tuple[Array, Array, Velocity, Array]:
-    """The compiled epoch; ``consts`` = ``[lr/B, lr/B_last, lr reg, 1 - lr reg, momentum,
-    reg/2]``.
+    """The compiled epoch; ``consts`` = ``[lr/B, lr/B_last, lr reg2, 1 - lr reg2, momentum,
+    reg2/2, lr reg1, reg1]`` with the L2 and L1 strengths ``reg2``, ``reg1``; ``l1``: clip.
 
     One loop body serves every batch: a short last batch is padded to ``B`` rows that are then
     masked out (they add exact zeros), which halves the compile time of a second copy of the step.
@@ -95,9 +105,20 @@ def _epoch(
     classes = jnp.arange(k, dtype=y.dtype)
     positions = jnp.arange(batch_size, dtype=order.dtype)
 
-    def step(params: tuple[Array, Array, Velocity], batch: tuple[Array, Array]) -> Any:
+    def step(params: tuple[Any, ...], batch: tuple[Array, Array]) -> Any:
         """One batch of rows ``order[t B : (t + 1) B]``: new params and the batch's loss."""
-        (W, b, velocity), (rows, t) = params, batch
+        (W, b, velocity, q), (rows, t) = params, batch
+        W, b, velocity, loss = smooth_step(W, b, velocity, rows, t)
+        if not l1:
+            return (W, b, velocity, q), loss
+        u = consts[6] * (t + 1).astype(dt)  # the L1 penalty a weight could have had so far
+        shrunk = jnp.where(
+            W > 0, jnp.maximum(W - (u + q), 0), jnp.where(W < 0, jnp.minimum(W + (u - q), 0), W)
+        )
+        return (shrunk, b, velocity, q + (shrunk - W)), loss
+
+    def smooth_step(W: Array, b: Array, velocity: Velocity, rows: Array, t: Array) -> Any:
+        """The smooth part of a step: new ``(W, b, velocity)`` and the batch's loss."""
         Xb = X.at[rows].get(mode="promise_in_bounds")
         yb = y.at[rows].get(mode="promise_in_bounds")
         z = jnp.matmul(Xb, W, precision=_HIGHEST) + b
@@ -119,19 +140,22 @@ def _epoch(
         else:
             loss = jnp.mean(row_loss)
         loss = loss + consts[5] * jnp.sum(W * W)
+        if l1:
+            loss = loss + consts[7] * jnp.sum(jnp.abs(W))
         G = jnp.matmul(Xb.T, dz, precision=_HIGHEST)
         g_b = jnp.sum(dz, axis=0, keepdims=True)
         if velocity is None:
-            return (consts[3] * W - G, b - g_b, None), loss
+            return consts[3] * W - G, b - g_b, None, loss
         vW, vb = velocity
         vW = consts[4] * vW - G - consts[2] * W
         vb = consts[4] * vb - g_b
-        return (W + vW, b + vb, (vW, vb)), loss
+        return W + vW, b + vb, (vW, vb), loss
 
     padded = jnp.concatenate([order, jnp.zeros((steps * batch_size - n,), order.dtype)])
     batches = (jnp.reshape(padded, (steps, batch_size)), jnp.arange(steps))
-    params, losses = lax.scan(step, (W, b, velocity), batches)
-    return (*params, losses)
+    q = jnp.zeros_like(W) if l1 else None  # the L1 penalty each weight did receive
+    (W, b, velocity, _), losses = lax.scan(step, (W, b, velocity, q), batches)
+    return W, b, velocity, losses
 
 
 def jax_objective(
