@@ -52,8 +52,9 @@ def test_sgd_epoch_matches_the_textbook_loop(arrays, momentum, reg, n, batch_siz
     np.testing.assert_array_equal(arrays.host(b), b_host)
 
 
+@pytest.mark.parametrize("l1_ratio", [0.0, 0.5])
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_in_place_epoch_never_writes_its_inputs(momentum):
+def test_in_place_epoch_never_writes_its_inputs(momentum, l1_ratio):
     """The NumPy epoch updates in place (faster than array-api-extra's ``at``): only its own
     copies. Every input is a read-only view, so a write into one raises."""
     rng = np.random.default_rng(0)
@@ -73,7 +74,7 @@ def test_in_place_epoch_never_writes_its_inputs(momentum):
     v = None if velocity is None else (views[5], views[6])
     W_out, b_out, v_out, losses = sgd_epoch(
         *views[:5], v, lr=0.1, momentum=momentum, reg=1e-2, batch_size=16, xp=np,
-        weights=views[-1],
+        weights=views[-1], l1_ratio=l1_ratio,
     )  # fmt: skip
     for a, was in zip(inputs, before, strict=True):
         np.testing.assert_array_equal(a, was)
