@@ -85,7 +85,10 @@ def tests_dask(session: nox.Session) -> None:
     snippets with Dask installed (about 2 minutes)."""
     session.install("-e", f".[{TEST_EXTRAS},dask]")
     env = {"SOFTMAX_XP_TEST_BACKENDS": "numpy,array_api_strict", "MPLBACKEND": "Agg"}
-    tests = [f"tests/test_{name}.py" for name in ("dask", "dask_weights", "blocks", "readme")]
+    tests = [
+        f"tests/test_{name}.py"
+        for name in ("dask", "dask_weights", "dask_sparse", "blocks", "readme")
+    ]
     session.run("pytest", *(session.posargs or ["-q", *tests]), env=env)
 
 

@@ -1,6 +1,7 @@
-"""``python -m benchmarks [--quick] [--gpu] [--sections 1,2,3,5,6,dask] [--out PATH]`` from the repo root.
+"""``python -m benchmarks [--quick] [--gpu] [--sections 1,2,3,5,6,dask,sparse] [--out PATH]`` from the repo root.
 
-Section ``dask`` (Dask arrays on a LocalCluster, out of core) runs only when named."""
+Sections ``dask`` (Dask arrays on a LocalCluster, out of core) and ``sparse`` (text
+classification on scipy.sparse) run only when named."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _machine, accuracy, contention, dask_cluster, epoch, estimator, gpu, scaling
+from . import _machine, accuracy, contention, dask_cluster, epoch, estimator, gpu, scaling, sparse
 from ._data import Mnist, mnist
 from ._report import Section, render, write_json, x
 
@@ -23,12 +24,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sizes, < 1 minute")
     p.add_argument("--gpu", action="store_true", help="only the GPU section (section 4)")
-    p.add_argument("--sections", default=None, help="comma-separated subset of 1,2,3,4,5,6,dask")
+    p.add_argument(
+        "--sections", default=None, help="comma-separated subset of 1,2,3,4,5,6,dask,sparse"
+    )
     p.add_argument(
         "--zarr-rows",
         type=int,
         default=None,
         help="rows of section dask's on-disk Zarr (default 4,000,000 = 12.5 GB; --quick 250,000)",
+    )
+    p.add_argument(
+        "--sparse-rows",
+        type=int,
+        default=None,
+        help="training rows of section sparse (default 50,000; --quick 10,000)",
     )
     p.add_argument("--repeats", type=int, default=None, help="repeats per row (at least 5)")
     p.add_argument("--out", type=Path, default=None, help="where to write the JSON record")
@@ -136,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         plan["6"] = lambda: estimator.run(
             small, 1 if quick else 3, 1 if quick else 2, fast_target=0.90 if quick else 0.92
         )
+    if "sparse" in wanted:
+        plan["sparse"] = lambda: sparse.run(
+            1 if args.quick else 3, quick=args.quick, rows=args.sparse_rows
+        )
     if "dask" in wanted:
         plan["dask"] = lambda: dask_cluster.run(repeats, quick=args.quick, zarr_rows=args.zarr_rows)
     default = (
@@ -143,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if wanted == {"dask"}:
         default = "dask-quick.json" if args.quick else "dask-latest.json"
+    if wanted == {"sparse"}:
+        default = "sparse-quick.json" if args.quick else "sparse-latest.json"
     out = args.out or RESULTS / default
 
     sections: dict[str, Section] = {}

@@ -87,9 +87,15 @@ html_show_sourcelink = False
 
 
 def _skip_member(app, what, name, obj, skip, options):
-    """Leave out scikit-learn's generated metadata-routing setters (``set_fit_request``, ...):
-    their docstrings link into scikit-learn's own documentation."""
+    """Leave out scikit-learn's generated metadata-routing setters (``set_fit_request``, ...)
+    and every member a class inherits from outside softmax_xp (``get_params``, ...): their
+    docstrings link into other projects' documentation. Members our classes inherit from our
+    own (``SoftmaxXP.train`` from its training half) stay."""
     if name.startswith("set_") and name.endswith("_request"):
+        return True
+    function = getattr(obj, "__func__", obj)
+    module = getattr(function, "__module__", None)
+    if what == "class" and module is not None and not module.startswith("softmax_xp"):
         return True
     return None
 

@@ -29,6 +29,7 @@ __all__ = [
     "describe_change",
     "fingerprint_part",
     "is_fingerprint",
+    "patterns",
 ]
 
 FEATURE_TOLERANCE = 1e-3  # relative to the largest feature entry
@@ -45,21 +46,28 @@ def fingerprint_part(X: Any, y: Any, offset: int) -> tuple[int, np.ndarray, int]
     it, in the block's own namespace and device. :func:`combine` adds the blocks up."""
     xp = array_namespace(X)
     n, d = X.shape
-    index = offset + np.arange(n)
-    rows = np.ones((2, n))
-    rows[1] = 1 + index % 251
-    k = np.arange(_PATTERNS) + 2
-    columns = ((np.arange(d)[:, None] + 1) * k) % 7 - 3
+    rows, columns, label_weights = patterns(offset, n, d)
     where = device_of(X)
     with np.errstate(all="ignore"):  # sums of huge features may overflow: see below
         sums = (xp.asarray(rows, dtype=X.dtype, device=where) @ X) @ xp.asarray(
             columns, dtype=X.dtype, device=where
         )
     # on the host in int64: a 32-bit default integer (JAX) would wrap around for large n
-    labels = np.dot(to_numpy(y).astype(np.int64), 1 + index % 65521)
+    labels = np.dot(to_numpy(y).astype(np.int64), label_weights)
     largest = float(np.finfo(np.float64).max)  # an overflowed sum still identifies the data
     features = np.nan_to_num(to_numpy(sums).astype(np.float64), posinf=largest, neginf=-largest)
     return int(n), features, int(to_numpy(labels))
+
+
+def patterns(offset: int, n: int, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The host patterns of rows ``offset .. offset + n`` of ``d`` columns: ``[1, r]`` (2 x n),
+    ``C`` (d x 4) and the label weights ``1 + (i mod 65521)`` (n,)."""
+    index = offset + np.arange(n)
+    rows = np.ones((2, n))
+    rows[1] = 1 + index % 251
+    k = np.arange(_PATTERNS) + 2
+    columns = ((np.arange(d)[:, None] + 1) * k) % 7 - 3
+    return rows, columns, 1 + index % 65521
 
 
 def combine(parts: list[tuple[int, np.ndarray, int]]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ __all__ = [
     "check_logits",
     "chunk_rows",
     "device_evaluation",
+    "hits_of",
     "outputs",
     "row_slices",
     "score",
@@ -122,21 +123,25 @@ def score(X: Any, y: Any, W: Array, b: Array, settings: Any, rows: int) -> float
     return int(xp.sum(xp.stack(hits))) / n
 
 
-def _hits(z: Array, y: Array, xp: Any) -> Array:
+def hits_of(z: Array, y: Array, xp: Any) -> Array:
     """How many rows' largest logit is their label's (0-d, the default integer dtype, on the
     device)."""
     count = index_dtype(xp, device_of(z))
     return xp.sum(xp.astype(xp.argmax(z, axis=1) == y, count), dtype=count)
 
 
-def device_evaluation(X: Array, y: Array, W: Array, b: Array, rows: int) -> tuple[Array, Array]:
+def device_evaluation(
+    X: Array, y: Array, W: Array, b: Array, rows: int, chunk: Any = None
+) -> tuple[Array, Array]:
     """How many rows of ``(X, y)``, already on the device, ``(W, b)`` classify right (0-d, the
     default integer dtype) and their summed cross-entropy ``sum_i -log softmax(z_i)[y_i]`` (0-d,
-    ``W``'s dtype), in chunks of ``rows``, with no host read."""
-    xp = array_namespace(X)
+    ``W``'s dtype), in chunks of ``rows``, with no host read. ``chunk(X, rows)`` cuts a chunk of
+    rows (default ``X[rows, ...]``; a sparse ``X`` passes its own)."""
+    xp = array_namespace(W)
     hits, losses = [], []
     for r in row_slices(X.shape[0], rows):
-        count, loss = _chunk("evaluation", X[r, ...], W, b, y[r], xp)[1]
+        Xc = X[r, ...] if chunk is None else chunk(X, r)
+        count, loss = _chunk("evaluation", Xc, W, b, y[r], xp)[1]
         hits.append(count)
         losses.append(loss)
     if len(hits) == 1:
@@ -157,9 +162,9 @@ def _chunk(kind: str, Xc: Array, W: Array, b: Array, yc: Array | None, xp: Any) 
 def _chunk_eager(Xc: Array, W: Array, b: Array, yc: Array | None, *, kind: str, xp: Any) -> Any:
     z = Xc @ W + b
     if kind == "hits":
-        out = _hits(z, yc, xp)
+        out = hits_of(z, yc, xp)
     elif kind == "evaluation":
-        out = (_hits(z, yc, xp), cross_entropy(z, yc, xp=xp) * Xc.shape[0])
+        out = (hits_of(z, yc, xp), cross_entropy(z, yc, xp=xp) * Xc.shape[0])
     else:
         out = of_logits(kind, z, xp)
     return xp.all(xp.isfinite(z)), out

@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_random_state, check_scalar
 
 from ._backend import backend_name, to_numpy
 from ._data import is_lazy
+from ._sparse import is_sparse
 from .model import Callback
 
 __all__ = [
@@ -133,7 +134,10 @@ def _host(values: Any) -> Any:
 
 
 def where(X: Array) -> tuple[str, Any, Any]:
-    """``(backend name, namespace, device)`` of an array (lists and the like: NumPy's)."""
+    """``(backend name, namespace, device)`` of an array (lists and the like, and
+    scipy.sparse matrices: NumPy's)."""
+    if is_sparse(X):
+        return "numpy", array_api_compat.array_namespace(np.empty(0)), "cpu"
     if not array_api_compat.is_array_api_obj(X):
         X = np.asarray(X)
     xp = array_api_compat.array_namespace(X)

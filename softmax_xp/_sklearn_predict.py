@@ -84,7 +84,9 @@ class ClassifierOutputs:
         if dispatch() and check_same_namespace is not None:
             check_same_namespace(X, self, attribute="coef_", method=method)
         sk_xp, _, _ = get_namespace_and_device(X)
-        X = validate_data(self, X, reset=False, dtype=[sk_xp.float64, sk_xp.float32])
+        X = validate_data(
+            self, X, reset=False, dtype=[sk_xp.float64, sk_xp.float32], accept_sparse="csr"
+        )
         model = self._predictor()
         backend, xp, device = where(X)
 

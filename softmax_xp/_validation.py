@@ -187,8 +187,9 @@ def _sparse_advice(x: Any, name: str) -> str | None:
     else:
         return None
     return (
-        f"{name} is a sparse {type(x).__name__}; sparse input is not supported by {_MODEL}. "
-        f"Pass a dense array instead: {densify} (MNIST-sized data fits in memory densely)."
+        f"{name} is a sparse {type(x).__name__}; sparse input is not supported here: {_MODEL} "
+        "takes sparse features X (train, predict, score, ...), never sparse labels, weights "
+        f"or logits. Pass a dense array instead: {densify}."
     )
 
 

@@ -11,6 +11,12 @@ and on its device; calling a method with ``X`` from another namespace than ``fit
 Without dispatch, ``X`` must be NumPy-compatible, the model runs on the ``backend`` parameter and
 every output is a NumPy array.
 
+Sparse ``X`` (scipy.sparse, any format: converted to CSR once, never densified) is accepted by
+every method. Without dispatch the model runs on ``backend`` (NumPy: scipy.sparse itself; torch
+or CuPy: the matrix is moved once to their sparse CSR; array-api-strict has no sparse arrays and
+refuses it). With dispatch on, a scipy.sparse ``X`` is NumPy's, as in scikit-learn: the model
+runs on NumPy and the fitted arrays and outputs are NumPy arrays.
+
 scikit-learn is the optional extra ``[sklearn]``: ``pip install "softmax-xp[sklearn]"``.
 """
 
@@ -374,7 +380,9 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
         if is_lazy(X):  # X stays lazy; the labels come to the host
             return self._dask_features(X, reset), host_labels(y)
         xp, _, _ = get_namespace_and_device(X)
-        X, y = validate_data(self, X, y, reset=reset, dtype=[xp.float64, xp.float32])
+        X, y = validate_data(
+            self, X, y, reset=reset, dtype=[xp.float64, xp.float32], accept_sparse="csr"
+        )
         check_classification_targets(y)
         return X, y
 
@@ -444,7 +452,7 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.array_api_support = True
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.classifier_tags.multi_class = True
         return tags
 

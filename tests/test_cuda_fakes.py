@@ -303,3 +303,52 @@ def test_required_gpu_turns_the_cupy_skip_into_a_failure(require, outcome):
         assert "SOFTMAX_XP_REQUIRE_GPU=1 but CuPy cannot run: CuPy failed to import" in (
             result.stdout
         )
+
+
+# -- sparse input on the fake device ---------------------------------------------------------------
+@pytest.fixture
+def cupyx(cuda, monkeypatch):
+    """A fake ``cupyx.scipy.sparse`` whose CSR is scipy's (so the maths runs on the CPU) under a
+    cupyx module name; its constructor records the device current when it moves a matrix."""
+    sparse = pytest.importorskip("scipy.sparse")
+
+    class csr_matrix(sparse.csr_matrix):
+        def __init__(self, *args: Any, **kwargs: Any):
+            if not cuda.current:
+                cuda.outside.append("cupyx.scipy.sparse.csr_matrix")
+            super().__init__(*args, **kwargs)
+
+    csr_matrix.__module__ = "cupyx.scipy.sparse._csr"
+    module = types.ModuleType("cupyx.scipy.sparse")
+    module.csr_matrix = csr_matrix
+    for name, value in (
+        ("cupyx", types.ModuleType("cupyx")),
+        ("cupyx.scipy", types.ModuleType("cupyx.scipy")),
+    ):
+        monkeypatch.setitem(sys.modules, name, value)
+    monkeypatch.setitem(sys.modules, "cupyx.scipy.sparse", module)
+    return csr_matrix
+
+
+def test_sparse_input_on_cupy_is_moved_once_and_stays_in_the_device_context(cuda, cupyx):
+    """scipy.sparse X on backend="cupy" becomes cupyx CSR inside the device context, and every
+    path (SGD, L-BFGS, validation, inference) gives NumPy's numbers there."""
+    sparse = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(0)
+    X = sparse.random(60, 30, density=0.2, format="csr", random_state=0)
+    y = rng.integers(0, 3, size=60)
+    as_cupyx = cupyx(X)  # a cupyx matrix given directly (made here, outside the model)
+    cuda.outside.clear()
+    model = SoftmaxXP(30, 3, backend="cupy", device="cuda:1", seed=0, dtype="float64", momentum=0.9)
+    model.train(X, y, X, y, epochs=2, batch_size=16, verbose=0)
+    model.train(as_cupyx, y, epochs=3, solver="lbfgs", verbose=0)
+    proba = model.predict_proba(X, chunk_size=7)
+    accuracy = model.score(as_cupyx, y)
+    assert cuda.outside == [] and {device for _, device in cuda.events} == {1}
+    cuda.events.clear()
+    reference = SoftmaxXP(30, 3, backend="numpy", seed=0, dtype="float64", momentum=0.9)
+    reference.train(X, y, X, y, epochs=2, batch_size=16)
+    reference.train(X, y, epochs=3, solver="lbfgs")
+    np.testing.assert_allclose(np.asarray(model.W), reference.W, rtol=1e-12)
+    np.testing.assert_allclose(proba, reference.predict_proba(X), rtol=1e-12)
+    assert accuracy == reference.score(X, y)

@@ -241,11 +241,15 @@ def test_errors(X, y, error, match):
         SoftmaxClassifier(backend="numpy").fit(X, y)
 
 
-def test_sparse_input_is_refused():
+def test_sparse_input_is_taken():
     sparse = pytest.importorskip("scipy.sparse")
     X, y = iris()
-    with pytest.raises(TypeError, match=r"Sparse data was passed.*dense data is required"):
-        SoftmaxClassifier(backend="numpy").fit(sparse.csr_array(X), y)
+    args = {"solver": "lbfgs", "backend": "numpy", "random_state": 0}
+    dense = SoftmaxClassifier(**args).fit(X, y)
+    clf = SoftmaxClassifier(**args).fit(sparse.csr_array(X), y)
+    np.testing.assert_allclose(clf.coef_, dense.coef_, rtol=1e-6, atol=1e-8)
+    with pytest.raises(TypeError, match=r"array_api_strict backend has no sparse arrays"):
+        SoftmaxClassifier(backend="array_api_strict").fit(sparse.csr_array(X), y)
 
 
 def test_bad_hyperparameters_are_reported_at_fit():

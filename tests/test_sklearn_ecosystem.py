@@ -283,4 +283,4 @@ def test_params_repr_and_tags():
     assert tags.estimator_type == "classifier" and tags.array_api_support
     assert tags.target_tags.required and not tags.target_tags.multi_output
     assert tags.classifier_tags.multi_class and not tags.classifier_tags.multi_label
-    assert not tags.input_tags.sparse and not tags.input_tags.allow_nan
+    assert tags.input_tags.sparse and not tags.input_tags.allow_nan

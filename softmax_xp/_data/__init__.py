@@ -2,7 +2,8 @@
 
 :func:`sources` turns the user's training (and validation) input into a
 :class:`~softmax_xp._data.base.TrainingData` source: in-memory arrays of any backend
-(:mod:`.memory`) or a Dask array (:mod:`.dask`, imported only for Dask input).
+(:mod:`.memory`), sparse matrices (:mod:`.sparse`, CSR on the model's device) or a Dask
+array (:mod:`.dask`, imported only for Dask input; its chunks may be dense or scipy.sparse).
 :func:`predictions` and :func:`score` do the same for inference.
 """
 
@@ -13,9 +14,12 @@ from typing import Any
 from array_api_compat import is_dask_array
 
 from .. import _inference
+from .._sparse import is_sparse
 from .._validation import check_int
+from . import sparse
 from .base import DataSettings, SgdStep, TrainingData, Validation
 from .memory import InMemoryData, InMemoryValidation
+from .sparse import SparseData, SparseValidation
 
 __all__ = [
     "DataSettings",
@@ -67,12 +71,21 @@ def sources(
             X, y, X_val, y_val, settings,
             sample_weight=sample_weight, block_rows=block_rows, class_weight=class_weight,
         )  # fmt: skip
-    data = InMemoryData(
+    source = SparseData if is_sparse(X) else InMemoryData
+    data = source(
         X, y, settings,
         sample_weight=sample_weight, block_rows=block_rows, class_weight=class_weight,
     )  # fmt: skip
-    val = None if X_val is None else InMemoryValidation(X_val, y_val, settings)
-    return data, val
+    return data, _validation(X_val, y_val, settings)
+
+
+def _validation(X_val: Any, y_val: Any, settings: DataSettings) -> Validation | None:
+    """In-memory validation rows, dense or sparse (whatever the training rows are)."""
+    if X_val is None:
+        return None
+    if is_sparse(X_val):
+        return SparseValidation(X_val, y_val, settings)
+    return InMemoryValidation(X_val, y_val, settings)
 
 
 def _check_shuffle(shuffle: Any, block_rows: Any, lazy: bool) -> int | None:
@@ -97,6 +110,8 @@ def predictions(
         from .dask import predictions as lazy_predictions
 
         return lazy_predictions(kind, X, W, b, settings)
+    if is_sparse(X):
+        return sparse.predictions(kind, X, W, b, settings, chunk_size)
     rows = _inference.chunk_rows(settings, chunk_size)
     return _inference.outputs(kind, X, W, b, settings, rows)
 
@@ -109,5 +124,7 @@ def score(
         from .dask import score as lazy_score
 
         return lazy_score(X, y, W, b, settings)
+    if is_sparse(X):
+        return sparse.score(X, y, W, b, settings, chunk_size)
     rows = _inference.chunk_rows(settings, chunk_size)
     return _inference.score(X, y, W, b, settings, rows)

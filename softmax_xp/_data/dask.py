@@ -36,6 +36,7 @@ import numpy as np
 from .. import _random
 from .._backend import asarray_on, index_dtype, to_numpy
 from .._inference import KINDS
+from .._sparse import dense_namespace, is_sparse
 from .._weights import class_weights
 from .base import DataSettings, Objective, Params, SgdStep
 from .dask_checks import features_layout, labels_layout, validate, weights_layout
@@ -49,6 +50,7 @@ from .dask_tasks import (
     weigh_by_class,
 )
 from .memory import InMemoryValidation, batch_sizes
+from .sparse import SparseValidation
 
 __all__ = ["PREFETCH", "DaskData", "DaskValidation", "aligned", "predictions", "score", "sources"]
 
@@ -73,7 +75,7 @@ def sources(
     sample_weight: Any = None,
     block_rows: int | None = None,
     class_weight: dict[int, float] | str | None = None,
-) -> tuple[DaskData, DaskValidation | InMemoryValidation | None]:
+) -> tuple[DaskData, DaskValidation | InMemoryValidation | SparseValidation | None]:
     """The training source of a Dask ``X`` and the validation of ``X_val`` (Dask or in memory),
     both checked in one pass over their blocks. ``class_weight="balanced"`` first counts the
     classes in one pass over ``y`` (the labels only)."""
@@ -85,12 +87,14 @@ def sources(
     if class_weight is not None:
         w = _times_class_weight(w, y, class_weight, settings.num_classes)
     pairs = [(X, y, "X", "y")]
-    val: DaskValidation | InMemoryValidation | None = None
+    val: DaskValidation | InMemoryValidation | SparseValidation | None = None
     if isinstance(X_val, da.Array):
         X_val = features_layout(X_val, settings.input_dim, "X_val", known=True)
         y_val = labels_layout(y_val, X_val.chunks[0], "y_val")
         pairs.append((X_val, y_val, "X_val", "y_val"))
         val = DaskValidation(X_val, y_val, settings)
+    elif is_sparse(X_val):
+        val = SparseValidation(X_val, y_val, settings)
     elif X_val is not None:
         val = InMemoryValidation(X_val, y_val, settings)
     checked = validate(pairs, settings, w)
@@ -287,13 +291,22 @@ def predictions(kind: str, X: da.Array, W: Array, b: Array, settings: DataSettin
         return X.map_blocks(
             output_block, params, dtype, kind,
             chunks=(X.chunks[0],), drop_axis=1, dtype=np.int64,
-            meta=X._meta.astype(np.int64).reshape((0,)), name=name,
+            meta=_dense_meta(X, np.int64).reshape((0,)), name=name,
         )  # fmt: skip
     return X.map_blocks(
         output_block, params, dtype, kind,
         chunks=(X.chunks[0], (settings.num_classes,)), dtype=dtype,
-        meta=X._meta.astype(dtype), name=name,
+        meta=_dense_meta(X, dtype), name=name,
     )  # fmt: skip
+
+
+def _dense_meta(X: da.Array, dtype: Any) -> Array:
+    """An empty 2-D array of ``dtype`` in the library of ``X``'s chunks (the dense one of sparse
+    chunks), as Dask's ``meta`` of an output."""
+    if not is_sparse(X._meta):
+        return X._meta.astype(dtype)
+    xp = dense_namespace(X._meta)
+    return xp.empty((0, 0), dtype=getattr(xp, np.dtype(dtype).name))
 
 
 def score(X: da.Array, y: Any, W: Array, b: Array, settings: DataSettings) -> float:

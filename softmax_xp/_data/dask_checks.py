@@ -22,6 +22,7 @@ from array_api_compat import device as device_of
 
 from .._backend import to_numpy
 from .._fingerprint import combine, fingerprint_part
+from .._sparse import block_csr, dense_namespace, is_sparse, sparse_fingerprint_part
 from .._validation import check_finite, warn_unscaled
 from .._weights import (
     check_weight_dtype,
@@ -135,20 +136,32 @@ class _Summary:
 def _summary(Xb: Array, yb: Array, wb: Array | None, offset: int | None, dtype: str) -> _Summary:
     """The :class:`_Summary` of one block, its features taken in ``dtype``; its part of the
     fingerprint when its first row's ``offset`` in the data set is given."""
-    xp = array_namespace(Xb)
+    sparse = is_sparse(Xb)
+    if sparse:  # its stored values are what is checked
+        Xb = block_csr(Xb, str(Xb.dtype))
+        xp, values = dense_namespace(Xb), Xb.data
+    else:
+        xp = array_namespace(Xb)
+        values = Xb
     rows = (Xb.shape[0], yb.shape[0])
-    high = int(to_numpy(xp.max(Xb))) if Xb.shape[0] and xp.isdtype(Xb.dtype, "integral") else 0
+    integral = values.shape[0] and xp.isdtype(values.dtype, "integral")
+    high = int(to_numpy(xp.max(values))) if integral else 0
     with np.errstate(over="ignore", invalid="ignore"):
-        Xb = xp.astype(Xb, getattr(xp, dtype), copy=False)
+        values = xp.astype(values, getattr(xp, dtype), copy=False)
         try:
-            check_finite(Xb, xp)
+            if values.shape[0]:
+                check_finite(values, xp)
             finite, nan = True, False
         except ValueError:
-            finite, nan = False, bool(xp.any(xp.isnan(Xb)))
+            finite, nan = False, bool(xp.any(xp.isnan(values)))
     labels = _label_range(yb)
     fingerprint = None
     if offset is not None and finite and labels is not None and rows[0] == rows[1]:
-        fingerprint = fingerprint_part(Xb, xp.asarray(yb, device=device_of(Xb)), offset)
+        if sparse:
+            fingerprint = sparse_fingerprint_part(Xb, yb, offset)
+        else:
+            Xb = xp.astype(Xb, getattr(xp, dtype), copy=False)
+            fingerprint = fingerprint_part(Xb, xp.asarray(yb, device=device_of(Xb)), offset)
     weights = None if wb is None else _weight_summary(wb, dtype)
     return _Summary(rows, finite, nan, high, labels, fingerprint, weights)
 

@@ -17,7 +17,9 @@ from array_api_compat import device as device_of
 
 from .._backend import to_numpy
 from .._errors import quiet_float_warnings
-from .._inference import block_output, device_evaluation
+from .._inference import block_output, check_logits, device_evaluation, of_logits
+from .._sparse import SPARSE_OPS, block_csr, dense_namespace, is_sparse, row_slice
+from .._validation import check_finite
 from ..functional import loss_and_grads
 from ..solvers.sgd import sgd_epoch
 
@@ -69,16 +71,25 @@ def aligned(x: Array) -> Array:
 
 
 def _on_block(Xb: Array, yb: Array | None, dtype: str) -> tuple[Any, Array, Array | None]:
-    """The block's namespace, its features (aligned, in ``dtype``) and its int64 labels."""
-    xp = array_namespace(Xb)
-    Xb = xp.astype(aligned(Xb), getattr(xp, dtype), copy=False)
+    """The block's namespace, its features (aligned, in ``dtype``; a sparse block as CSR, with
+    the namespace of its dense arrays) and its int64 labels."""
+    if is_sparse(Xb):
+        Xb = block_csr(Xb, dtype)
+        xp = dense_namespace(Xb)
+    else:
+        xp = array_namespace(Xb)
+        Xb = xp.astype(aligned(Xb), getattr(xp, dtype), copy=False)
     if yb is not None:
-        yb = xp.astype(xp.asarray(yb, device=device_of(Xb)), xp.int64, copy=False)
+        where = device_of(Xb.data if is_sparse(Xb) else Xb)
+        yb = xp.astype(xp.asarray(yb, device=where), xp.int64, copy=False)
     return xp, Xb, yb
 
 
 def _to(xp: Any, like: Array, *arrays: Array | None) -> list[Array | None]:
-    """Host (or other) arrays moved to ``like``'s namespace, device and dtype."""
+    """Host (or other) arrays moved to ``like``'s namespace, device and dtype (a sparse
+    ``like``: its stored values')."""
+    if is_sparse(like):
+        like = like.data
     return [
         None if a is None else xp.asarray(a, dtype=like.dtype, device=device_of(like))
         for a in arrays
@@ -112,19 +123,20 @@ def sgd_block(
     _undo_small_mmap_threshold()
     xp, Xb, yb = _on_block(Xb, yb, dtype)
     if Xb.shape[0] == 0:  # an empty chunk: nothing to learn from
-        return previous[0], xp.zeros((0,), dtype=Xb.dtype, device=device_of(Xb))
+        return previous[0], xp.zeros((0,), dtype=getattr(xp, dtype))
     W, b, velocity = previous[0]
     W, b = _to(xp, Xb, W, b)
     if velocity is not None:
         velocity = tuple(_to(xp, Xb, *velocity))
-    order = xp.asarray(order, device=device_of(Xb))
+    order = xp.asarray(order, device=device_of(W))
     weights = None
     if wb is not None:
-        mean = xp.asarray(weight_mean, dtype=Xb.dtype, device=device_of(Xb))
-        weights = _block_weights(xp, Xb, wb) / mean
+        mean = xp.asarray(weight_mean, dtype=W.dtype, device=device_of(W))
+        weights = _block_weights(xp, W, wb) / mean
+    ops = SPARSE_OPS if is_sparse(Xb) else None
     with quiet_float_warnings():
         W, b, velocity, losses = sgd_epoch(
-            Xb, yb, order, W, b, velocity, xp=xp, weights=weights, **settings
+            Xb, yb, order, W, b, velocity, xp=xp, weights=weights, sparse=ops, **settings
         )
     return (W, b, velocity), losses
 
@@ -141,7 +153,7 @@ def loss_sums(
     rows = Xb.shape[0]
     if rows == 0:
         return 0.0, 0.0, 0.0, 0
-    w = None if wb is None else _block_weights(xp, Xb, wb)
+    w = None if wb is None else _block_weights(xp, W, wb)
     mass = rows if w is None else xp.sum(w)
     with quiet_float_warnings():
         loss, dW, db = loss_and_grads(Xb, yb, W, b, 0.0, sample_weight=w, xp=xp)
@@ -153,7 +165,14 @@ def output_block(Xb: Array, params: tuple[Array, Array], dtype: str, kind: str) 
     memory (see :func:`softmax_xp._inference.block_output`)."""
     xp, Xb, _ = _on_block(Xb, None, dtype)
     W, b = _to(xp, Xb, *params)
-    return block_output(kind, Xb, W, b)
+    if not is_sparse(Xb):
+        return block_output(kind, Xb, W, b)
+    if Xb.nnz:
+        check_finite(Xb.data, xp)
+    with quiet_float_warnings():
+        z = Xb @ W + b
+    check_logits([xp.all(xp.isfinite(z))], dtype, xp)
+    return of_logits(kind, z, xp)
 
 
 def evaluation_block(
@@ -167,7 +186,8 @@ def evaluation_block(
         return 0, 0.0
     W, b = _to(xp, Xb, *params)
     with quiet_float_warnings():
-        hits, loss = device_evaluation(Xb, yb, W, b, Xb.shape[0])
+        chunk = row_slice if is_sparse(Xb) else None
+        hits, loss = device_evaluation(Xb, yb, W, b, Xb.shape[0], chunk)
         return int(to_numpy(hits)), float(to_numpy(loss))
 
 

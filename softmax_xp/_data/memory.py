@@ -41,7 +41,14 @@ def batch_sizes(n: int, batch_size: int) -> list[int]:
 
 class InMemoryData:
     """Rows ``(X, y)`` on the model's device, optionally weighted; ``block_rows`` cuts them into
-    blocks visited as a Dask array's chunks are (see :func:`softmax_xp._random.block_plan`)."""
+    blocks visited as a Dask array's chunks are (see :func:`softmax_xp._random.block_plan`).
+
+    A subclass for other kinds of rows (:mod:`.sparse`) overrides :meth:`_load`,
+    :meth:`_block`, :meth:`fingerprint` and ``sparse`` (the sparse library's operations that
+    :func:`~softmax_xp.solvers.sgd.sgd_epoch` takes; None for dense rows).
+    """
+
+    sparse: Any = None
 
     def __init__(
         self,
@@ -54,7 +61,7 @@ class InMemoryData:
         class_weight: dict[int, float] | str | None = None,
     ):
         self.settings = settings
-        self.X, self.y = features_and_labels(X, y, settings)
+        self.X, self.y = self._load(X, y)
         self.n = self.X.shape[0]
         if class_weight is not None:
             sample_weight = _times_class_weight(
@@ -65,6 +72,12 @@ class InMemoryData:
         if block_rows is not None:
             self.blocks = [s.stop - s.start for s in row_slices(self.n, block_rows)]
         self._sgd_weights: Array | None = None
+
+    def _load(self, X: Any, y: Any) -> tuple[Array, Array]:
+        return features_and_labels(X, y, self.settings)
+
+    def _block(self, rows: slice) -> Array:
+        return self.X[rows, ...]
 
     def fingerprint(self) -> dict[str, Any]:
         return data_fingerprint(self.settings.backend, self.X, self.y)
@@ -91,6 +104,7 @@ class InMemoryData:
         weights = self._mean_one_weights()
         settings = dict(
             lr=step.lr, momentum=step.momentum, reg=step.reg, batch_size=step.batch_size, xp=xp,
+            sparse=self.sparse,
             l1_ratio=step.l1_ratio,
         )  # fmt: skip
         indices = index_dtype(xp, backend.device)
@@ -108,7 +122,7 @@ class InMemoryData:
             rows = slice(int(starts[i]), int(starts[i + 1]))
             w = None if weights is None else weights[rows]
             W, b, velocity, part = sgd_epoch(
-                self.X[rows, ...],
+                self._block(rows),
                 self.y[rows],
                 asarray_on(backend, order, indices),
                 W, b, velocity, weights=w, **settings,

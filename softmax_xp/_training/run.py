@@ -111,6 +111,7 @@ class Run:
         """SGD epochs ``state.epoch + 1 .. epochs``."""
         self._begin(state)
         d, k = state.W.shape
+        d = getattr(self.data, "row_width", d)  # a sparse row: its mean number of non-zeros
         shape = (min(batch_size, self.data.n), d, k)
         for epoch in range(state.epoch + 1, epochs + 1):
             with quiet_float_warnings(), training_threads(self.backend, *shape):

@@ -131,7 +131,7 @@ def minimize_lbfgs(
     def flat_on_host(*parts: Array) -> Any:
         """The parts, flattened and concatenated on the device, as one float64 host vector."""
         joined = xp.concat([xp.reshape(part, (-1,)) for part in parts])
-        return to_host(joined).astype("float64")  # one device-to-host copy
+        return to_host(joined).astype("float64", copy=False)  # one device-to-host copy
 
     m = d * k
     bounds = None

@@ -137,6 +137,7 @@ def sgd_epoch(
     batch_size: int,
     xp: Any,
     weights: Array | None = None,
+    sparse: Any = None,
     l1_ratio: float = 0.0,
 ) -> tuple[Array, Array, tuple[Array, Array] | None, Array]:
     """Visit ``X[order]`` in batches of ``batch_size``; return ``(W, b, velocity, batch_losses)``.
@@ -164,6 +165,14 @@ def sgd_epoch(
     reach exactly zero. ``u`` and ``q`` start from zero in every call (an epoch, or a block of
     one). With momentum the prox acts on ``W`` after ``W <- W + v``; the velocity keeps the
     smooth part of the step only.
+
+    A sparse ``X`` comes with ``sparse``, its library's operations
+    (:class:`softmax_xp.solvers.sgd_sparse.SparseOps`): the epoch is then
+    :func:`~softmax_xp.solvers.sgd_sparse.sparse_sgd_epoch`, whose steps touch only the rows of
+    ``W`` of the batch's features, or, where ``sparse.active`` is None, this loop with the
+    batch's rows gathered by ``sparse.rows`` (``X_b @ W`` and ``X_b.T @ e.T`` are then the
+    sparse library's sparse-dense products). The elastic net (``l1_ratio > 0``) takes that
+    loop: its proximal step touches every weight.
     """
     if is_jax_namespace(xp):
         from .sgd_jax import sgd_epoch_jax
@@ -172,6 +181,13 @@ def sgd_epoch(
             X, y, order, W, b, velocity,
             lr=lr, momentum=momentum, reg=reg, batch_size=batch_size, weights=weights,
             l1_ratio=l1_ratio,
+        )  # fmt: skip
+    if sparse is not None and sparse.active is not None and not l1_ratio:
+        from .sgd_sparse import sparse_sgd_epoch
+
+        return sparse_sgd_epoch(
+            X, y, order, W, b, velocity, lr=lr, momentum=momentum, reg=reg,
+            batch_size=batch_size, xp=xp, ops=sparse, weights=weights,
         )  # fmt: skip
     n = X.shape[0]
     k = W.shape[1]
@@ -203,6 +219,7 @@ def sgd_epoch(
         l1 = (u, xp.zeros(W.shape, dtype=dt, device=dev), zero, xp.empty_like(sq_norm))
 
     take = take_of(xp)
+    rows_of = (lambda X, index: take(X, index, axis=0)) if sparse is None else sparse.rows
     width, step, ones_n = batch_size, scalar(lr / batch_size), tab.ones_n
     targets = tab.eye * step  # row k of targets is lr/n one_hot(k)
     for t in range(steps):
@@ -213,7 +230,7 @@ def sgd_epoch(
             width = hi - lo
             step, ones_n = scalar(lr / width), ones_n[:width, :]
             targets = tab.eye * step
-        Xb = take(X, order[lo:hi], axis=0)
+        Xb = rows_of(X, order[lo:hi])
         z = xp.reshape((Xb @ W).T, (k, width), copy=True)  # (K, n): class-major logits
         z += bT
         z -= xp.max(z, axis=0, keepdims=True)
