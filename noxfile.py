@@ -67,6 +67,18 @@ for _backend in BACKENDS:
     _tests_session(_backend)
 
 
+@nox.session(name="tests-jax")
+def tests_jax(session: nox.Session) -> None:
+    """The JAX backend's tests on JAX's CPU wheel, twice: in JAX's default 32-bit mode (tests that
+    need float64 skip, saying so) and with ``JAX_ENABLE_X64=1``. Only the tests that run on a
+    backend (``-k jax``): the rest do not depend on it and run in ``tests-numpy``."""
+    session.install("-e", f".[{TEST_EXTRAS},jax]")
+    env = {"SOFTMAX_XP_TEST_BACKENDS": "jax", "MPLBACKEND": "Agg"}
+    args = session.posargs or ["-q", "-k", "jax"]
+    session.run("pytest", *args, env={**env, "JAX_ENABLE_X64": "0"})
+    session.run("pytest", *args, env={**env, "JAX_ENABLE_X64": "1"})
+
+
 @nox.session(name="tests-dask")
 def tests_dask(session: nox.Session) -> None:
     """Training and inference on Dask arrays on a 2-worker LocalCluster, and the README's

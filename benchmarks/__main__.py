@@ -61,11 +61,22 @@ def targets(sections: dict[str, Section], data: Mnist) -> Section:
             ("numpy float32 / PyTorch idiom float32", "< 1.00x", 1.0),
             ("torch float32 / PyTorch idiom float32", "<= 1.00x", 1.0),
             ("torch float32 / PyTorch idiom float32, 1 thread", "<= 1.00x", 1.0),
+            ("jax float32 / numpy float32", "<= 1.20x", 1.2),
+            ("jax float32 / JAX idiom float32 (jit per step)", "<= 0.80x", 0.8),
         ):
             value = r[key]
             add(f"SoftmaxXP {key}", value, goal, None if value is None else value <= bound)
         for key in ("numpy float64 / floor", "numpy float64 / chapter loop"):
             add(f"SoftmaxXP {key} (no target)", r[key], "-", None)
+        compiled = sections["1"].data.get("jax_compile_s", {}).get("SoftmaxXP jax epoch")
+        if compiled is not None:
+            add(
+                "SoftmaxXP jax epoch: compile time",
+                compiled,
+                "< 2 s",
+                compiled < 2.0,
+                lambda v: f"{v:.2f} s",
+            )
         s.data["ratios"] = r
     if "2" in sections:
         fast = accuracy.fast_seconds(sections["2"])

@@ -31,6 +31,8 @@ _ENV = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
     "SOFTMAX_XP_BACKEND",
+    "XLA_FLAGS",  # JAX's CPU threads
+    "JAX_ENABLE_X64",
 )
 
 

@@ -1,16 +1,19 @@
 """Section 1: time of one MNIST epoch (50,000 x 784, K = 10, batch 256) on every backend, against
-the chapter-style loop, the PyTorch idiom and the floor, all interleaved in one run."""
+the chapter-style loop, the PyTorch idiom, the JAX idiom and the floor, all interleaved in one run.
+JAX's compile times are measured apart, before the rows run."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import time
 import warnings
 from typing import Any
 
 import numpy as np
 
 from softmax_xp import SoftmaxXP
-from softmax_xp._backend import asarray_on, resolve_backend
+from softmax_xp._backend import asarray_on, index_dtype, resolve_backend
 from softmax_xp._threads import training_threads
 
 from . import references
@@ -30,7 +33,7 @@ def softmax_case(backend: str, dtype: str, data: Mnist, seed: int = 0) -> Case:
     """One epoch of ``SoftmaxXP.train`` with the data already on the backend in ``dtype``."""
     model = SoftmaxXP(784, 10, lr=LR, reg=REG, backend=backend, dtype=dtype, seed=seed)
     X = asarray_on(model._backend, data.X, model.dtype)
-    y = asarray_on(model._backend, data.y, model.xp.int64)
+    y = asarray_on(model._backend, data.y, index_dtype(model.xp, model.device))
 
     def case() -> float:
         history = model.train(X, y, epochs=1, batch_size=BATCH, verbose=0)
@@ -85,6 +88,51 @@ def torch_idiom_case(dtype: str, data: Mnist, seed: int = 0, threads: int | None
     return case
 
 
+def jax_idiom_case(data: Mnist, seed: int = 0) -> Case:
+    """The JAX idiom's epoch (a jitted step per batch), float32."""
+    import jax.numpy as jnp
+
+    idiom = references.JaxIdiom(784, 10, LR, REG, "float32", seed)
+    X, y = jnp.asarray(data.X, dtype=jnp.float32), jnp.asarray(data.y, dtype=jnp.int32)
+
+    def case() -> None:
+        idiom.epoch(X, y, BATCH)
+
+    return case
+
+
+def jax_compile_seconds(data: Mnist) -> dict[str, float]:
+    """Seconds to lower and compile, from empty caches: SoftmaxXP's JAX epoch (one program) and
+    the JAX idiom's step (two: full batches and the short last one, if any)."""
+    import jax
+    import jax.numpy as jnp
+
+    from softmax_xp.solvers import sgd_jax
+
+    n, d = data.X.shape
+    X, y = jnp.zeros((n, d), jnp.float32), jnp.zeros((n,), jnp.int32)
+    W, b = jnp.zeros((d, 10), jnp.float32), jnp.zeros((1, 10), jnp.float32)
+    order, consts = jnp.arange(n, dtype=jnp.int32), jnp.zeros((6,), jnp.float32)
+
+    def timed(compile_it: Any) -> float:
+        jax.clear_caches()
+        start = time.perf_counter()
+        compile_it()
+        return time.perf_counter() - start
+
+    idiom = references.JaxIdiom(d, 10, LR, REG)
+    sizes = sorted({BATCH, n % BATCH} - {0})
+    args = (X, y, order, W, b, None, None, consts)
+    return {
+        "SoftmaxXP jax epoch": timed(
+            lambda: sgd_jax._epoch.lower(*args, batch_size=BATCH).compile()
+        ),
+        "JAX idiom step": timed(
+            lambda: [idiom.step.lower(idiom.params, X, y, order[:size]).compile() for size in sizes]
+        ),
+    }
+
+
 def cases(data: Mnist, strict: bool = True) -> dict[str, Case]:
     """Every row available here, in the order of the table."""
     out: dict[str, Case] = {}
@@ -104,6 +152,9 @@ def cases(data: Mnist, strict: bool = True) -> dict[str, Case]:
             out["SoftmaxXP array_api_strict float32"] = softmax_case(
                 "array_api_strict", "float32", data
             )
+        if have("jax"):
+            out["SoftmaxXP jax float32"] = softmax_case("jax", "float32", data)
+            out["JAX idiom float32 (jit per step)"] = jax_idiom_case(data)
         out["chapter loop (NumPy, float64 W)"] = chapter_case(data)
     return out
 
@@ -114,6 +165,7 @@ def _dtype_of(name: str) -> str:
 
 def run(data: Mnist, repeats: int) -> Section:
     """Time every row, interleaved, and compare each with the floor, the chapter loop and torch."""
+    compile_s = jax_compile_seconds(data) if have("jax") else {}
     timings = interleave(cases(data), repeats=repeats, warmup=1)
     chapter = "chapter loop (NumPy, float64 W)"
     section = Section(
@@ -145,7 +197,21 @@ def run(data: Mnist, repeats: int) -> Section:
         "own thread count (and once with one thread, as SoftmaxXP's thread rule runs MNIST's "
         "small products)",
     ]
-    section.data = {"rows": {k: v.to_dict() for k, v in timings.items()}}
+    if compile_s:
+        section.notes += [
+            "JAX rows: SoftmaxXP's epoch is one jitted lax.scan; the JAX idiom is a jitted "
+            "value_and_grad step per batch (benchmarks/references.py); their programs compiled "
+            "in the warm-up round; XLA's CPU threads: "
+            + (
+                f"XLA_FLAGS={os.environ['XLA_FLAGS']!r}" if "XLA_FLAGS" in os.environ else "its own"
+            ),
+            "JAX compile time (lower + compile from empty caches, not in the rows): "
+            + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in compile_s.items()),
+        ]
+    section.data = {
+        "rows": {k: v.to_dict() for k, v in timings.items()},
+        "jax_compile_s": compile_s,
+    }
     return section
 
 
@@ -169,5 +235,9 @@ def targets(timings: dict[str, Any]) -> dict[str, float | None]:
         ),
         "numpy float64 / PyTorch idiom float64": ratio(
             t, "SoftmaxXP numpy float64", "PyTorch idiom float64"
+        ),
+        "jax float32 / numpy float32": ratio(t, "SoftmaxXP jax float32", ours),
+        "jax float32 / JAX idiom float32 (jit per step)": ratio(
+            t, "SoftmaxXP jax float32", "JAX idiom float32 (jit per step)"
         ),
     }

@@ -26,11 +26,13 @@ __all__ = [
     "backend_info",
     "backend_name",
     "cupy_device",
+    "device_description",
+    "index_dtype",
     "resolve_backend",
     "to_numpy",
 ]
 
-BACKENDS = ("auto", "numpy", "cupy", "torch", "array_api_strict")
+BACKENDS = ("auto", "numpy", "cupy", "torch", "array_api_strict", "jax")
 ENV_VAR = "SOFTMAX_XP_BACKEND"
 
 _INSTALL_HINT = {
@@ -38,6 +40,7 @@ _INSTALL_HINT = {
     '(or "softmax-xp[cuda13]") on a machine with an NVIDIA GPU',
     "torch": 'install PyTorch: pip install "softmax-xp[torch]"',
     "array_api_strict": "install array-api-strict: pip install array-api-strict",
+    "jax": 'install JAX: pip install "softmax-xp[jax]" (CPU; see JAX\'s install guide for GPU/TPU)',
 }
 
 
@@ -223,6 +226,10 @@ def _default_device(name: str, xp: Any) -> Any:
         import torch
 
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "jax":
+        import jax
+
+        return jax.devices()[0]  # the first device of JAX's default platform (GPU/TPU first)
     return xp.__array_namespace_info__().default_device()
 
 
@@ -236,6 +243,8 @@ def _as_device(name: str, xp: Any, device: Any) -> Any:
         return cupy_device(cupy, device)
     if name == "torch":
         return _torch_device(device)
+    if name == "jax":
+        return _jax_device(device)
     if name == "array_api_strict" and not isinstance(device, xp.Device):
         try:
             return xp.Device(device)
@@ -294,6 +303,71 @@ def _torch_device(device: Any) -> Any:
     return resolved
 
 
+_JAX_PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}
+
+
+def _jax_devices() -> dict[str, list[Any]]:
+    """JAX's devices on this machine by platform ("cpu", "gpu", "tpu"); those it lacks left out."""
+    import jax
+
+    found = {}
+    for platform in ("cpu", "gpu", "tpu"):
+        try:
+            found[platform] = list(jax.devices(platform))
+        except RuntimeError:  # "Unknown backend": no such platform here
+            continue
+    return found
+
+
+def _jax_device(device: Any) -> Any:
+    """``jax.Device`` for a user's spelling: ``"cpu"``, ``"gpu"``, ``"cuda:1"``, ``"tpu:0"``, an
+    id of the default platform (``1``, ``"1"``) or a ``jax.Device``; a ValueError listing this
+    machine's devices for any other."""
+    import jax
+
+    if isinstance(device, jax.Device):
+        return device
+    devices = _jax_devices()
+    there = ", ".join(device_description(d) for ds in devices.values() for d in ds)
+    text = str(device).strip().lower()  # also a torch.device("cpu") or numpy's "cpu"
+    platform, _, number = text.rpartition(":") if ":" in text else (text, "", "0")
+    if isinstance(device, int) or text.isdigit():
+        platform, number = jax.devices()[0].platform, text
+    platform = _JAX_PLATFORMS.get(platform, "")
+    if isinstance(device, bool) or not platform or not number.isdigit():
+        raise ValueError(
+            f"device={device!r} is not a JAX device: pass 'cpu', 'gpu', 'cuda:1', 'tpu', an id "
+            f"such as 0, or a jax.Device. This machine has: {there}."
+        )
+    index = int(number)
+    if index >= len(devices.get(platform, [])):
+        raise ValueError(
+            f"device={device!r}: JAX sees no {platform} device {index} here; this machine has: "
+            f'{there}. For a GPU install a CUDA build of JAX (pip install "jax[cuda12]").'
+        )
+    return devices[platform][index]
+
+
+def device_description(device: Any) -> Any:
+    """A picklable spelling of a backend's device that the same backend resolves back to it:
+    ``"gpu:1"`` for a ``jax.Device``, the id of a ``cupy.cuda.Device``, the device itself
+    otherwise (strings, ``torch.device``, array-api-strict devices pickle as they are)."""
+    if type(device).__module__.startswith(("jax", "jaxlib")):
+        return f"{device.platform}:{_jax_devices()[device.platform].index(device)}"
+    if type(device).__module__.startswith("cupy"):
+        return int(device.id)
+    return device
+
+
+def index_dtype(xp: Any, device: Any) -> Any:
+    """The namespace's default integer dtype for indices, labels and counts on ``device``: int64
+    on NumPy, CuPy, PyTorch and array-api-strict; int32 on JAX unless its 64-bit mode is on."""
+    try:
+        return xp.__array_namespace_info__().default_dtypes(device=device)["indexing"]
+    except (AttributeError, TypeError, ValueError):  # a namespace without inspection: the usual
+        return xp.int64
+
+
 def cupy_device(cupy: Any, device: Any) -> Any:
     """``cupy.cuda.Device`` for ``device``: an id (``1``, ``"1"``), ``"cuda"``, ``"cuda:1"`` or
     a ``cupy.cuda.Device``; a ValueError listing this machine's devices for any other or for an
@@ -329,13 +403,15 @@ def _cuda_index(device: Any) -> int | None:
 
 def _namespace(name: str) -> Any:
     """The array-API namespace of a backend: array-api-compat's wrapper, or the library itself."""
-    module = "array_api_strict" if name == "array_api_strict" else f"array_api_compat.{name}"
+    modules = {"array_api_strict": "array_api_strict", "jax": "jax.numpy"}
+    module = modules.get(name, f"array_api_compat.{name}")
     return importlib.import_module(module)
 
 
 _NAME_HINTS = {
-    "cuda": "for an NVIDIA GPU use backend='cupy', or backend='torch' with device='cuda'",
-    "gpu": "for an NVIDIA GPU use backend='cupy', or backend='torch' with device='cuda'",
+    "cuda": "for an NVIDIA GPU use backend='cupy', or backend='torch' or 'jax' with device='cuda'",
+    "gpu": "for an NVIDIA GPU use backend='cupy', or backend='torch' or 'jax' with device='gpu'",
+    "jax.numpy": "did you mean backend='jax'?",
     "cpu": "for the CPU use backend='numpy'",
     "np": "did you mean backend='numpy'?",
     "pytorch": "did you mean backend='torch'?",
@@ -414,6 +490,8 @@ def backend_name(xp: Any) -> str:
         return "torch"
     if array_api_compat.is_array_api_strict_namespace(xp):
         return "array_api_strict"
+    if array_api_compat.is_jax_namespace(xp):
+        return "jax"
     return getattr(xp, "__name__", repr(xp))
 
 
@@ -500,6 +578,8 @@ def _devices(name: str) -> list[str]:
 
         cuda = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
         return ["cpu", *cuda]
+    if name == "jax":
+        return [device_description(d) for ds in _jax_devices().values() for d in ds]
     return [str(d) for d in _namespace(name).__array_namespace_info__().devices()]
 
 

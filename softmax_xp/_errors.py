@@ -71,25 +71,28 @@ class DeviceMemoryError(MemoryError):
     """The accelerator ran out of memory; the message says which size to lower."""
 
 
-# CUDA errors raised outside CuPy's memory pool (the runtime, the driver, cuBLAS) that mean the
-# device is out of memory: (exception class name, a status name its message contains).
-_CUDA_OOM = (
+# Errors that mean the device is out of memory: (exception class name, a status name its message
+# contains). CUDA's outside CuPy's memory pool (the runtime, the driver, cuBLAS), and XLA's (JAX).
+_OOM = (
     ("CUDARuntimeError", "cudaErrorMemoryAllocation"),
     ("CUDADriverError", "CUDA_ERROR_OUT_OF_MEMORY"),
     ("CUBLASError", "CUBLAS_STATUS_ALLOC_FAILED"),
+    ("XlaRuntimeError", "RESOURCE_EXHAUSTED"),
+    ("JaxRuntimeError", "RESOURCE_EXHAUSTED"),
 )
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is a device out-of-memory error: CuPy's
     ``cupy.cuda.memory.OutOfMemoryError`` or PyTorch's ``torch.OutOfMemoryError``, an older
-    PyTorch's "CUDA out of memory", or a CUDA runtime, driver or cuBLAS error whose status is an
-    allocation failure (all recognised by class name and message, so no library is imported)."""
+    PyTorch's "CUDA out of memory", a CUDA runtime, driver or cuBLAS error whose status is an
+    allocation failure, or JAX's runtime error ``RESOURCE_EXHAUSTED`` (all recognised by class
+    name and message, so no library is imported)."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     if "OutOfMemoryError" in names:
         return True
     text = str(exc)
-    if any(name in names and status in text for name, status in _CUDA_OOM):
+    if any(name in names and status in text for name, status in _OOM):
         return True
     return isinstance(exc, RuntimeError) and "CUDA out of memory" in text
 

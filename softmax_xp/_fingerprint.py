@@ -20,7 +20,7 @@ import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as device_of
 
-from ._backend import Backend, asarray_on, to_numpy
+from ._backend import Backend, to_numpy
 
 __all__ = [
     "FEATURE_TOLERANCE",
@@ -38,7 +38,7 @@ _PATTERNS = 4
 
 def data_fingerprint(backend: Backend, X: Any, y: Any) -> dict[str, Any]:
     """``{"rows": n, "labels": int, "features": [8 floats]}`` of ``X`` and ``y`` on ``backend``."""
-    return combine([fingerprint_part(X, asarray_on(backend, y, backend.xp.int64), 0)])
+    return combine([fingerprint_part(X, y, 0)])
 
 
 def fingerprint_part(X: Any, y: Any, offset: int) -> tuple[int, np.ndarray, int]:
@@ -52,8 +52,8 @@ def fingerprint_part(X: Any, y: Any, offset: int) -> tuple[int, np.ndarray, int]
         sums = (xp.asarray(rows, dtype=X.dtype, device=where) @ X) @ xp.asarray(
             columns, dtype=X.dtype, device=where
         )
-    weights = xp.asarray(label_weights, dtype=xp.int64, device=device_of(y))
-    labels = xp.sum(xp.astype(y, xp.int64) * weights)
+    # on the host in int64: a 32-bit default integer (JAX) would wrap around for large n
+    labels = np.dot(to_numpy(y).astype(np.int64), label_weights)
     largest = float(np.finfo(np.float64).max)  # an overflowed sum still identifies the data
     features = np.nan_to_num(to_numpy(sums).astype(np.float64), posinf=largest, neginf=-largest)
     return int(n), features, int(to_numpy(labels))

@@ -8,10 +8,13 @@ dtype are refused with one host read for all chunks (the library never returns N
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, is_jax_namespace
+from array_api_compat import device as device_of
 
+from ._backend import index_dtype
 from ._errors import quiet_float_warnings
 from ._validation import (
     as_features,
@@ -97,9 +100,9 @@ def outputs(kind: str, X: Any, W: Array, b: Array, settings: Any, rows: int) -> 
     finite, parts = [], []
     with quiet_float_warnings():
         for _, Xc in _chunks(X, settings, rows):
-            z = Xc @ W + b
-            finite.append(xp.all(xp.isfinite(z)))
-            parts.append(of_logits(kind, z, xp))
+            ok, out = _chunk(kind, Xc, W, b, None, xp)
+            finite.append(ok)
+            parts.append(out)
     check_logits(finite, settings.dtype_name, xp)
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
 
@@ -113,34 +116,65 @@ def score(X: Any, y: Any, W: Array, b: Array, settings: Any, rows: int) -> float
     finite, hits = [], []
     with quiet_float_warnings():
         for r, Xc in _chunks(X, settings, rows):
-            z = Xc @ W + b
-            finite.append(xp.all(xp.isfinite(z)))
-            hits.append(hits_of(z, y[r], xp))
+            ok, count = _chunk("hits", Xc, W, b, y[r], xp)
+            finite.append(ok)
+            hits.append(count)
     check_logits(finite, settings.dtype_name, xp)
     return int(xp.sum(xp.stack(hits))) / n
 
 
 def hits_of(z: Array, y: Array, xp: Any) -> Array:
-    """How many rows' largest logit is their label's (0-d int64, on the device)."""
-    return xp.sum(xp.astype(xp.argmax(z, axis=1) == y, xp.int64))
+    """How many rows' largest logit is their label's (0-d, the default integer dtype, on the
+    device)."""
+    count = index_dtype(xp, device_of(z))
+    return xp.sum(xp.astype(xp.argmax(z, axis=1) == y, count), dtype=count)
 
 
 def device_evaluation(
     X: Array, y: Array, W: Array, b: Array, rows: int, chunk: Any = None
 ) -> tuple[Array, Array]:
-    """How many rows of ``(X, y)``, already on the device, ``(W, b)`` classify right (0-d
-    int64) and their summed cross-entropy ``sum_i -log softmax(z_i)[y_i]`` (0-d, ``W``'s
-    dtype), in chunks of ``rows``, with no host read. ``chunk(X, rows)`` cuts a chunk of rows
-    (default ``X[rows, ...]``; a sparse ``X`` passes its own)."""
+    """How many rows of ``(X, y)``, already on the device, ``(W, b)`` classify right (0-d, the
+    default integer dtype) and their summed cross-entropy ``sum_i -log softmax(z_i)[y_i]`` (0-d,
+    ``W``'s dtype), in chunks of ``rows``, with no host read. ``chunk(X, rows)`` cuts a chunk of
+    rows (default ``X[rows, ...]``; a sparse ``X`` passes its own)."""
     xp = array_namespace(W)
     hits, losses = [], []
     for r in row_slices(X.shape[0], rows):
-        z = (X[r, ...] if chunk is None else chunk(X, r)) @ W + b
-        hits.append(hits_of(z, y[r], xp))
-        losses.append(cross_entropy(z, y[r], xp=xp) * (r.stop - r.start))
+        Xc = X[r, ...] if chunk is None else chunk(X, r)
+        count, loss = _chunk("evaluation", Xc, W, b, y[r], xp)[1]
+        hits.append(count)
+        losses.append(loss)
     if len(hits) == 1:
         return hits[0], losses[0]
     return xp.sum(xp.stack(hits)), xp.sum(xp.stack(losses))
+
+
+def _chunk(kind: str, Xc: Array, W: Array, b: Array, yc: Array | None, xp: Any) -> Any:
+    """``(all logits finite, output)`` of one chunk, ``z = Xc W + b``: the output ``kind`` of
+    the logits; for ``kind="hits"`` how many of them pick the label ``yc``; for
+    ``"evaluation"`` that count and the rows' summed cross-entropy. On JAX one compiled program
+    per kind and chunk shape (eager JAX calls cost several times NumPy's)."""
+    if is_jax_namespace(xp):
+        return _compiled_chunk()(Xc, W, b, yc, kind=kind, xp=xp)
+    return _chunk_eager(Xc, W, b, yc, kind=kind, xp=xp)
+
+
+def _chunk_eager(Xc: Array, W: Array, b: Array, yc: Array | None, *, kind: str, xp: Any) -> Any:
+    z = Xc @ W + b
+    if kind == "hits":
+        out = hits_of(z, yc, xp)
+    elif kind == "evaluation":
+        out = (hits_of(z, yc, xp), cross_entropy(z, yc, xp=xp) * Xc.shape[0])
+    else:
+        out = of_logits(kind, z, xp)
+    return xp.all(xp.isfinite(z)), out
+
+
+@functools.cache
+def _compiled_chunk() -> Any:
+    import jax
+
+    return jax.jit(_chunk_eager, static_argnames=("kind", "xp"))
 
 
 def block_output(kind: str, Xb: Array, W: Array, b: Array) -> Array:

@@ -85,8 +85,9 @@ class LinearPredictions:
         return self._predictions("logits", X, chunk_size, "decision_function")
 
     def predict(self, X: Any, *, chunk_size: int | None = None) -> Array:
-        """Most probable class of each row of ``X`` (int64, on the model's device); chunked and
-        checked as in :meth:`predict_proba` (a Dask ``X`` gives a lazy Dask array).
+        """Most probable class of each row of ``X`` (the backend's default integer dtype: int64,
+        or int32 on 32-bit JAX; on the model's device); chunked and checked as in
+        :meth:`predict_proba` (a Dask ``X`` gives a lazy Dask array).
 
         Examples
         --------

@@ -19,7 +19,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from ._backend import Backend, asarray_on, to_numpy
+from ._backend import Backend, asarray_on, index_dtype, to_numpy
 
 __all__ = [
     "DTYPES",
@@ -155,16 +155,22 @@ def l1_share(penalty: str, l1_ratio: float | None) -> float:
 
 
 def check_device_dtype(backend: Backend, dtype: str) -> None:
-    """Refuse a dtype (or the int64 labels) that the backend's device cannot hold."""
+    """Refuse a dtype that the backend's device cannot hold (float64 on JAX without its 64-bit
+    mode, on Apple's MPS, on array-api-strict's ``"no_float64"``)."""
     try:
         supported = backend.xp.__array_namespace_info__().dtypes(device=backend.device)
     except Exception:  # a namespace without the inspection API: the first array op will tell
         return
+    if dtype in supported:
+        return
     where = f"The {backend.name} device {backend.device!r}"
-    if dtype not in supported:
-        raise ValueError(f"{where} does not support {dtype}; use dtype='float32'.")
-    if "int64" not in supported:
-        raise ValueError(f"{where} does not support int64, which {_MODEL} needs for labels.")
+    if backend.name == "jax":
+        raise ValueError(
+            f"JAX holds {dtype} only in its 64-bit mode, which is off: use dtype='float32', or "
+            'turn it on before any JAX array is made: jax.config.update("jax_enable_x64", True) '
+            "(or set JAX_ENABLE_X64=1 in the environment)."
+        )
+    raise ValueError(f"{where} does not support {dtype}; use dtype='float32'.")
 
 
 # -- arrays --------------------------------------------------------------------------------------
@@ -335,7 +341,8 @@ def as_features(X: Any, backend: Backend, dtype: Any, input_dim: int, name: str 
 
 def as_labels(y: Any, backend: Backend, n_samples: int, num_classes: int, name: str = "y") -> Array:
     """``y`` checked (integer-valued, 1-D, ``n_samples`` long, in ``[0, num_classes)``) and moved
-    to ``backend`` as int64. Integer-valued floats such as 1.0 are accepted."""
+    to ``backend`` in its default integer dtype (int64; int32 on JAX without its 64-bit mode).
+    Integer-valued floats such as 1.0 are accepted."""
     y = _native(y, name)
     kind = _kind(y)
     valid = f"class labels must be integers in [0, {num_classes})"
@@ -371,9 +378,10 @@ def as_labels(y: Any, backend: Backend, n_samples: int, num_classes: int, name: 
         raise ValueError(
             f"{name} contains the label {high}, but {_MODEL} has num_classes={num_classes}; {valid}."
         )
+    labels = index_dtype(backend.xp, backend.device)
     if kind == "real floating":
-        y = xp.astype(y, xp.int64)
-    return asarray_on(backend, y, backend.xp.int64)
+        y = xp.astype(y, index_dtype(xp, array_api_compat.device(y)))
+    return asarray_on(backend, y, labels)
 
 
 def _check_whole(y: Array, xp: Any, name: str, valid: str) -> None:

@@ -329,11 +329,13 @@ def one_hot(y: Array, /, num_classes: int, *, dtype: Any = None, xp: Any = None)
 
 def _class_indices(y: Array, num_classes: int, xp: Any) -> tuple[Array, Array]:
     """``(y, arange(num_classes))`` in one integer dtype that holds every class: labels of a
-    narrow dtype (uint8 with 300 classes) are widened to int64, so no class number wraps around
-    and matches a wrong label."""
+    narrow dtype (uint8 with 300 classes) are widened to the namespace's default integer dtype
+    (int64; int32 on JAX without its 64-bit mode), so no class number wraps around and matches a
+    wrong label."""
     narrow = num_classes > 128 and xp.isdtype(y.dtype, "integral")  # int8 holds 0..127
     if narrow and xp.iinfo(y.dtype).max < num_classes - 1:
-        y = xp.astype(y, xp.int64)
+        info = xp.__array_namespace_info__()
+        y = xp.astype(y, info.default_dtypes(device=device_of(y))["indexing"])
     return y, xp.arange(num_classes, dtype=y.dtype, device=device_of(y))
 
 

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np  # only to turn lists / host data into arrays at the boundary
 
-from softmax_xp._backend import to_numpy
+from softmax_xp._backend import index_dtype, to_numpy
 from softmax_xp.functional import one_hot
 
 __all__ = [
@@ -79,7 +79,7 @@ class ClassificationScores:
     precision: Array
     recall: Array
     f1: Array
-    support: Array  # int64
+    support: Array  # the default integer dtype (int64; int32 on 32-bit JAX)
     macro: Averages
     weighted: Averages
 
@@ -120,7 +120,8 @@ def _fix(name: str, dtype: Any) -> str:
 
 
 def _label_arrays(y_true: Any, y_pred: Any) -> tuple[Any, Array, Array]:
-    """``(xp, y_true, y_pred)`` as 1-D int64 arrays of one namespace and device.
+    """``(xp, y_true, y_pred)`` as 1-D arrays of one namespace and device, in its default integer
+    dtype (int64; int32 on JAX without its 64-bit mode).
 
     Lists and NumPy arrays follow a device array when the other input is one; two host inputs
     become NumPy arrays.
@@ -134,7 +135,7 @@ def _label_arrays(y_true: Any, y_pred: Any) -> tuple[Any, Array, Array]:
     elif not _same_place(y_true, y_pred):  # labels of two libraries or devices: y_true follows
         y_true = _like(_host_labels(to_numpy(y_true), "y_true"), y_pred)
     xp = array_api_compat.array_namespace(y_true, y_pred)
-    y_true, y_pred = _as_int64(xp, y_true, "y_true"), _as_int64(xp, y_pred, "y_pred")
+    y_true, y_pred = _as_counts(xp, y_true, "y_true"), _as_counts(xp, y_pred, "y_pred")
     if y_true.shape[0] != y_pred.shape[0]:
         raise ValueError(
             "Found input variables with inconsistent numbers of samples: "
@@ -152,10 +153,11 @@ def _same_place(a: Array, b: Array) -> bool:
 def _like(host: np.ndarray, ref: Array) -> Array:
     """Copy host labels into the namespace and onto the device of ``ref``."""
     xp = array_api_compat.array_namespace(ref)
-    return xp.asarray(host, dtype=xp.int64, device=array_api_compat.device(ref))
+    device = array_api_compat.device(ref)
+    return xp.asarray(host, dtype=index_dtype(xp, device), device=device)
 
 
-def _as_int64(xp: Any, y: Array, name: str) -> Array:
+def _as_counts(xp: Any, y: Array, name: str) -> Array:
     if y.ndim != 1:
         hint = f" Pass {name}.ravel()." if y.ndim == 2 and y.shape[1] == 1 else ""
         raise ValueError(
@@ -165,7 +167,8 @@ def _as_int64(xp: Any, y: Array, name: str) -> Array:
         raise TypeError(
             f"{name} must hold integer class labels, got dtype {y.dtype}.{_fix(name, y.dtype)}"
         )
-    return y if y.dtype == xp.int64 else xp.astype(y, xp.int64)
+    dtype = index_dtype(xp, array_api_compat.device(y))
+    return y if y.dtype == dtype else xp.astype(y, dtype)
 
 
 def _check_range(xp: Any, y_true: Array, y_pred: Array, num_classes: int) -> None:
@@ -211,15 +214,16 @@ def accuracy(y_true: Any, y_pred: Any) -> float:
     n = y_true.shape[0]
     if n == 0:
         raise ValueError("accuracy is undefined for empty inputs.")
-    correct = xp.sum(xp.astype(y_true == y_pred, xp.int64))
+    correct = xp.sum(xp.astype(y_true == y_pred, y_true.dtype), dtype=y_true.dtype)
     return int(to_numpy(correct)) / n
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> Array:
-    """Counts ``C[i, j]`` = #samples of true class i predicted as j; (K, K) int64.
+    """Counts ``C[i, j]`` = #samples of true class i predicted as j; (K, K), the namespace's
+    default integer dtype (int64; int32 on JAX without its 64-bit mode).
 
     ``C = onehot(y_true).T @ onehot(y_pred)``, computed in float chunks of fewer than 2**24 rows
-    (exact in float32 and float64) and accumulated in int64, on the labels' device.
+    (exact in float32 and float64) and accumulated in integers, on the labels' device.
 
     Examples
     --------
@@ -234,14 +238,14 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> Array:
     _check_range(xp, y_true, y_pred, num_classes)
     device = array_api_compat.device(y_true)
     dtype = _float_dtype(xp, device)
-    cm = xp.zeros((num_classes, num_classes), dtype=xp.int64, device=device)
+    cm = xp.zeros((num_classes, num_classes), dtype=y_true.dtype, device=device)
     n = y_true.shape[0]
     chunk = max(1, min(_MAX_CHUNK_ROWS, _CHUNK_ELEMENTS // num_classes))
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         t = one_hot(y_true[start:stop], num_classes, dtype=dtype, xp=xp)
         p = one_hot(y_pred[start:stop], num_classes, dtype=dtype, xp=xp)
-        cm = cm + xp.astype(xp.matmul(t.T, p), xp.int64)
+        cm = cm + xp.astype(xp.matmul(t.T, p), cm.dtype)
     return cm
 
 
@@ -275,7 +279,7 @@ def _scores_from_cm(cm: Array) -> ClassificationScores:
         precision=precision,
         recall=recall,
         f1=f1,
-        support=xp.sum(cm, axis=1, dtype=xp.int64),
+        support=xp.sum(cm, axis=1, dtype=cm.dtype),
         macro=Averages(xp.mean(precision), xp.mean(recall), xp.mean(f1)),
         weighted=Averages(weighted(precision), weighted(recall), weighted(f1)),
     )

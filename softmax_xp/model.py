@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from . import _data, _random
-from ._backend import asarray_on, resolve_backend, to_numpy
+from ._backend import asarray_on, device_description, resolve_backend, to_numpy
 from ._errors import out_of_memory_hint
 from ._fitting import Trainable, on_device
 from ._modelfile import read_model, write_model
@@ -201,6 +201,8 @@ class SoftmaxXP(Trainable, LinearPredictions):
             ratio = f", l1_ratio={self.l1_ratio}" if self.penalty == "elasticnet" else ""
             decay += f"penalty={self.penalty!r}{ratio}, "
         device = ""
+        if self.backend == "jax":
+            device = f", device={device_description(self.device)!r}"
         if self.backend in ("torch", "cupy"):
             where = getattr(self.device, "id", None)  # a cupy.cuda.Device
             device = f", device={str(self.device) if where is None else f'cuda:{where}'!r}"
@@ -215,10 +217,8 @@ class SoftmaxXP(Trainable, LinearPredictions):
         """The model's state with host NumPy arrays and the backend by name (the namespace module
         cannot be pickled); :meth:`__setstate__` moves everything back to that backend."""
         state = self.__dict__.copy()
-        device = self.device
-        if self.backend == "cupy":
-            device = int(device.id)  # a cupy.cuda.Device is pickled as its id
-        state["_backend"] = (self.backend, device)
+        # a cupy.cuda.Device as its id, a jax.Device as "gpu:1": neither pickles
+        state["_backend"] = (self.backend, device_description(self.device))
         del state["dtype"]
         state["_state"] = self._state.moved(lambda x: to_numpy(x).copy())
         return state

@@ -39,7 +39,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 
 import numpy as np
 
-from ._backend import to_numpy
+from ._backend import device_description, to_numpy
 from ._data import is_lazy
 from ._sklearn_fit import (
     SklearnCallbacks,
@@ -443,6 +443,12 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
         self.loss_curve_ = list(model.history_.loss)
 
     # -- tags --------------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """scikit-learn's state, with ``device`` by name: a ``jax.Device`` does not pickle."""
+        state = super().__getstate__()
+        state["device"] = device_description(self.device)
+        return state
+
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.array_api_support = True

@@ -5,6 +5,9 @@ sessions use it to test one backend each. A backend that cannot run here is skip
 except CuPy under ``$SOFTMAX_XP_REQUIRE_GPU=1`` (set by ``nox -s tests-cupy`` and
 ``benchmarks/gpu.sh`` on a machine whose ``nvidia-smi`` sees a GPU): there a CuPy that cannot run
 fails every CuPy test instead, so a broken GPU install never passes as "skipped".
+
+JAX runs in its default 32-bit mode unless ``$JAX_ENABLE_X64=1`` (``nox -s tests-jax`` runs both):
+there a test that needs float64 on JAX is skipped, saying so, rather than failed.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ try:  # Hypothesis keeps its files (examples, constants) in a temporary folder, 
 except ImportError:
     pass
 
-ALL_BACKENDS = ("numpy", "array_api_strict", "array_api_strict:device1", "torch", "cupy")
+ALL_BACKENDS = ("numpy", "array_api_strict", "array_api_strict:device1", "torch", "cupy", "jax")
+NEEDS_X64 = "needs float64: JAX runs in 32-bit mode here (set JAX_ENABLE_X64=1 to run it)"
 
 
 def _selected() -> tuple[str, ...]:
@@ -53,6 +57,21 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return resolve_backend(name, device=device or None, fallback=False)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """A test that asks JAX in 32-bit mode for float64 (the model refuses it) is skipped."""
+    try:
+        return (yield)
+    except ValueError as exc:
+        if "JAX holds float64 only in its 64-bit mode" in str(exc):
+            pytest.skip(NEEDS_X64)
+        raise
+
+
+def _without_x64(backend: Backend) -> bool:
+    return backend.name == "jax" and "float64" not in backend.xp.__array_namespace_info__().dtypes()
+
+
 class Arrays:
     """Helpers that move host data onto a backend and back, for the tests."""
 
@@ -62,6 +81,10 @@ class Arrays:
         self.device = backend.device
 
     def __call__(self, data: Any, dtype: str | None = "float64") -> Any:
+        if dtype in ("float64", "int64") and _without_x64(self.backend):
+            if dtype == "float64":
+                pytest.skip(NEEDS_X64)
+            dtype = "int32"  # labels: JAX's default integer dtype
         dtype = getattr(self.xp, dtype) if isinstance(dtype, str) else dtype
         return asarray_on(self.backend, np.asarray(data), dtype)
 

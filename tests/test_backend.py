@@ -25,8 +25,10 @@ def no_cuda(monkeypatch):
 
 
 def test_unknown_backend_lists_valid_names():
-    with pytest.raises(ValueError, match=r"Unknown backend 'jax'.*numpy, cupy, torch"):
-        resolve_backend("jax")
+    with pytest.raises(ValueError, match=r"Unknown backend 'mxnet'.*numpy, cupy, torch.*jax"):
+        resolve_backend("mxnet")
+    with pytest.raises(ValueError, match=r"Unknown backend.*did you mean backend='jax'"):
+        resolve_backend("jax.numpy")
     with pytest.raises(ValueError, match="Unknown backend"):
         SoftmaxXP(4, 2, backend="tensorflow")
 
@@ -83,7 +85,7 @@ def test_device_is_passed_through():
 
 def test_backend_info_reports_every_backend(no_cuda):
     info = backend_info()
-    assert set(info) == {"numpy", "cupy", "torch", "array_api_strict", "auto"}
+    assert set(info) == {"numpy", "cupy", "torch", "array_api_strict", "jax", "auto"}
     assert info["numpy"]["available"] and info["numpy"]["devices"] == ["cpu"]
     assert info["cupy"] == {
         "available": False,

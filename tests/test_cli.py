@@ -161,7 +161,7 @@ def test_ctrl_c_saves_completed_epochs_and_exits_130(tmp_path, monkeypatch, inte
     [
         (["train", "--epochs", "many"], "invalid int value"),
         (["train", "--batch-size", "0"], "must be a positive integer"),
-        (["train", "--backend", "jax"], "invalid choice"),
+        (["train", "--backend", "tensorflow"], "invalid choice"),
         (["frobnicate"], "invalid choice"),
         (["evaluate", "--model", "missing.npz"], "No model file"),
         (["predict", "--model", "missing.npz", "x.png"], "No model file"),

@@ -182,6 +182,9 @@ OOM_ERRORS = [
     ("CUDARuntimeError", "cudaErrorMemoryAllocation: out of memory"),
     ("CUDADriverError", "CUDA_ERROR_OUT_OF_MEMORY: out of memory"),
     ("CUBLASError", "CUBLAS_STATUS_ALLOC_FAILED"),
+    # JAX (XLA): jax.errors.JaxRuntimeError, jaxlib's XlaRuntimeError before it
+    ("JaxRuntimeError", "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 8.00GiB."),
+    ("XlaRuntimeError", "RESOURCE_EXHAUSTED: Out of memory allocating 1073741824 bytes."),
 ]
 
 
@@ -204,6 +207,7 @@ def test_cuda_out_of_memory_becomes_device_memory_error(monkeypatch, name, messa
         ("CUDADriverError", "CUDA_ERROR_ILLEGAL_ADDRESS"),
         ("CUBLASError", "CUBLAS_STATUS_NOT_INITIALIZED"),
         ("ValueError", "cudaErrorMemoryAllocation"),
+        ("JaxRuntimeError", "INVALID_ARGUMENT: Executable expected shape f32[4,3]"),
     ],
 )
 def test_other_cuda_errors_are_not_out_of_memory(name, message):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from softmax_xp import metrics
+from softmax_xp._backend import index_dtype
 from softmax_xp.metrics import (
     accuracy,
     classification_report,
@@ -33,7 +34,7 @@ WEIGHTED = (16 / 21, 5 / 7, 5 / 7)  # sum(v * support) / 7
 def test_confusion_matrix_by_hand(arrays):
     y_true, y_pred = arrays(Y_TRUE, dtype="int64"), arrays(Y_PRED, dtype="int64")
     cm = confusion_matrix(y_true, y_pred, 3)
-    assert cm.dtype == arrays.xp.int64
+    assert cm.dtype == index_dtype(arrays.xp, arrays.device)
     assert cm.shape == (3, 3)
     np.testing.assert_array_equal(arrays.host(cm), CM)
 
@@ -91,7 +92,7 @@ def test_precision_recall_f1_by_hand(backend, arrays):
     np.testing.assert_allclose(arrays.host(scores.recall), RECALL)
     np.testing.assert_allclose(arrays.host(scores.f1), F1)
     np.testing.assert_array_equal(arrays.host(scores.support), SUPPORT)
-    assert scores.support.dtype == arrays.xp.int64
+    assert scores.support.dtype == index_dtype(arrays.xp, arrays.device)
     np.testing.assert_allclose([float(arrays.host(v)) for v in scores.macro], MACRO)
     np.testing.assert_allclose([float(arrays.host(v)) for v in scores.weighted], WEIGHTED)
     assert array_api_compat.device(scores.f1) == backend.device

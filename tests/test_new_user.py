@@ -92,7 +92,7 @@ def test_unsupported_dtypes_are_still_refused(spelling):
 @pytest.mark.parametrize(
     ("name", "hint"),
     [
-        ("cuda", "backend='cupy', or backend='torch' with device='cuda'"),
+        ("cuda", "backend='cupy', or backend='torch' or 'jax' with device='cuda'"),
         ("gpu", "backend='cupy'"),
         ("pytorch", "did you mean backend='torch'"),
         ("np", "did you mean backend='numpy'"),

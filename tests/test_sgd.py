@@ -50,3 +50,34 @@ def test_sgd_epoch_matches_the_textbook_loop(arrays, momentum, reg, n, batch_siz
     # sgd_epoch updates its own copies in place, never the caller's arrays
     np.testing.assert_array_equal(arrays.host(W), W_host)
     np.testing.assert_array_equal(arrays.host(b), b_host)
+
+
+@pytest.mark.parametrize("l1_ratio", [0.0, 0.5])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_in_place_epoch_never_writes_its_inputs(momentum, l1_ratio):
+    """The NumPy epoch updates in place (faster than array-api-extra's ``at``): only its own
+    copies. Every input is a read-only view, so a write into one raises."""
+    rng = np.random.default_rng(0)
+
+    def read_only(a: np.ndarray) -> np.ndarray:
+        view = a.view()
+        view.flags.writeable = False
+        return view
+
+    X, y = rng.normal(size=(50, 4)), rng.integers(0, 3, size=50)
+    W, b = rng.normal(size=(4, 3)), rng.normal(size=(1, 3))
+    velocity = (np.ones((4, 3)), np.ones((1, 3))) if momentum else None
+    weights = rng.uniform(0.5, 2.0, size=50)
+    inputs = [X, y, rng.permutation(50), W, b, *(velocity or ()), weights]
+    before = [a.copy() for a in inputs]
+    views = [read_only(a) for a in inputs]
+    v = None if velocity is None else (views[5], views[6])
+    W_out, b_out, v_out, losses = sgd_epoch(
+        *views[:5], v, lr=0.1, momentum=momentum, reg=1e-2, batch_size=16, xp=np,
+        weights=views[-1], l1_ratio=l1_ratio,
+    )  # fmt: skip
+    for a, was in zip(inputs, before, strict=True):
+        np.testing.assert_array_equal(a, was)
+    assert not np.array_equal(W_out, W) and losses.shape == (4,)
+    for out in (W_out, b_out, *(v_out or ())):
+        assert out.flags.writeable  # the epoch's own arrays

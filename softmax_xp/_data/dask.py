@@ -34,7 +34,7 @@ import dask.array as da
 import numpy as np
 
 from .. import _random
-from .._backend import asarray_on, to_numpy
+from .._backend import asarray_on, index_dtype, to_numpy
 from .._inference import KINDS
 from .._sparse import dense_namespace, is_sparse
 from .._weights import class_weights
@@ -201,7 +201,8 @@ class DaskValidation:
             ]
         )
         backend = self.settings.backend
-        hits = asarray_on(backend, sum(part[0] for part in parts), backend.xp.int64)
+        count = index_dtype(backend.xp, backend.device)
+        hits = asarray_on(backend, sum(part[0] for part in parts), count)
         return hits, asarray_on(backend, sum(part[1] for part in parts), self.settings.dtype)
 
 

@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 from array_api_compat import device as device_of
+from array_api_compat import is_jax_namespace
 
 from .. import _random
-from .._backend import asarray_on, to_numpy
+from .._backend import asarray_on, index_dtype, to_numpy
 from .._fingerprint import data_fingerprint
 from .._inference import chunk_rows, device_evaluation, row_slices
 from .._validation import as_features, as_labels, features_on_host_or_device, warn_if_unscaled
@@ -106,8 +107,9 @@ class InMemoryData:
             sparse=self.sparse,
             l1_ratio=step.l1_ratio,
         )  # fmt: skip
+        indices = index_dtype(xp, backend.device)
         if self.blocks is None:
-            order = asarray_on(backend, _random.permutation(rng, self.n), xp.int64)
+            order = asarray_on(backend, _random.permutation(rng, self.n), indices)
             W, b, velocity, losses = sgd_epoch(
                 self.X, self.y, order, W, b, velocity, weights=weights, **settings
             )
@@ -122,7 +124,7 @@ class InMemoryData:
             W, b, velocity, part = sgd_epoch(
                 self._block(rows),
                 self.y[rows],
-                asarray_on(backend, order, xp.int64),
+                asarray_on(backend, order, indices),
                 W, b, velocity, weights=w, **settings,
             )  # fmt: skip
             parts.append(part)
@@ -132,6 +134,10 @@ class InMemoryData:
 
     def objective(self, reg: float) -> Objective:
         X, y, w, xp = self.X, self.y, self.weights, self.settings.backend.xp
+        if is_jax_namespace(xp):
+            from ..solvers.sgd_jax import jax_objective
+
+            return jax_objective(loss_and_grads, X, y, w, reg)
 
         def objective(W: Array, b: Array) -> tuple[Array, Array, Array]:
             return loss_and_grads(X, y, W, b, reg, sample_weight=w, xp=xp)

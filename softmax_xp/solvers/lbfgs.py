@@ -178,7 +178,7 @@ def minimize_lbfgs(
     x0 = flat_on_host(W0, b0)
     if l1:  # U0 = max(W0, 0), V0 = max(-W0, 0)
         w0 = x0[:m]
-        x0 = flat_on_host(W0, W0, b0)
+        x0 = flat_on_host(W0, W0, b0).copy()  # written below: a host view may be read-only
         x0[:m], x0[m : 2 * m] = w0.clip(min=0.0), (-w0).clip(min=0.0)
         lower, upper = x0 * 0.0, x0 * 0.0 + math.inf
         lower[2 * m :] = -math.inf
