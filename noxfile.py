@@ -151,6 +151,7 @@ def bench(session: nox.Session) -> None:
 MUTATION_MODULES = (
     "softmax_xp/functional.py",
     "softmax_xp/solvers/sgd.py",
+    "softmax_xp/solvers/_losses.py",
     "softmax_xp/solvers/lbfgs.py",
     "softmax_xp/_training/run.py",
     "softmax_xp/_training/state.py",

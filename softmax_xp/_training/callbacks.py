@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .._atomic import check_writable
 from .._io import npz_path
@@ -20,17 +20,23 @@ from .._validation import check_int, check_real
 from .history import History
 from .state import RunInfo, TrainState
 
-if TYPE_CHECKING:
-    from .run import Run
-
 __all__ = [
     "Callback",
     "CheckpointWriter",
     "EarlyStopping",
     "FunctionCallback",
     "ProgressPrinter",
+    "RunControl",
     "as_callbacks",
 ]
+
+
+class RunControl(Protocol):
+    """What a callback may ask of the run it is in (:class:`softmax_xp._training.run.Run`)."""
+
+    def stop(self, reason: str = ...) -> None: ...
+
+    def restore(self, W: Any, b: Any) -> None: ...
 
 
 class Callback:
@@ -60,7 +66,7 @@ class Callback:
     epoch 2 of the run; History has 2
     """
 
-    run: Run | None = None
+    run: RunControl | None = None
 
     def checkpoint_state(self, state: TrainState) -> dict[str, Any]:
         """Arrays shaped like ``W`` or ``b`` to keep in the checkpoint of ``state``'s epoch,

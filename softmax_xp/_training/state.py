@@ -10,9 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .. import _random
 from .._backend import to_numpy
@@ -20,6 +18,9 @@ from .._errors import ResumeMismatchError
 from .._fingerprint import describe_change
 from .._modelfile import Checkpoint
 from .history import History
+
+if TYPE_CHECKING:  # the host generator of the shuffles; no array maths here
+    import numpy as np
 
 __all__ = ["RunInfo", "TrainState", "check_resumable"]
 

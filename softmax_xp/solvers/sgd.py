@@ -25,6 +25,8 @@ from typing import Any
 from array_api_compat import device as device_of
 from array_api_compat import is_jax_namespace, is_torch_namespace
 
+from ._losses import batch_means
+
 Array = Any
 
 __all__ = ["sgd_epoch"]
@@ -81,29 +83,6 @@ def take_of(xp: Any) -> Any:
     if is_torch_namespace(xp):
         return lambda x, indices, axis: x.index_select(axis, indices)
     return xp.take
-
-
-def _batch_means(
-    parts: Array, penalty: Array, n: int, batch_size: int, xp: Any, weights: Array | None = None
-) -> Array:
-    """Per-batch mean cross-entropy plus each batch's ``penalty`` (L2, or elastic net).
-
-    ``parts`` holds one column per row: its softmax denominator ``s`` (over max-shifted logits)
-    and its shifted true-class logit ``z_y``; the row's cross-entropy is ``log(s) - z_y``, times
-    its weight when ``weights`` (in visiting order) are given.
-    """
-    rows = xp.log(parts[0, :]) - parts[1, :]
-    if weights is not None:
-        rows = rows * weights
-    full = n // batch_size
-    parts = []
-    if full:
-        block = xp.reshape(rows[: full * batch_size], (full, batch_size))
-        parts.append(xp.sum(block, axis=1) / batch_size)
-    if n > full * batch_size:
-        parts.append(xp.reshape(xp.mean(rows[full * batch_size :]), (1,)))
-    means = parts[0] if len(parts) == 1 else xp.concat(parts)
-    return means + penalty
 
 
 def _clip_cumulative(w: Array, q: Array, u: Array, zero: Array, xp: Any) -> Array:
@@ -267,7 +246,7 @@ def sgd_epoch(
     penalty = scalar(0.5 * reg_l2) * sq_norm
     if l1 is not None:
         penalty = penalty + scalar(reg * l1_ratio) * l1[3]
-    losses = _batch_means(parts, penalty, n, batch_size, xp, w_order)
+    losses = batch_means(parts, penalty, n, batch_size, xp, w_order)
     b_out = xp.reshape(bT, (1, k))
     v_out = None if velocity is None else (vW, xp.reshape(vbT, (1, k)))
     return W, b_out, v_out, losses

@@ -26,6 +26,8 @@ from typing import Any, Protocol
 
 from array_api_compat import device as device_of
 
+from ._losses import batch_means
+
 Array = Any
 
 __all__ = ["RENORM", "SparseOps", "sparse_sgd_epoch"]
@@ -150,7 +152,6 @@ def sparse_sgd_epoch(
     """:func:`softmax_xp.solvers.sgd.sgd_epoch` (same arguments, same results) for a sparse
     ``X``, in steps that touch only the batch's active rows of ``W`` (see the module
     docstring)."""
-    from .sgd import _batch_means  # the per-batch losses, computed as the dense loop does
 
     n, k = X.shape[0], W.shape[1]
     batch_size = min(batch_size, max(n, 1))
@@ -199,6 +200,6 @@ def sparse_sgd_epoch(
         store.subtract(A, G, Pa, Qa)
         if (t + 1) % RENORM == 0:
             store.form()
-    losses = _batch_means(parts, (0.5 * reg) * sq_norm, n, batch_size, xp, w_order)
+    losses = batch_means(parts, (0.5 * reg) * sq_norm, n, batch_size, xp, w_order)
     W, V = store.form()
     return W, b, (None if V is None else (V, vb)), losses
