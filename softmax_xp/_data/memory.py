@@ -72,6 +72,7 @@ class InMemoryData:
         if block_rows is not None:
             self.blocks = [s.stop - s.start for s in row_slices(self.n, block_rows)]
         self._sgd_weights: Array | None = None
+        self._sizes: dict[int, Array] = {}  # batch sizes of a global-shuffle epoch, per batch_size
 
     def _load(self, X: Any, y: Any) -> tuple[Array, Array]:
         return features_and_labels(X, y, self.settings)
@@ -91,6 +92,13 @@ class InMemoryData:
         mean = xp.asarray(exact_mean(w), dtype=w.dtype, device=device_of(w))
         self._sgd_weights = w / mean
         return self._sgd_weights
+
+    def _global_sizes(self, batch_size: int) -> Array:
+        """The batch sizes of a global-shuffle epoch on the device, made once per batch size."""
+        if batch_size not in self._sizes:
+            sizes = batch_sizes(self.n, batch_size)
+            self._sizes[batch_size] = asarray_on(self.settings.backend, sizes, self.settings.dtype)
+        return self._sizes[batch_size]
 
     def sgd_epoch(
         self,
@@ -113,8 +121,7 @@ class InMemoryData:
             W, b, velocity, losses = sgd_epoch(
                 self.X, self.y, order, W, b, velocity, weights=weights, **settings
             )
-            sizes = batch_sizes(self.n, step.batch_size)
-            return W, b, velocity, losses, asarray_on(backend, sizes, self.settings.dtype)
+            return W, b, velocity, losses, self._global_sizes(step.batch_size)
         starts = np.cumsum([0, *self.blocks])
         visit, orders = _random.block_plan(rng, self.blocks)
         parts, sizes = [], []
