@@ -33,7 +33,7 @@ __all__ = [
 HYPERPARAMETERS = ("input_dim", "num_classes", "lr", "reg", "momentum", "lr_decay", "dtype", "seed")
 # Hyperparameters added later, with the value a file written before them means.
 OPTIONAL_HYPERPARAMETERS = {"penalty": "l2", "l1_ratio": None}
-_HISTORY_KEYS = ("loss", "val_accuracy", "epoch_time", "val_loss")
+_HISTORY_KEYS = ("loss", "val_accuracy", "epoch_time", "val_loss", "threads")
 _OPTIONAL_HISTORY = ("val_loss",)  # absent from checkpoints written before it
 
 
@@ -230,7 +230,8 @@ def _array(
 def _history(path: str | os.PathLike, history: Any, epoch: int) -> dict[str, list[float]]:
     """The checkpoint's History: lists of finite numbers, one per epoch (val_accuracy may be empty)."""
     if isinstance(history, dict):
-        history = {**{key: [] for key in _OPTIONAL_HISTORY}, **history}
+        # absent from files written before them: val_loss empty, threads 0 ("not recorded")
+        history = {**{key: [] for key in _OPTIONAL_HISTORY}, "threads": [0] * epoch, **history}
     if not isinstance(history, dict) or set(history) != set(_HISTORY_KEYS):
         raise ModelFileError(f"{path}: the History in the header is malformed.")
     for key in _HISTORY_KEYS:
@@ -247,4 +248,7 @@ def _history(path: str | os.PathLike, history: Any, epoch: int) -> dict[str, lis
             raise ModelFileError(
                 f"{path}: the History entry {key!r} does not hold one number per epoch ({epoch})."
             )
-    return {key: [float(v) for v in history[key]] for key in _HISTORY_KEYS}
+    out = {key: [float(v) for v in history[key]] for key in _HISTORY_KEYS}
+    if not all(v >= 0 and v == int(v) for v in out["threads"]):
+        raise ModelFileError(f"{path}: the History entry 'threads' holds a negative or fraction.")
+    return {**out, "threads": [int(v) for v in out["threads"]]}

@@ -1,46 +1,146 @@
-"""How many CPU threads the training loop's matrix products use (host side; no array maths).
+"""How many CPU threads the training loop's matrix products use, and in which layout the SGD
+epoch multiplies (host side; no array maths of its own).
 
+Threads
+-------
 An SGD step on MNIST multiplies a 256 x 784 batch by a 784 x 10 matrix: a product that takes a
-fraction of a millisecond on one core. Spreading it over several BLAS threads saves little on an
-idle machine and costs 3-30x on a busy one (every step waits for the slowest thread, and a thread
-that lost its core stalls all of them). So, while :meth:`SoftmaxXP.train` runs, products below
-:data:`SMALL_PRODUCT` multiply-adds (``batch x d x K``) use one thread; larger ones are left to the
-library's own choice.
+fraction of a millisecond on one core. Spreading it over several BLAS threads saves 1.1-1.3x on
+an idle machine and costs 3-30x on a busy one (every step waits for the slowest thread, and a
+thread that lost its core stalls all of them). No fixed count is best on both, so, with
+``$SOFTMAX_XP_THREADS=auto`` (the default), a CPU training run chooses per epoch:
 
-``$SOFTMAX_XP_THREADS=default`` turns the rule off (the libraries' defaults throughout);
+- *measured*, where one thread and the library's default count give bit-identical epochs on this
+  BLAS: each epoch runs its first steps on the count not in use, then a few on the count in use,
+  and keeps the faster for the rest of the epoch (and the next). The trial steps are real steps of
+  the run, and since both counts give the same bits, the numbers never depend on the timing. A
+  machine that becomes busy or idle during training is followed within an epoch. Whether the
+  counts agree is checked once per process and shape (:func:`counts_agree`): two steps of a
+  synthetic epoch of the run's shapes on each count, compared bit for bit. A BLAS's summation
+  order depends on the shapes and the thread count, not on the values. Measured here (AMD EPYC,
+  2 cores): OpenBLAS 0.3.31 (SkylakeX kernels) rounds ``[256, 784] @ [784, 10]`` differently on 1
+  and 2 threads, float32 and float64; PyTorch 2.13's MKL does ``e @ X_b`` (float32) and ``dot``
+  (float64) differently. So on that machine every run takes the rule below;
+- otherwise by the *size rule*: products below :data:`SMALL_PRODUCT` multiply-adds
+  (``batch x d x K``) on one thread, larger ones on the library's own choice.
+
+The measurement reads ``time.perf_counter`` a few times per epoch on CPU backends only; GPU
+backends (CuPy, PyTorch on CUDA), JAX and Dask's workers are left alone.
+
+``$SOFTMAX_XP_THREADS=default`` runs on the libraries' defaults throughout;
 ``$SOFTMAX_XP_THREADS=N`` (a whole number, 1 or more) runs every product of the training loop on
-N threads, whatever its size.
+N threads, whatever its size. :attr:`History.threads` records the count each epoch ran on
+(0: not a count of ours: GPU, JAX, L-BFGS).
 
 Trainings in several Python threads at once (GridSearchCV with joblib's threading backend): the
 thread counts are process-wide. PyTorch's is set by the first training to start and restored by
 the last to end. OpenBLAS's is left alone outside the main thread: threadpoolctl lets one thread
 at a time control it and silently ignores the others, so a limit set in one worker thread and
-restored in another would stay on after the search.
+restored in another would stay on after the search. Outside the main thread nothing is measured.
+
+Product layout
+--------------
+:func:`product_layout` picks where :func:`softmax_xp.solvers.sgd.sgd_epoch` keeps the weights
+(``"row"``: ``(d, K)``; ``"class"``, ``"class_xw"``: a class-major ``(K, d)`` copy, gradient
+``e @ X_b``) and how it forms the logits (``"class"``: ``W @ X_b.T``; the others
+``X_b @ W``-style, then a class-major copy). A deterministic rule of the backend, its BLAS and the
+dtype, never a timing: a run's numbers depend only on the machine's libraries. Measured on a
+2-core AMD EPYC (KVM, family 25), OpenBLAS 0.3.31 SkylakeX kernels, PyTorch 2.13 CPU with MKL
+2024.2, batch 256 x 784, K = 10, machine shared with other jobs (load 1-3), so CPU time of the
+one calling thread on one BLAS thread, medians of 15 interleaved epochs of 12,800 rows with
+momentum (``/tmp/thr/epoch1.py`` in the threads branch's notes), ratio to ``"row"``:
+
+    ============== ======== ======== ==========
+    epoch          "row"    "class"  "class_xw"
+    ============== ======== ======== ==========
+    numpy float32  17.4 ms  1.08     0.93
+    numpy float64  34.6 ms  0.74     0.90
+    torch float32  68.7 ms  0.26     0.32
+    torch float64  86.0 ms  0.46     0.56
+    ============== ======== ======== ==========
+
+One step's products alone (us, 1 thread / 2 threads, wall, same machine):
+
+    ======================= ============= ============= ============= =============
+    product                 numpy f32     numpy f64     torch f32     torch f64
+    ======================= ============= ============= ============= =============
+    (X_b @ W).T, copied     90 / 65       184 / 125     300 / 161     338 / 186
+    W_t @ X_b.T             150 / 109     145 / 137     70 / 59       168 / 107
+    X_b.T @ e.T             91 / 69       190 / 134     709 / 373     925 / 482
+    e @ X_b                 72 / 72       116 / 108     69 / 58       169 / 128
+    ======================= ============= ============= ============= =============
+
+PyTorch's CPU products are fastest in ``torch.nn.Linear``'s own layout ("class") on any CPU
+(MKL takes slow paths for the transposed forms on AMD, and the idiom's layout is the one its
+kernels are tuned for everywhere). OpenBLAS: the gradient ``e @ X_b`` is never slower, the
+forward ``W_t @ X_b.T`` only pays in float64. Other BLAS libraries, GPUs and sparse rows keep
+``"row"``, the layout measured before this rule (not yet measured otherwise).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cache
 from typing import Any
 
-from ._backend import Backend
+import numpy as np
 
-__all__ = ["ENV_VAR", "SMALL_PRODUCT", "training_threads"]
+from ._backend import Backend, asarray_on, index_dtype, to_numpy
+
+__all__ = [
+    "ENV_VAR",
+    "SMALL_PRODUCT",
+    "EpochThreads",
+    "blas_vendor",
+    "counts_agree",
+    "epoch_threads",
+    "product_layout",
+    "training_threads",
+]
 
 ENV_VAR = "SOFTMAX_XP_THREADS"
 # Below this many multiply-adds per product, one thread; measured in benchmarks/README.md
 # ("Speed under load"): MNIST's 2M and 16M (batch 2048) products run faster on one thread.
 SMALL_PRODUCT = 2**25
+LAYOUTS = ("row", "class", "class_xw")
+_forced_layout: str | None = None  # tests force a layout here (tests/conftest.py's internals)
+
+# The measured choice: each epoch, TRIAL steps on the other count after WARM untimed ones, then
+# WARM untimed and REFERENCE timed steps on the count in use; the other wins if its steps take
+# under (1 - MARGIN) of the reference's. 3 of MNIST's 196 steps: at most ~3 % of an epoch if
+# the other count is 3x slower (a busy machine), nothing once it is not.
+WARM, TRIAL, REFERENCE, MARGIN = 1, 2, 4, 0.05
+
+
+def product_layout(backend: Backend, dtype_name: str, sparse: bool = False) -> str:
+    """The layout :func:`softmax_xp.solvers.sgd.sgd_epoch` multiplies in on ``backend`` (see the
+    module docstring for the measurements): a rule of the backend, its BLAS and the dtype."""
+    if _forced_layout is not None:
+        return _forced_layout
+    if sparse:
+        return "row"
+    if backend.name == "torch" and str(backend.device) == "cpu":
+        return "class"
+    if backend.name in ("numpy", "array_api_strict") and blas_vendor() == "openblas":
+        return "class" if dtype_name == "float64" else "class_xw"
+    return "row"
+
+
+@cache
+def blas_vendor() -> str | None:
+    """NumPy's BLAS as threadpoolctl names it (``"openblas"``, ``"mkl"``, ``"blis"``...)."""
+    for lib in _controller().select(user_api="blas").lib_controllers:
+        return str(lib.internal_api)
+    return None
 
 
 def training_threads(backend: Backend, batch: int, d: int, k: int) -> AbstractContextManager[Any]:
     """A context in which ``backend``'s CPU matrix products of ``batch x d`` by ``d x k`` use
     one thread when they are small (a no-op for large ones, GPUs and ``$SOFTMAX_XP_THREADS``
-    ``=default``), or the number of threads ``$SOFTMAX_XP_THREADS`` gives."""
+    ``=default``), or the number of threads ``$SOFTMAX_XP_THREADS`` gives: the size rule."""
     policy = thread_policy()
     if policy == "default" or (policy == "auto" and batch * d * k >= SMALL_PRODUCT):
         return nullcontext()
@@ -52,6 +152,240 @@ def training_threads(backend: Backend, batch: int, d: int, k: int) -> AbstractCo
     if backend.name == "torch" and str(backend.device) == "cpu":
         return _torch_limit(threads)()
     return nullcontext()
+
+
+class _Knob:
+    """Get and set one library's thread count (process-wide)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def get(self) -> int:
+        if self.kind == "torch":
+            import torch
+
+            return int(torch.get_num_threads())
+        counts = [lib.num_threads for lib in _blas().lib_controllers]
+        return int(max(counts, default=1))
+
+    def set(self, n: int) -> None:
+        if self.kind == "torch":
+            import torch
+
+            torch.set_num_threads(n)
+            return
+        for lib in _blas().lib_controllers:
+            lib.set_num_threads(n)
+
+
+def _knob(backend: Backend) -> _Knob | None:
+    """The thread count this package may measure for ``backend`` in this Python thread: PyTorch's
+    on the CPU and NumPy's BLAS, in the main thread only (see the module docstring)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if backend.name == "torch" and str(backend.device) == "cpu":
+        return _Knob("torch")
+    if backend.name in ("numpy", "array_api_strict"):
+        return _Knob("blas")
+    return None
+
+
+class EpochThreads:
+    """A run's thread counts, epoch by epoch (see the module docstring).
+
+    ``with threads.epoch() as on_step:`` sets the epoch's count and restores the library's on
+    leaving; ``on_step`` (None unless measuring) goes to the SGD loop, which calls it before
+    every step; :meth:`steps_done` ends the measurement (the rest of the epoch, validation
+    included, runs on the rule's count) and ``used`` is the count most of the epoch's steps
+    ran on (0: none of ours).
+    """
+
+    def __init__(
+        self,
+        enter: Callable[[], AbstractContextManager[Any]] | None,
+        knob: _Knob | None = None,
+        rule: int = 0,
+        other: int | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        self._enter, self._knob, self._clock = enter, knob, clock
+        self.rule = rule  # the deterministic rule's count: where each epoch starts and ends
+        self.best = rule  # the faster count so far
+        self.other = other  # the count tried against it (None: no measuring)
+        self.used = rule
+        self._tick = 0
+        self._marks: list[float] = []
+
+    @property
+    def measuring(self) -> bool:
+        return self.other is not None and self._knob is not None
+
+    @contextmanager
+    def epoch(self) -> Iterator[Callable[[], None] | None]:
+        context = nullcontext() if self._enter is None else self._enter()
+        with context:
+            self._tick, self._marks = 0, []
+            self.used = self.best if self.measuring else self.rule
+            if self._knob is not None:
+                self._knob.set(self.used)
+            try:
+                yield self._on_step if self.measuring else None
+            finally:
+                if self.measuring:
+                    self.steps_done()
+
+    def _on_step(self) -> None:
+        """Before SGD step ``self._tick`` of the epoch: switch and read the clock on the trial's
+        step boundaries, nothing otherwise."""
+        t = self._tick
+        self._tick += 1
+        if t > WARM + TRIAL + WARM + REFERENCE:
+            return
+        assert self._knob is not None and self.other is not None
+        if t == 0:
+            self._knob.set(self.other)
+        elif t == WARM + TRIAL:
+            self._marks.append(self._clock())
+            self._knob.set(self.best)
+        if t in (WARM, WARM + TRIAL + WARM, WARM + TRIAL + WARM + REFERENCE):
+            self._marks.append(self._clock())
+        if len(self._marks) == 4:
+            self._decide()
+
+    def _decide(self) -> None:
+        start, trial_end, ref_start, ref_end = self._marks
+        trial, reference = (trial_end - start) / TRIAL, (ref_end - ref_start) / REFERENCE
+        if trial < (1.0 - MARGIN) * reference:
+            assert self.other is not None and self._knob is not None
+            self.best, self.other = self.other, self.best
+            self._knob.set(self.best)
+        self.used = self.best
+
+    def steps_done(self) -> None:
+        """The epoch's SGD steps are over: back to the rule's count (validation runs on it)."""
+        if self.measuring:
+            assert self._knob is not None
+            if self._tick <= WARM + TRIAL:  # every step ran on the trial count
+                self.used = self.other if self._tick else self.best
+            self._knob.set(self.rule)
+            self._tick = WARM + TRIAL + WARM + REFERENCE + 1  # no more switching this epoch
+
+
+def epoch_threads(
+    backend: Backend,
+    batch: int,
+    d: int,
+    k: int,
+    agree: Callable[[], bool] | None = None,
+) -> EpochThreads:
+    """The thread counts of a run of ``batch x d`` by ``d x k`` products on ``backend``.
+
+    ``agree()`` says whether one thread and the default count give the same bits (see
+    :func:`counts_agree`); None: they are not compared (no measuring)."""
+    policy = thread_policy()
+    knob = _knob(backend)
+    small = batch * d * k < SMALL_PRODUCT
+    if knob is None:  # a GPU, JAX, or a worker thread: the size rule, as before
+        used = 0
+        if backend.name == "torch" and str(backend.device) == "cpu":
+            import torch
+
+            auto = 1 if small else torch.get_num_threads()
+            used = {"auto": auto, "default": torch.get_num_threads()}.get(policy) or int(policy)
+        return EpochThreads(lambda: training_threads(backend, batch, d, k), rule=used)
+    default = knob.get()
+    if policy == "default":
+        return EpochThreads(None, knob, rule=default)
+    if policy != "auto":
+        return EpochThreads(lambda: training_threads(backend, batch, d, k), knob, rule=int(policy))
+    rule = 1 if small else default
+    enter = _restoring(knob, default)
+    if default > 1 and agree is not None and agree():
+        return EpochThreads(enter, knob, rule=rule, other=default if rule == 1 else 1)
+    return EpochThreads(enter, knob, rule=rule)
+
+
+def _restoring(knob: _Knob, default: int) -> Callable[[], AbstractContextManager[Any]]:
+    """A context that gives the library its count ``default`` back on leaving."""
+    if knob.kind == "torch":
+        return lambda: _torch_limit(default)()
+
+    @contextmanager
+    def restore() -> Iterator[None]:
+        try:
+            yield
+        finally:
+            knob.set(default)
+
+    return restore
+
+
+def counts_agree(
+    backend: Backend, dtype_name: str, batch: int, last: int, d: int, k: int, **step: Any
+) -> bool:
+    """Whether one thread and the library's default count give bit-identical SGD epochs of these
+    shapes (``last``: the short last batch's rows, 0 if none) and settings (``step``:
+    ``momentum``, ``l1_ratio``, ``layout``, ``weighted``): two full batches and the short one of
+    a synthetic epoch on each count, weights, bias and losses compared. Cached per process."""
+    knob = _knob(backend)
+    if knob is None:
+        return False
+    default = knob.get()
+    if default <= 1:
+        return True
+    key = (backend.name, str(backend.device), dtype_name, batch, last, d, k, default,
+           tuple(sorted(step.items())))  # fmt: skip
+    if key not in _agreements:
+        _agreements[key] = _probe(backend, dtype_name, batch, last, d, k, knob, default, **step)
+    return _agreements[key]
+
+
+_agreements: dict[tuple[Any, ...], bool] = {}
+
+
+def _probe(
+    backend: Backend,
+    dtype_name: str,
+    batch: int,
+    last: int,
+    d: int,
+    k: int,
+    knob: _Knob,
+    default: int,
+    *,
+    momentum: float = 0.0,
+    l1_ratio: float = 0.0,
+    layout: str = "row",
+    weighted: bool = False,
+) -> bool:
+    from .solvers.sgd import sgd_epoch
+
+    rng = np.random.default_rng(0)
+    n = 2 * batch + last
+    xp, dtype = backend.xp, getattr(backend.xp, dtype_name)
+    X = asarray_on(backend, rng.standard_normal((n, d)), dtype)
+    y = asarray_on(backend, rng.integers(0, k, n), index_dtype(xp, backend.device))
+    order = asarray_on(backend, rng.permutation(n), index_dtype(xp, backend.device))
+    W = asarray_on(backend, 0.1 * rng.standard_normal((d, k)), dtype)
+    b = asarray_on(backend, 0.1 * rng.standard_normal((1, k)), dtype)
+    velocity = (W * 0.5, b * 0.5) if momentum else None
+    weights = asarray_on(backend, rng.uniform(0.5, 1.5, n), dtype) if weighted else None
+    outs: list[list[np.ndarray]] = []
+    for count in (1, default):
+        knob.set(count)
+        outs.append([])
+        # The loss's penalty (||W||^2, a dot product some BLAS split across threads) is lost in
+        # the rounding of a loss with a small reg: a second epoch whose penalty dominates.
+        try:
+            for lr, reg in ((0.1, 1e-3), (1e-6, 1e4)):
+                out = sgd_epoch(
+                    X, y, order, W, b, velocity, lr=lr, momentum=momentum, reg=reg,
+                    batch_size=batch, xp=xp, weights=weights, l1_ratio=l1_ratio, layout=layout,
+                )  # fmt: skip
+                outs[-1] += [to_numpy(a) for a in (out[0], out[1], out[3], *(out[2] or ()))]
+        finally:
+            knob.set(default)
+    return all(np.array_equal(a, c) for a, c in zip(*outs, strict=True))
 
 
 def thread_policy() -> str:
@@ -94,6 +428,12 @@ class _SharedLimit:
                 if self._users == 0 and self._limit is not None:
                     limit, self._limit = self._limit, None
                     limit.__exit__(None, None, None)
+
+
+@cache
+def _blas() -> Any:
+    """threadpoolctl's controllers of the BLAS libraries loaded (numpy's among them)."""
+    return _controller().select(user_api="blas")
 
 
 @cache

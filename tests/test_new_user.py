@@ -225,7 +225,7 @@ def test_repr_names_the_settings_that_make_the_model():
 def test_history_reads_like_a_dict_of_lists():
     history = SoftmaxXP(D, K, backend="numpy", seed=0).train(X, Y, X, Y, epochs=3)
     assert len(history) == 3  # epochs
-    names = ["loss", "val_accuracy", "epoch_time", "val_loss"]
+    names = ["loss", "val_accuracy", "epoch_time", "val_loss", "threads"]
     assert list(history) == list(history.keys()) == names
     assert dict(history) == history.to_dict() == dict(history.items())
     assert "loss" in history and "acc" not in history

@@ -39,13 +39,17 @@ class DataSettings:
 @dataclass(frozen=True)
 class SgdStep:
     """One SGD epoch's settings: its step size, momentum, penalty strength, batch size and the
-    penalty's L1 share (0: L2, 1: L1; see :func:`softmax_xp.solvers.sgd.sgd_epoch`)."""
+    penalty's L1 share (0: L2, 1: L1; see :func:`softmax_xp.solvers.sgd.sgd_epoch`); the
+    product layout and the per-step hook of the thread chooser (:mod:`softmax_xp._threads`),
+    which sources with dense rows in this process pass on to the epoch."""
 
     lr: float
     momentum: float
     reg: float
     batch_size: int
     l1_ratio: float = 0.0
+    layout: str = "row"
+    on_step: Callable[[], None] | None = None
 
 
 class TrainingData(Protocol):

@@ -114,6 +114,8 @@ class InMemoryData:
             lr=step.lr, momentum=step.momentum, reg=step.reg, batch_size=step.batch_size, xp=xp,
             sparse=self.sparse,
             l1_ratio=step.l1_ratio,
+            layout=step.layout,
+            on_step=step.on_step if self.sparse is None else None,
         )  # fmt: skip
         indices = index_dtype(xp, backend.device)
         if self.blocks is None:

@@ -10,9 +10,11 @@ __all__ = ["History"]
 
 @dataclass
 class History:
-    """Per-epoch training record: mean training loss, validation accuracy, wall time (s) and
+    """Per-epoch training record: mean training loss, validation accuracy, wall time (s),
     mean validation cross-entropy (``val_accuracy`` and ``val_loss`` are empty without
-    validation data).
+    validation data) and the CPU thread count the epoch's products ran on (``threads``: chosen
+    per epoch, see :mod:`softmax_xp._threads`; 0 where the count is not the package's to set:
+    GPUs, JAX, L-BFGS, files written before it was recorded).
 
     It reads like a dict of lists: ``history["loss"]`` is ``history.loss``.
 
@@ -27,6 +29,7 @@ class History:
     val_accuracy: list[float] = field(default_factory=list)
     epoch_time: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    threads: list[int] = field(default_factory=list)
 
     def __getitem__(self, key: str) -> list[float]:
         if not isinstance(key, str):
@@ -49,7 +52,7 @@ class History:
         Examples
         --------
         >>> History().keys()
-        ['loss', 'val_accuracy', 'epoch_time', 'val_loss']
+        ['loss', 'val_accuracy', 'epoch_time', 'val_loss', 'threads']
         """
         return [f.name for f in fields(self)]
 
@@ -64,8 +67,8 @@ class History:
 
         Examples
         --------
-        >>> History(loss=[0.5], epoch_time=[0.1]).items()
-        [('loss', [0.5]), ('val_accuracy', []), ('epoch_time', [0.1]), ('val_loss', [])]
+        >>> History(loss=[0.5], epoch_time=[0.1], threads=[1]).items()
+        [('loss', [0.5]), ('val_accuracy', []), ('epoch_time', [0.1]), ('val_loss', []), ('threads', [1])]
         """
         return [(key, getattr(self, key)) for key in self.keys()]
 
@@ -74,8 +77,8 @@ class History:
 
         Examples
         --------
-        >>> History(loss=[0.5], epoch_time=[0.1]).to_dict()
-        {'loss': [0.5], 'val_accuracy': [], 'epoch_time': [0.1], 'val_loss': []}
+        >>> History(loss=[0.5], epoch_time=[0.1], threads=[1]).to_dict()
+        {'loss': [0.5], 'val_accuracy': [], 'epoch_time': [0.1], 'val_loss': [], 'threads': [1]}
         """
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -85,16 +88,21 @@ class History:
         val_accuracy: float | None,
         epoch_time: float,
         val_loss: float | None = None,
+        threads: int = 0,
     ) -> History:
-        """A new History with one more epoch (this one is left as it is).
+        """A new History with one more epoch (this one is left as it is); ``threads`` of the
+        epochs before, if missing, are 0.
 
         Examples
         --------
         >>> first = History()
         >>> second = first.extended(0.7, None, 0.2)
-        >>> len(first), second.loss, second.val_accuracy
-        (0, [0.7], [])
+        >>> len(first), second.loss, second.val_accuracy, second.threads
+        (0, [0.7], [], [0])
         """
         accuracy = self.val_accuracy if val_accuracy is None else [*self.val_accuracy, val_accuracy]
         val = self.val_loss if val_loss is None else [*self.val_loss, val_loss]
-        return History([*self.loss, loss], accuracy, [*self.epoch_time, epoch_time], val)
+        before = [*self.threads, *[0] * (len(self.loss) - len(self.threads))]
+        return History(
+            [*self.loss, loss], accuracy, [*self.epoch_time, epoch_time], val, [*before, threads]
+        )

@@ -19,7 +19,7 @@ from .. import _random
 from .._backend import Backend, asarray_on, to_numpy
 from .._data.base import SgdStep
 from .._errors import TrainingDivergedError, quiet_float_warnings
-from .._threads import training_threads
+from .._threads import EpochThreads, counts_agree, epoch_threads, product_layout
 from ..solvers.lbfgs import minimize_lbfgs
 from .callbacks import Callback
 from .state import TrainState
@@ -110,32 +110,70 @@ class Run:
     def sgd(self, state: TrainState, epochs: int, schedule: Schedule, batch_size: int) -> None:
         """SGD epochs ``state.epoch + 1 .. epochs``."""
         self._begin(state)
-        d, k = state.W.shape
-        d = getattr(self.data, "row_width", d)  # a sparse row: its mean number of non-zeros
-        shape = (min(batch_size, self.data.n), d, k)
+        threads, layout = self._threads_and_layout(state, schedule, batch_size)
         for epoch in range(state.epoch + 1, epochs + 1):
-            with quiet_float_warnings(), training_threads(self.backend, *shape):
-                state = self._sgd_epoch(state, epoch, schedule, batch_size)
+            with quiet_float_warnings(), threads.epoch() as on_step:
+                state = self._sgd_epoch(
+                    state, epoch, schedule, batch_size, layout, on_step, threads
+                )
             self._end_epoch(state)
             if self.stop_reason is not None:
                 break
         self._end()
 
+    def _threads_and_layout(
+        self, state: TrainState, schedule: Schedule, batch_size: int
+    ) -> tuple[EpochThreads, str]:
+        """The run's thread counts and product layout (:mod:`softmax_xp._threads`): measured
+        thread counts and a layout other than "row" only for dense rows in this process (an
+        in-memory source without sparse operations; Dask's blocks run elsewhere)."""
+        d, k = state.W.shape
+        d = getattr(self.data, "row_width", d)  # a sparse row: its mean number of non-zeros
+        n = self.data.n
+        batch = min(batch_size, n)
+        xp = self.backend.xp
+        dtype_name = "float64" if state.W.dtype == xp.float64 else "float32"
+        dense_here = getattr(self.data, "sparse", False) is None
+        layout = product_layout(self.backend, dtype_name, sparse=not dense_here)
+        weighted = getattr(self.data, "weights", None) is not None
+
+        def agree() -> bool:
+            return counts_agree(
+                self.backend, dtype_name, batch, n % batch if n > batch else 0, d, k,
+                momentum=schedule.momentum, l1_ratio=schedule.l1_ratio, layout=layout,
+                weighted=weighted,
+            )  # fmt: skip
+
+        threads = epoch_threads(self.backend, batch, d, k, agree if dense_here else None)
+        return threads, layout
+
     def _sgd_epoch(
-        self, state: TrainState, epoch: int, schedule: Schedule, batch_size: int
+        self,
+        state: TrainState,
+        epoch: int,
+        schedule: Schedule,
+        batch_size: int,
+        layout: str = "row",
+        on_step: Callable[[], None] | None = None,
+        threads: EpochThreads | None = None,
     ) -> TrainState:
         """Epoch ``epoch`` from ``state``, checked: the new state, or TrainingDivergedError."""
         start = time.perf_counter()
         rng = _random.clone(state.rng)  # advanced only when the epoch is committed
         lr = schedule.step_size(epoch)
-        step = _step(lr, schedule, batch_size)
+        step = _step(lr, schedule, batch_size, layout, on_step)
         W, b, velocity, losses, sizes = self.data.sgd_epoch(
             state.W, state.b, state.velocity, rng, step
         )
+        if threads is not None:
+            threads.steps_done()  # the rest of the epoch (validation) on the rule's count
         loss, accuracy, val_loss, finite = self._read_epoch(W, b, velocity, losses, sizes)
         if not (finite and abs(loss) < math.inf):
             raise self._diverged(state, epoch, lr, schedule.lr, losses, weights_finite=finite)
-        history = state.history.extended(loss, accuracy, time.perf_counter() - start, val_loss)
+        used = 0 if threads is None else threads.used
+        history = state.history.extended(
+            loss, accuracy, time.perf_counter() - start, val_loss, threads=used
+        )
         return TrainState(W, b, velocity, rng, epoch, history)
 
     def _read_epoch(
@@ -263,13 +301,21 @@ class _Stopped(Exception):
     """A callback stopped an L-BFGS run (raised through scipy's loop to end it)."""
 
 
-def _step(lr: float, schedule: Schedule, batch_size: int) -> SgdStep:
+def _step(
+    lr: float,
+    schedule: Schedule,
+    batch_size: int,
+    layout: str = "row",
+    on_step: Callable[[], None] | None = None,
+) -> SgdStep:
     return SgdStep(
         lr=lr,
         momentum=schedule.momentum,
         reg=schedule.reg,
         batch_size=batch_size,
         l1_ratio=schedule.l1_ratio,
+        layout=layout,
+        on_step=on_step,
     )
 
 

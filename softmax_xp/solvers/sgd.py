@@ -19,6 +19,7 @@ JAX arrays cannot be updated in place, and its eager calls cost ~11x NumPy's: on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +119,8 @@ def sgd_epoch(
     weights: Array | None = None,
     sparse: Any = None,
     l1_ratio: float = 0.0,
+    layout: str = "row",
+    on_step: Callable[[], None] | None = None,
 ) -> tuple[Array, Array, tuple[Array, Array] | None, Array]:
     """Visit ``X[order]`` in batches of ``batch_size``; return ``(W, b, velocity, batch_losses)``.
 
@@ -152,6 +155,15 @@ def sgd_epoch(
     batch's rows gathered by ``sparse.rows`` (``X_b @ W`` and ``X_b.T @ e.T`` are then the
     sparse library's sparse-dense products). The elastic net (``l1_ratio > 0``) takes that
     loop: its proximal step touches every weight.
+
+    ``layout`` is where the weights live during the epoch, a choice for speed only (the same
+    maths; the products may round differently): ``"row"`` keeps ``W`` as it is, ``(d, K)``,
+    with logits ``(X_b @ W).T`` (copied to class-major) and weight gradient ``X_b.T @ e.T``;
+    ``"class"`` keeps a class-major ``(K, d)`` copy (made once per epoch, turned back once),
+    with logits ``W^T @ X_b.T`` and gradient ``e @ X_b``, the layout of ``torch.nn.Linear``. Which
+    is faster depends on the library and the machine: :func:`softmax_xp._threads.product_layout`
+    chooses. Sparse rows always take ``"row"``. ``on_step`` (optional) is called before each
+    step: the thread chooser of :mod:`softmax_xp._threads` times steps through it.
     """
     if is_jax_namespace(xp):
         from .sgd_jax import sgd_epoch_jax
@@ -183,10 +195,12 @@ def sgd_epoch(
     decay = scalar(1.0 - lr * reg_l2)  # (1 - lr reg) W: the L2 part of the step
     lr_reg = scalar(lr * reg_l2)
     mu = scalar(momentum)
-    W = xp.asarray(W, copy=True)
+    by_class = layout != "row" and sparse is None
+    logits_by_class = by_class and layout == "class"
+    W = _to_layout(W, by_class, xp)
     bT = xp.reshape(b, (k, 1), copy=True)
     if velocity is not None:
-        vW = xp.asarray(velocity[0], copy=True)
+        vW = _to_layout(velocity[0], by_class, xp)
         vbT = xp.reshape(velocity[1], (k, 1), copy=True)
     # Per row: the softmax denominator and the true-class logit; per batch: ||W||^2 at its start.
     parts = xp.empty((2, n), dtype=dt, device=dev)
@@ -202,6 +216,8 @@ def sgd_epoch(
     width, step, ones_n = batch_size, scalar(lr / batch_size), tab.ones_n
     targets = tab.eye * step  # row k of targets is lr/n one_hot(k)
     for t in range(steps):
+        if on_step is not None:
+            on_step()
         lo = t * batch_size
         hi = min(lo + batch_size, n)
         pick = tab.pick[lo:hi] if hi - lo == batch_size else tab.pick_last
@@ -210,7 +226,10 @@ def sgd_epoch(
             step, ones_n = scalar(lr / width), ones_n[:width, :]
             targets = tab.eye * step
         Xb = rows_of(X, order[lo:hi])
-        z = xp.reshape((Xb @ W).T, (k, width), copy=True)  # (K, n): class-major logits
+        if logits_by_class:  # (K, n): class-major logits
+            z = W @ Xb.T
+        else:
+            z = xp.reshape((Xb @ (W.T if by_class else W)).T, (k, width), copy=True)
         z += bT
         z -= xp.max(z, axis=0, keepdims=True)
         e = xp.exp(z)
@@ -225,7 +244,7 @@ def sgd_epoch(
         sq_norm[t] = flat @ flat
         if l1 is not None:
             l1[3][t] = xp.sum(xp.abs(flat))
-        G = Xb.T @ e.T  # lr/n X^T (p - Y)
+        G = e @ Xb if by_class else Xb.T @ e.T  # lr/n X^T (p - Y), in W's layout
         g_b = e @ ones_n  # (K, 1): lr/n sum_i (p - Y)
         if velocity is None:
             if reg_l2:
@@ -248,5 +267,12 @@ def sgd_epoch(
         penalty = penalty + scalar(reg * l1_ratio) * l1[3]
     losses = batch_means(parts, penalty, n, batch_size, xp, w_order)
     b_out = xp.reshape(bT, (1, k))
-    v_out = None if velocity is None else (vW, xp.reshape(vbT, (1, k)))
-    return W, b_out, v_out, losses
+    v_out = None if velocity is None else (_to_layout(vW, by_class, xp), xp.reshape(vbT, (1, k)))
+    return _to_layout(W, by_class, xp), b_out, v_out, losses
+
+
+def _to_layout(W: Array, by_class: bool, xp: Any) -> Array:
+    """A fresh copy of ``W``, transposed (``(d, K) <-> (K, d)``, contiguous) if ``by_class``."""
+    if by_class:
+        return xp.reshape(W.T, W.T.shape, copy=True)
+    return xp.asarray(W, copy=True)
