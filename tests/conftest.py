@@ -165,6 +165,61 @@ class Internals:
             return
         self.monkeypatch.setattr(dask_tasks, "sgd_epoch", replacement)
 
+    def force_layout(self, layout: str) -> None:
+        """Make every SGD run multiply in ``layout`` ("row", "class", "class_xw"), whatever the
+        layout rule says."""
+        import softmax_xp._threads as threads
+
+        self.monkeypatch.setattr(threads, "_forced_layout", layout)
+
+    @staticmethod
+    def product_layout(backend: Any, dtype_name: str) -> str:
+        """The layout rule's choice for a backend name (or Backend) and dtype."""
+        from softmax_xp._backend import resolve_backend
+        from softmax_xp._threads import product_layout
+
+        if isinstance(backend, str):
+            backend = resolve_backend(backend, fallback=False)
+        return product_layout(backend, dtype_name)
+
+    def set_blas_vendor(self, vendor: str | None) -> None:
+        """Make the layout rule see NumPy's BLAS as ``vendor``."""
+        import softmax_xp._threads as threads
+
+        self.monkeypatch.setattr(threads, "blas_vendor", lambda: vendor)
+
+    @staticmethod
+    def counts_agree(backend: str, dtype_name: str, batch: int, d: int, k: int) -> bool:
+        """Whether one thread and the default count give the same bits here (the probe the
+        measured thread choice rests on), for plain SGD in the layout the rule gives."""
+        from softmax_xp._backend import resolve_backend
+        from softmax_xp._threads import counts_agree, product_layout
+
+        where = resolve_backend(backend, fallback=False)
+        layout = product_layout(where, dtype_name)
+        return counts_agree(where, dtype_name, batch, 0, d, k, layout=layout)
+
+    def pretend_counts_agree(self) -> None:
+        """Make training runs treat one thread and the default count as giving the same bits,
+        so that they measure (for tests of the measuring itself, with shapes too small for the
+        BLAS to use more than one thread)."""
+        import softmax_xp._training.run as run
+
+        self.monkeypatch.setattr(run, "counts_agree", lambda *args, **kwargs: True)
+
+    def patch_thread_clock(self, clock: Any) -> None:
+        """Make the thread chooser read ``clock()`` instead of ``time.perf_counter()``."""
+        import softmax_xp._threads as threads
+
+        self.monkeypatch.setattr(threads, "_clock", clock)
+
+    @staticmethod
+    def thread_trial_steps() -> int:
+        """SGD steps an epoch needs before the thread chooser decides."""
+        from softmax_xp._threads import REFERENCE, TRIAL, WARM
+
+        return 2 * WARM + TRIAL + REFERENCE + 1
+
     def patch_dask_chain(self, make: Any) -> None:
         """Replace the Dask epoch's chain of block tasks by ``make(real_chain)``."""
         import softmax_xp._data.dask as dask_source

@@ -142,3 +142,180 @@ def test_blas_setting_survives_overlapping_trainings_in_worker_threads():
     for worker in workers:
         worker.join()
     assert blas_threads() == before
+
+
+# -- the thread count chosen per epoch ------------------------------------------------------------
+def _count_of(backend: str):
+    if backend == "torch":
+        import torch
+
+        return torch.get_num_threads
+    return lambda: max(blas_threads())
+
+
+def _default_two(backend: str):
+    """The library's own thread count set to 2 for the test, whatever the machine."""
+    if backend == "torch":
+        return threads_module._torch_threads(2)
+    return threadpool_limits(2, user_api="blas")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_one_thread_and_the_default_give_the_same_bits_where_the_probe_says_so(
+    monkeypatch, backend, internals
+):
+    """float64 SGD on MNIST's shapes forced to one thread and to the default (2): where the
+    probe that the measured choice rests on says the counts agree, the trainings are bit for
+    bit the same; where they differ, the run takes the size rule (skipped, with the BLAS)."""
+    pytest.importorskip(backend)
+    rng = np.random.default_rng(0)
+    X, y = rng.random((700, 784)), rng.integers(0, 10, 700)
+    runs = {}
+    with _default_two(backend):
+        agree = internals.counts_agree(backend, "float64", 256, 784, 10)
+        for policy in ("1", "default"):
+            monkeypatch.setenv("SOFTMAX_XP_THREADS", policy)
+            model = SoftmaxXP(784, 10, backend=backend, dtype="float64", seed=0, momentum=0.9)
+            history = model.train(X, y, epochs=2, batch_size=256, verbose=0)
+            runs[policy] = (np.asarray(model.W), history.loss, history.threads)
+    assert runs["1"][2] == [1, 1] and runs["default"][2] == [2, 2]
+    same = np.array_equal(runs["1"][0], runs["default"][0]) and runs["1"][1] == runs["default"][1]
+    if agree:
+        assert same
+    if not same:
+        blas = "PyTorch's BLAS" if backend == "torch" else threads_module.blas_vendor()
+        pytest.skip(f"{blas} rounds differently on 1 and 2 threads here: auto takes the size rule")
+
+
+def _measured_run(internals, backend, costs, epochs=3, switch_after=None, momentum=0.0):
+    """Train with the measured choice on, each SGD step taking ``costs[count]`` seconds of a
+    fake clock on the count in effect; ``switch_after``: (epoch, new costs) mid-run. Returns
+    the model, its History and the counts each step ran on."""
+    now = [0.0]
+    count = _count_of(backend)
+    per_step: list[int] = []
+    original = internals.sgd_epoch
+    cost = dict(costs)
+
+    def timed(*args, on_step=None, **kwargs):
+        if on_step is None:  # not measuring
+            return original(*args, **kwargs)
+        first = [True]
+
+        def step():
+            if not first[0]:
+                now[0] += cost[count()]  # the step that just ended, on the count in effect
+            first[0] = False
+            on_step()
+            per_step.append(count())
+
+        return original(*args, on_step=step, **kwargs)
+
+    def callback(epoch, history):
+        if switch_after and epoch == switch_after[0]:
+            cost.clear()
+            cost.update(switch_after[1])
+
+    internals.pretend_counts_agree()
+    internals.patch_thread_clock(lambda: now[0])
+    internals.patch_sgd_epoch(timed)
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(200, 6)), rng.integers(0, 3, 200)
+    model = SoftmaxXP(6, 3, backend=backend, dtype="float64", seed=0, momentum=momentum)
+    with _default_two(backend):
+        history = model.train(X, y, epochs=epochs, batch_size=8, verbose=0, callback=callback)
+        assert count() == 2  # the library's count is back after the run
+    return model, history, per_step
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict", "torch"])
+def test_an_idle_machine_moves_to_the_default_count_a_busy_one_stays_on_one(
+    monkeypatch, internals, backend
+):
+    pytest.importorskip(backend)
+    monkeypatch.setenv("SOFTMAX_XP_THREADS", "auto")
+    trial = internals.thread_trial_steps()
+    _, idle, steps = _measured_run(internals, backend, {1: 3.0, 2: 1.0})
+    assert idle.threads == [2, 2, 2]
+    assert steps[:3] == [2, 2, 2] and steps[3 : trial - 1] == [1] * (trial - 4)  # trial, reference
+    assert set(steps[trial - 1 : 25]) == {2}  # the rest of epoch 1 on the faster count
+    _, busy, steps = _measured_run(internals, backend, {1: 1.0, 2: 3.0})
+    assert busy.threads == [1, 1, 1]
+    assert set(steps[trial - 1 : 25]) == {1}
+
+
+def test_the_choice_follows_a_machine_that_becomes_busy(monkeypatch, internals):
+    monkeypatch.setenv("SOFTMAX_XP_THREADS", "auto")
+    _, history, _ = _measured_run(
+        internals, "numpy", {1: 3.0, 2: 1.0}, epochs=4, switch_after=(2, {1: 1.0, 2: 3.0})
+    )
+    assert history.threads == [2, 2, 1, 1]
+
+
+def test_the_measured_choice_gives_the_numbers_of_one_thread(monkeypatch, internals):
+    """The trial steps are real steps: a measured run that switches counts trains exactly as a
+    run forced to one thread (here on shapes the BLAS runs on one thread anyway)."""
+    monkeypatch.setenv("SOFTMAX_XP_THREADS", "auto")
+    measured, history, _ = _measured_run(internals, "numpy", {1: 3.0, 2: 1.0}, momentum=0.9)
+    monkeypatch.setenv("SOFTMAX_XP_THREADS", "1")
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(200, 6)), rng.integers(0, 3, 200)
+    forced = SoftmaxXP(6, 3, backend="numpy", dtype="float64", seed=0, momentum=0.9)
+    forced_history = forced.train(X, y, epochs=3, batch_size=8, verbose=0)
+    np.testing.assert_array_equal(measured.W, forced.W)
+    assert history.loss == forced_history.loss
+    assert history.threads == [2, 2, 2] and forced_history.threads == [1, 1, 1]
+
+
+@pytest.mark.parametrize("policy", ["1", "default", "auto"])
+def test_resume_is_bit_exact_whatever_the_thread_choice(monkeypatch, tmp_path, policy):
+    monkeypatch.setenv("SOFTMAX_XP_THREADS", policy)
+    rng = np.random.default_rng(2)
+    X, y = rng.random((600, 784)), rng.integers(0, 10, 600)
+    args = dict(batch_size=128, verbose=0)
+    whole = SoftmaxXP(784, 10, backend="numpy", dtype="float64", seed=5, momentum=0.9)
+    whole.train(X, y, epochs=4, **args)
+    path = tmp_path / "ckpt.npz"
+    SoftmaxXP(784, 10, backend="numpy", dtype="float64", seed=5, momentum=0.9).train(
+        X, y, epochs=2, checkpoint=path, **args
+    )
+    resumed = SoftmaxXP(784, 10, backend="numpy", dtype="float64", seed=9, momentum=0.9)
+    history = resumed.train(X, y, epochs=4, resume_from=path, **args)
+    np.testing.assert_array_equal(resumed.W, whole.W)
+    assert history.loss == whole.history_.loss
+    assert len(history.threads) == 4 and history.threads[:2] == whole.history_.threads[:2]
+
+
+def test_history_records_the_count_and_checkpoints_keep_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("SOFTMAX_XP_THREADS", "3")
+    path = tmp_path / "ckpt.npz"
+    model = SoftmaxXP(6, 3, backend="numpy", seed=0)
+    assert model.train(X, Y, epochs=2, batch_size=16, verbose=0, checkpoint=path).threads == [3, 3]
+    monkeypatch.setenv("SOFTMAX_XP_THREADS", "1")
+    resumed = SoftmaxXP(6, 3, backend="numpy", seed=0)
+    history = resumed.train(X, Y, epochs=3, batch_size=16, verbose=0, resume_from=path)
+    assert history.threads == [3, 3, 1]
+    lbfgs = SoftmaxXP(6, 3, backend="numpy", seed=0)
+    history = lbfgs.train(X, Y, epochs=2, solver="lbfgs", verbose=0)
+    assert history.threads == [0] * len(history)  # not a count of ours
+
+
+def test_a_checkpoint_written_before_threads_were_recorded_resumes(tmp_path, monkeypatch):
+    import json
+
+    from softmax_xp._io import write_npz_atomic
+
+    monkeypatch.setenv("SOFTMAX_XP_THREADS", "1")
+    path, old = tmp_path / "ckpt.npz", tmp_path / "old.npz"
+    SoftmaxXP(6, 3, backend="numpy", seed=0).train(
+        X, Y, epochs=2, batch_size=16, verbose=0, checkpoint=path
+    )
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "__header__"}
+        header = json.loads(str(npz["__header__"]))
+    header = {k: v for k, v in header.items() if k not in ("format", "format_version")}
+    del header["history"]["threads"]
+    write_npz_atomic(old, arrays, header)
+    resumed = SoftmaxXP(6, 3, backend="numpy", seed=0)
+    history = resumed.train(X, Y, epochs=3, batch_size=16, verbose=0, resume_from=old)
+    assert history.threads == [0, 0, 1]  # 0: not recorded

@@ -143,6 +143,7 @@ class DaskData:
             batch_size=step.batch_size,
             dtype=self.settings.dtype_name,
             l1_ratio=step.l1_ratio,
+            layout=step.layout,
         )
         if self._sums is not None:  # SGD's weights have mean 1 (exact, as in memory)
             settings["weight_mean"] = float(sum(self._sums) / self.n)

@@ -124,17 +124,18 @@ class Run:
     def _threads_and_layout(
         self, state: TrainState, schedule: Schedule, batch_size: int
     ) -> tuple[EpochThreads, str]:
-        """The run's thread counts and product layout (:mod:`softmax_xp._threads`): measured
-        thread counts and a layout other than "row" only for dense rows in this process (an
-        in-memory source without sparse operations; Dask's blocks run elsewhere)."""
+        """The run's thread counts and product layout (:mod:`softmax_xp._threads`): "row" for
+        sparse rows; thread counts measured only for dense rows in this process (an in-memory
+        source without sparse operations; Dask's blocks run elsewhere)."""
         d, k = state.W.shape
         d = getattr(self.data, "row_width", d)  # a sparse row: its mean number of non-zeros
         n = self.data.n
         batch = min(batch_size, n)
         xp = self.backend.xp
         dtype_name = "float64" if state.W.dtype == xp.float64 else "float32"
-        dense_here = getattr(self.data, "sparse", False) is None
-        layout = product_layout(self.backend, dtype_name, sparse=not dense_here)
+        sparse_ops = getattr(self.data, "sparse", None)  # in memory: its sparse operations
+        dense_here = sparse_ops is None and hasattr(self.data, "sparse")
+        layout = product_layout(self.backend, dtype_name, sparse=sparse_ops is not None)
         weighted = getattr(self.data, "weights", None) is not None
 
         def agree() -> bool:
