@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--quick] [--gpu] [--sections 1,2,3,5,6,dask,sparse] [--out PATH]`` from the repo root.
+"""``python -m benchmarks [--quick] [--gpu] [--sections 1,2,3,5,6,dask,sparse] [--out PATH]
+[--compare REF.json]`` from the repo root.
 
 Sections ``dask`` (Dask arrays on a LocalCluster, out of core) and ``sparse`` (text
 classification on scipy.sparse) run only when named."""
@@ -13,7 +14,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _machine, accuracy, contention, dask_cluster, epoch, estimator, gpu, scaling, sparse
+from . import (
+    _compare,
+    _machine,
+    accuracy,
+    contention,
+    dask_cluster,
+    epoch,
+    estimator,
+    gpu,
+    scaling,
+    sparse,
+)
 from ._data import Mnist, mnist
 from ._report import Section, render, write_json, x
 
@@ -41,6 +53,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--repeats", type=int, default=None, help="repeats per row (at least 5)")
     p.add_argument("--out", type=Path, default=None, help="where to write the JSON record")
+    p.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        metavar="REF.json",
+        help="print each timed row's ratio to the same row of a saved record (e.g. main's)",
+    )
     p.add_argument("--gpu-backend", default="cupy", help=argparse.SUPPRESS)  # dry runs
     return p.parse_args(argv)
 
@@ -116,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = max(5, args.repeats or (5 if args.quick or args.gpu else 7))
     if "4" in wanted:  # scikit-learn's array_api_dispatch needs it before scipy is imported
         os.environ.setdefault("SCIPY_ARRAY_API", "1")
+    reference = None if args.compare is None else _compare.load(args.compare)
     started = _machine.now()
     data = mnist()
     small = data.head(10_000) if args.quick else data
@@ -172,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     ordered = [sections[k] for k in sorted(sections)]
     if {"1", "2", "3"} & set(sections):
         ordered.append(targets(sections, data))
+    if args.compare is not None and reference is not None:
+        ordered.append(_compare.compare(args.compare, reference, ordered))
     if interrupted is not None:
         ordered.append(
             Section(

@@ -31,6 +31,7 @@ _ENV = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
     "SOFTMAX_XP_BACKEND",
+    "SOFTMAX_XP_THREADS",
     "XLA_FLAGS",  # JAX's CPU threads
     "JAX_ENABLE_X64",
 )
@@ -46,6 +47,18 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor (``GenuineIntel``, ``AuthenticAMD``...) from /proc/cpuinfo, or '?'."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith(("vendor_id", "CPU implementer")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
 
 
 def cores() -> dict[str, int | None]:
@@ -114,7 +127,32 @@ def torch_threads() -> dict[str, Any] | None:
     torch = sys.modules.get("torch")
     if torch is None:
         return None
-    return {"num_threads": torch.get_num_threads(), "mkl": torch.backends.mkl.is_available()}
+    config = torch.__config__.show()
+    blas = next(
+        (part.split("=", 1)[1] for part in config.split(", ") if "BLAS_INFO=" in part), None
+    )
+    mkl = next(
+        (line.strip(" -") for line in config.splitlines() if "Math Kernel Library" in line), None
+    )
+    return {
+        "num_threads": torch.get_num_threads(),
+        "mkl": torch.backends.mkl.is_available(),
+        "blas": blas,
+        "blas_version": mkl,
+    }
+
+
+def layouts() -> dict[str, str]:
+    """The SGD epoch's product layout per backend and dtype here (softmax_xp._threads's rule)."""
+    from softmax_xp._backend import resolve_backend
+    from softmax_xp._threads import product_layout
+
+    names = ["numpy"] + (["torch"] if "torch" in sys.modules else [])
+    return {
+        f"{name} {dtype}": product_layout(resolve_backend(name), dtype)
+        for name in names
+        for dtype in ("float32", "float64")
+    }
 
 
 def describe() -> dict[str, Any]:
@@ -123,9 +161,11 @@ def describe() -> dict[str, Any]:
         "date": now(),
         "command": shlex.join(["python", "-m", "benchmarks", *sys.argv[1:]]),
         "cpu": cpu_model(),
+        "cpu_vendor": cpu_vendor(),
         "cores": cores(),
         "blas": blas(),
         "torch_cpu": torch_threads(),
+        "layouts": layouts(),
         "gpu": gpu(),
         "platform": platform.platform(),
         "versions": versions(),

@@ -52,9 +52,21 @@ def render(machine: dict[str, Any], sections: list[Section]) -> str:
         ", ".join(f"{k}={v}" for k, v in lib.items() if v is not None) for lib in machine["blas"]
     )
     head = [
-        f"Machine: {machine['cpu']}, {machine['cores']['usable']} usable cores, "
-        f"GPU: {machine['gpu'] or 'none'}",
+        f"Machine: {machine['cpu']} ({machine.get('cpu_vendor', '?')}), "
+        f"{machine['cores']['usable']} usable cores, GPU: {machine['gpu'] or 'none'}",
         f"BLAS: {blas}",
+    ]
+    if machine.get("torch_cpu"):
+        torch_cpu = machine["torch_cpu"]
+        head.append(
+            f"PyTorch CPU: BLAS {torch_cpu.get('blas')} ({torch_cpu.get('blas_version')}), "
+            f"{torch_cpu['num_threads']} threads"
+        )
+    if machine.get("layouts"):
+        head.append(
+            "SGD product layouts: " + ", ".join(f"{k} {v}" for k, v in machine["layouts"].items())
+        )
+    head += [
         "Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
         f"Date: {machine['date']}; command: `{machine['command']}`",
     ]

@@ -14,7 +14,7 @@ import numpy as np
 
 from softmax_xp import SoftmaxXP
 from softmax_xp._backend import asarray_on, index_dtype, resolve_backend
-from softmax_xp._threads import training_threads
+from softmax_xp._threads import product_layout
 
 from . import references
 from ._data import Mnist
@@ -42,21 +42,57 @@ def softmax_case(backend: str, dtype: str, data: Mnist, seed: int = 0) -> Case:
     return case
 
 
-def floor_case(dtype: str, data: Mnist, seed: int = 0) -> Case:
-    """The floor on NumPy: gather each batch and the two matrix products, nothing else; with the
-    BLAS threads SoftmaxXP's thread rule gives its own epoch, so the two compare like for like."""
+def floor_case(dtype: str, data: Mnist, threads: int, seed: int = 0) -> Case:
+    """The floor on NumPy: gather each batch and the two matrix products, nothing else, on
+    ``threads`` BLAS threads, in the product layout SoftmaxXP's rule gives NumPy here."""
     import array_api_compat.numpy as xp
+    from threadpoolctl import threadpool_limits
 
     X = np.asarray(data.X, dtype=dtype)
     W = np.zeros((X.shape[1], 10), dtype=dtype)
     rng = np.random.default_rng(seed)
-    numpy_backend = resolve_backend("numpy")
+    layout = product_layout(resolve_backend("numpy"), dtype)
 
     def case() -> None:
-        with training_threads(numpy_backend, BATCH, X.shape[1], 10):
-            references.floor_epoch(X, rng.permutation(X.shape[0]), W, BATCH, xp)
+        with threadpool_limits(threads, user_api="blas"):
+            references.floor_epoch(X, rng.permutation(X.shape[0]), W, BATCH, xp, layout)
 
     return case
+
+
+def blas_threads() -> int:
+    """NumPy's BLAS thread count (the library's default, before any limit)."""
+    from threadpoolctl import threadpool_info
+
+    return max(
+        [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] or [1]
+    )
+
+
+def floor_counts() -> list[int]:
+    """The thread counts the floor runs on: one, and the BLAS's default if more."""
+    return sorted({1, blas_threads()})
+
+
+def floor_row(dtype: str, threads: int) -> str:
+    return f"floor numpy {dtype}, {threads} thread{'s' if threads > 1 else ''}"
+
+
+def best_floor(timings: dict[str, Timing], dtype: str) -> str | None:
+    """The faster of the floor's thread counts (lower median), as ``"floor numpy {dtype}"``:
+    the honest floor is the fastest way the machine does the epoch's unavoidable work."""
+    rows = [floor_row(dtype, n) for n in floor_counts() if floor_row(dtype, n) in timings]
+    if not rows:
+        return None
+    best = min(rows, key=lambda row: timings[row].median)
+    name = f"floor numpy {dtype}"
+    items = list(timings.items())
+    timings.clear()
+    for key, value in items:  # the best floor goes right after the floor's rows
+        timings[key] = value
+        if key == rows[-1]:
+            timings[name] = Timing(name, value.times if best == key else timings[best].times)
+    return best
 
 
 def chapter_case(data: Mnist, seed: int = 0) -> Case:
@@ -139,7 +175,8 @@ def cases(data: Mnist, strict: bool = True) -> dict[str, Case]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         for dtype in ("float32", "float64"):
-            out[f"floor numpy {dtype}"] = floor_case(dtype, data)
+            for threads in floor_counts():
+                out[floor_row(dtype, threads)] = floor_case(dtype, data, threads)
             out[f"SoftmaxXP numpy {dtype}"] = softmax_case("numpy", dtype, data)
             if have("torch"):
                 out[f"SoftmaxXP torch {dtype}"] = softmax_case("torch", dtype, data)
@@ -167,6 +204,7 @@ def run(data: Mnist, repeats: int) -> Section:
     """Time every row, interleaved, and compare each with the floor, the chapter loop and torch."""
     compile_s = jax_compile_seconds(data) if have("jax") else {}
     timings = interleave(cases(data), repeats=repeats, warmup=1)
+    fastest = {dtype: best_floor(timings, dtype) for dtype in ("float32", "float64")}
     chapter = "chapter loop (NumPy, float64 W)"
     section = Section(
         f"1. Epoch time, MNIST {data.X.shape[0]:,} x {data.X.shape[1]}, K=10, batch {BATCH}",
@@ -175,9 +213,12 @@ def run(data: Mnist, repeats: int) -> Section:
     for name, t in timings.items():
         dtype = _dtype_of(name)
         idiom = f"PyTorch idiom {dtype}"
+        label = name
+        if name == f"floor numpy {dtype}":
+            label = f"{name} (fastest: {str(fastest[dtype]).rsplit(', ', 1)[-1]})"
         section.rows.append(
             [
-                name,
+                label,
                 ms(t.median),
                 x(ratio(timings, name, f"floor numpy {dtype}")),
                 x(ratio(timings, name, chapter)),
@@ -189,8 +230,14 @@ def run(data: Mnist, repeats: int) -> Section:
         "runs one epoch through the public API, SoftmaxXP.train(X, y, epochs=1), with the data "
         "already on its backend, and reports History.epoch_time (the epoch: shuffle, SGD steps, "
         "loss read-back; not train()'s one-off input checks)",
-        "floor: the same epoch's unavoidable work alone (gather each batch, X_b @ W and "
-        "X_b.T @ dz), NumPy, same dtype, same BLAS threads as SoftmaxXP (its thread rule)",
+        "floor: the same epoch's unavoidable work alone (gather each batch, the logits' and the "
+        "weight gradient's products), NumPy, same dtype, in the product layout SoftmaxXP's rule "
+        "gives NumPy here ("
+        + ", ".join(
+            f"{dt}: {product_layout(resolve_backend('numpy'), dt)}" for dt in ("float32", "float64")
+        )
+        + "), on 1 thread and on the BLAS's default; 'floor numpy <dtype>' is the faster of "
+        "the two, the one every 'vs floor' ratio uses",
         "chapter loop: NumPy with float64 weights, a shuffled copy of the data each epoch and "
         "`probs[np.arange(n), y] -= 1` (benchmarks/references.py)",
         "PyTorch idiom: nn.Linear, F.cross_entropy, optim.SGD(weight_decay=reg), with PyTorch's "

@@ -53,17 +53,26 @@ def chapter_model(d: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return 0.001 * rng.standard_normal((d, k)), np.zeros((1, k))
 
 
-def floor_epoch(X: Any, order: Any, W: Any, batch_size: int, xp: Any) -> None:
-    """The unavoidable work of an epoch alone: gather each batch, ``X_b @ W`` and ``X_b.T @ dz``.
+def floor_epoch(X: Any, order: Any, W: Any, batch_size: int, xp: Any, layout: str = "row") -> None:
+    """The unavoidable work of an epoch alone: gather each batch, its logits and the weight
+    gradient, in ``layout`` (that of :func:`softmax_xp.solvers.sgd.sgd_epoch`): ``"row"``
+    ``X_b @ W`` and ``X_b.T @ dz``; ``"class"`` ``W_t @ X_b.T`` and ``dz_t @ X_b``;
+    ``"class_xw"`` ``X_b @ W_t.T`` and ``dz_t @ X_b`` (``W_t``: a class-major copy of ``W``).
 
     ``dz`` is a fixed array of the logits' shape, so nothing else (softmax, loss, update) runs.
     """
-    n = X.shape[0]
-    dz = xp.zeros((batch_size, W.shape[1]), dtype=W.dtype, device=W.device)
+    n, k = X.shape[0], W.shape[1]
+    dz = xp.zeros((batch_size, k), dtype=W.dtype, device=W.device)
+    W_t, dz_t = xp.asarray(W.T, copy=True), xp.asarray(dz.T, copy=True)
     for start in range(0, n, batch_size):
         X_b = xp.take(X, order[start : start + batch_size], axis=0)
-        X_b @ W
-        X_b.T @ dz[: X_b.shape[0], :]
+        m = X_b.shape[0]
+        if layout == "row":
+            X_b @ W
+            X_b.T @ dz[:m, :]
+        else:
+            W_t @ X_b.T if layout == "class" else X_b @ W_t.T
+            dz_t[:, :m] @ X_b
 
 
 class TorchIdiom:
