@@ -182,11 +182,13 @@ class Internals:
             backend = resolve_backend(backend, fallback=False)
         return product_layout(backend, dtype_name)
 
-    def set_blas_vendor(self, vendor: str | None) -> None:
-        """Make the layout rule see NumPy's BLAS as ``vendor``."""
+    def set_machine(self, blas: str | None, torch_blas: str | None, cpu: str | None) -> None:
+        """Make the layout rule see NumPy's BLAS, PyTorch's and the CPU vendor as given."""
         import softmax_xp._threads as threads
 
-        self.monkeypatch.setattr(threads, "blas_vendor", lambda: vendor)
+        self.monkeypatch.setattr(threads, "blas_vendor", lambda: blas)
+        self.monkeypatch.setattr(threads, "torch_blas", lambda: torch_blas)
+        self.monkeypatch.setattr(threads, "cpu_vendor", lambda: cpu)
 
     @staticmethod
     def counts_agree(backend: str, dtype_name: str, batch: int, d: int, k: int) -> bool:

@@ -75,15 +75,20 @@ def test_sparse_rows_keep_the_row_layout_whatever_is_forced(internals):
 
 
 def test_the_layout_rule(internals):
-    """PyTorch on the CPU multiplies in torch.nn.Linear's class-major layout; NumPy (and
-    array-api-strict) on OpenBLAS class-major, with the X_b @ W-style forward in float32; any
-    other BLAS keeps the row layout it was measured in before the rule."""
-    internals.set_blas_vendor("openblas")
+    """A layout other than "row" only where it was measured faster: PyTorch with MKL on AMD in
+    torch.nn.Linear's class-major layout; NumPy (and array-api-strict) with OpenBLAS on AMD
+    class-major, with the X_b @ W-style forward in float32; everything else "row"."""
+    internals.set_machine("openblas", "mkl", "AuthenticAMD")
     assert internals.product_layout("numpy", "float64") == "class"
     assert internals.product_layout("numpy", "float32") == "class_xw"
     assert internals.product_layout("array_api_strict", "float32") == "class_xw"
-    internals.set_blas_vendor("mkl")
+    internals.set_machine("mkl", "mkl", "AuthenticAMD")
+    assert internals.product_layout("numpy", "float64") == "row"
+    internals.set_machine("openblas", "mkl", "GenuineIntel")
     assert internals.product_layout("numpy", "float64") == "row"
     pytest.importorskip("torch")
     for dtype in ("float32", "float64"):
+        assert internals.product_layout("torch", dtype) == "row"
+        internals.set_machine("openblas", "mkl", "AuthenticAMD")
         assert internals.product_layout("torch", dtype) == "class"
+        internals.set_machine("openblas", "mkl", "GenuineIntel")
