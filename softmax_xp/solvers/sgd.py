@@ -267,8 +267,11 @@ def sgd_epoch(
         penalty = penalty + scalar(reg * l1_ratio) * l1[3]
     losses = batch_means(parts, penalty, n, batch_size, xp, w_order)
     b_out = xp.reshape(bT, (1, k))
-    v_out = None if velocity is None else (_to_layout(vW, by_class, xp), xp.reshape(vbT, (1, k)))
-    return _to_layout(W, by_class, xp), b_out, v_out, losses
+    if by_class:  # back to (d, K)
+        W = _to_layout(W, by_class, xp)
+        vW = None if velocity is None else _to_layout(vW, by_class, xp)
+    v_out = None if velocity is None else (vW, xp.reshape(vbT, (1, k)))
+    return W, b_out, v_out, losses
 
 
 def _to_layout(W: Array, by_class: bool, xp: Any) -> Array:
