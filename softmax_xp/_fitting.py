@@ -46,6 +46,7 @@ class Trainable:
     lr_decay: float
     momentum: float
     reg: float
+    fit_intercept: bool
     num_classes: int
     converged_: bool | None
     solver_message_: str
@@ -185,7 +186,9 @@ class Trainable:
                 callbacks.insert(1 if checkpoint is not None else 0, ProgressPrinter(epochs))
             run = Run(data, val, callbacks, self._commit, self._backend)
             if solver == "lbfgs":
-                outcome = run.lbfgs(state, epochs, tol, self.reg, self._l1_share())
+                outcome = run.lbfgs(
+                    state, epochs, tol, self.reg, self._l1_share(), self.fit_intercept
+                )
                 self.converged_, self.solver_message_ = outcome.converged, outcome.message
             else:
                 self.converged_, self.solver_message_ = None, ""
@@ -238,7 +241,9 @@ class Trainable:
         return self.history_
 
     def _schedule(self) -> Schedule:
-        return Schedule(self.lr, self.lr_decay, self.momentum, self.reg, self._l1_share())
+        return Schedule(
+            self.lr, self.lr_decay, self.momentum, self.reg, self._l1_share(), self.fit_intercept
+        )
 
     def _starting_state(self, resume_from: PathLike | None, run: RunInfo) -> TrainState:
         """A fresh run from the current weights, or the state of ``resume_from`` (checked)."""

@@ -32,7 +32,7 @@ __all__ = [
 
 HYPERPARAMETERS = ("input_dim", "num_classes", "lr", "reg", "momentum", "lr_decay", "dtype", "seed")
 # Hyperparameters added later, with the value a file written before them means.
-OPTIONAL_HYPERPARAMETERS = {"penalty": "l2", "l1_ratio": None}
+OPTIONAL_HYPERPARAMETERS = {"penalty": "l2", "l1_ratio": None, "fit_intercept": True}
 _HISTORY_KEYS = ("loss", "val_accuracy", "epoch_time", "val_loss")
 _OPTIONAL_HISTORY = ("val_loss",)  # absent from checkpoints written before it
 
@@ -204,6 +204,8 @@ def _parse_model(
     d, k, dtype = hyper["input_dim"], hyper["num_classes"], np.dtype(hyper["dtype"])
     W = _array(path, arrays, "W", (d, k), dtype)
     b = _array(path, arrays, "b", (1, k), dtype)
+    if not hyper["fit_intercept"] and b.any():
+        raise ModelFileError(f"{path}: b is not zero in a model with fit_intercept=False.")
     return hyper, W, b
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "DTYPES",
     "as_features",
     "as_labels",
+    "check_bool",
     "check_device_dtype",
     "check_dtype",
     "check_finite",
@@ -52,6 +53,16 @@ def check_int(value: Any, name: str, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}.")
     return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` as a bool; anything but True, False or a NumPy bool is a TypeError."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(
+            f"{name} must be True or False, got {value!r} ({type(value).__name__}); "
+            f"pass {name}=True or {name}=False."
+        )
+    return bool(value)
 
 
 def check_real(value: Any, name: str, low: float, high: float, *, closed: str = "both") -> float:
@@ -100,6 +111,7 @@ def check_hyperparameters(
     seed: Any,
     penalty: Any = "l2",
     l1_ratio: Any = None,
+    fit_intercept: Any = True,
 ) -> dict[str, Any]:
     """The constructor's arguments, checked and normalised to plain Python values."""
     if seed is not None:
@@ -120,6 +132,7 @@ def check_hyperparameters(
         "dtype": check_dtype(dtype),
         "seed": seed,
         **check_penalty(penalty, l1_ratio),
+        "fit_intercept": check_bool(fit_intercept, "fit_intercept"),
     }
 
 

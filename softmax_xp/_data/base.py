@@ -8,7 +8,7 @@ validation and the checkpoints. A source gets settings, never the model.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,14 +38,20 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class SgdStep:
-    """One SGD epoch's settings: its step size, momentum, penalty strength, batch size and the
-    penalty's L1 share (0: L2, 1: L1; see :func:`softmax_xp.solvers.sgd.sgd_epoch`)."""
+    """One SGD epoch's settings: its step size, momentum, penalty strength, batch size, the
+    penalty's L1 share (0: L2, 1: L1) and whether the bias is trained; the keywords of
+    :func:`softmax_xp.solvers.sgd.sgd_epoch` (:meth:`keywords`)."""
 
     lr: float
     momentum: float
     reg: float
     batch_size: int
     l1_ratio: float = 0.0
+    fit_intercept: bool = True
+
+    def keywords(self) -> dict[str, Any]:
+        """The settings as ``sgd_epoch``'s keyword arguments."""
+        return asdict(self)
 
 
 class TrainingData(Protocol):

@@ -136,14 +136,7 @@ class DaskData:
         step: SgdStep,
     ) -> tuple[Array, Array, tuple[Array, Array] | None, Array, Array]:
         visit, orders = _random.block_plan(rng, self.blocks)
-        settings: dict[str, Any] = dict(
-            lr=step.lr,
-            momentum=step.momentum,
-            reg=step.reg,
-            batch_size=step.batch_size,
-            dtype=self.settings.dtype_name,
-            l1_ratio=step.l1_ratio,
-        )
+        settings: dict[str, Any] = dict(step.keywords(), dtype=self.settings.dtype_name)
         if self._sums is not None:  # SGD's weights have mean 1 (exact, as in memory)
             settings["weight_mean"] = float(sum(self._sums) / self.n)
         host_velocity = None if velocity is None else tuple(map(to_numpy, velocity))

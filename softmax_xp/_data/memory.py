@@ -110,11 +110,7 @@ class InMemoryData:
     ) -> tuple[Array, Array, tuple[Array, Array] | None, Array, Array]:
         backend, xp = self.settings.backend, self.settings.backend.xp
         weights = self._mean_one_weights()
-        settings = dict(
-            lr=step.lr, momentum=step.momentum, reg=step.reg, batch_size=step.batch_size, xp=xp,
-            sparse=self.sparse,
-            l1_ratio=step.l1_ratio,
-        )  # fmt: skip
+        settings = dict(step.keywords(), xp=xp, sparse=self.sparse)
         indices = index_dtype(xp, backend.device)
         if self.blocks is None:
             order = asarray_on(backend, _random.permutation(rng, self.n), indices)
