@@ -276,6 +276,7 @@ def with_weights(model: Any, coef: np.ndarray, intercept: np.ndarray) -> Any:
             f"({model.num_classes if model.num_classes > 2 else 1}, {model.input_dim}) and "
             f"({model.num_classes if model.num_classes > 2 else 1},)."
         )
+    copy.fit_intercept = True  # the user's intercept_ takes effect, as in scikit-learn
     copy.W, copy.b = coef.T, intercept[None, :]
     return copy
 
