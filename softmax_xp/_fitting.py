@@ -23,7 +23,7 @@ from .solvers.lbfgs import DEFAULT_TOL
 
 __all__ = ["SOLVERS", "Trainable", "on_device"]
 
-PathLike = str | os.PathLike
+PathLike = str | os.PathLike[str]
 SOLVERS = ("sgd", "lbfgs")
 
 

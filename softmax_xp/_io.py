@@ -35,7 +35,7 @@ class ModelFileError(ValueError):
 
 
 def write_npz_atomic(
-    path: str | os.PathLike | BinaryIO, arrays: Mapping[str, np.ndarray], header: dict
+    path: str | os.PathLike[str] | BinaryIO, arrays: Mapping[str, np.ndarray], header: dict
 ) -> Path | BinaryIO:
     """Write ``arrays`` and a JSON ``header`` to ``path`` (a .npz) atomically.
 
@@ -56,7 +56,7 @@ def write_npz_atomic(
     return write_atomic(npz_path(path), lambda f: np.savez(f, **payload))
 
 
-def npz_path(path: str | os.PathLike) -> Path:
+def npz_path(path: str | os.PathLike[str]) -> Path:
     """``path`` (``~`` expanded) with ``.npz`` appended unless it already ends so (as
     :func:`write_npz_atomic` names its files)."""
     path = Path(path).expanduser()
@@ -64,7 +64,7 @@ def npz_path(path: str | os.PathLike) -> Path:
 
 
 def read_npz(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     data_bytes: Callable[[dict[str, Any]], Mapping[str, int]] | None = None,
     what: str = "model file",
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -32,7 +32,7 @@ from .functional import loss_and_grads, softmax
 __all__ = ["Callback", "EarlyStopping", "History", "SoftmaxXP"]
 
 Array = Any
-PathLike = str | os.PathLike
+PathLike = str | os.PathLike[str]
 INITS = ("random", "zeros")
 
 
@@ -294,7 +294,7 @@ class SoftmaxXP(Trainable, LinearPredictions):
             "l1_ratio": self.l1_ratio,
         }
 
-    def save(self, path: PathLike) -> os.PathLike:
+    def save(self, path: PathLike) -> os.PathLike[str]:
         """Save the weights and hyperparameters to a .npz file (atomically, no pickle).
 
         Examples
