@@ -59,14 +59,14 @@ class Checkpoint:
 
 
 def write_model(
-    path: str | os.PathLike[str], hyperparameters: dict[str, Any], W: np.ndarray, b: np.ndarray, **extra
+    path: str | os.PathLike[str], hyperparameters: dict[str, Any], W: np.ndarray, b: np.ndarray, **extra: Any
 ) -> Path:
     """Write a model file atomically; ``extra`` goes into the header."""
     header = {"kind": "model", **extra, **hyperparameters}
     return write_npz_atomic(path, {"W": W, "b": b}, header)
 
 
-def write_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint, **extra) -> Path:
+def write_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint, **extra: Any) -> Path:
     """Write a checkpoint atomically (temporary file, fsync, rename); ``extra`` goes into the header."""
     arrays = {"W": checkpoint.W, "b": checkpoint.b}
     if checkpoint.velocity is not None:
@@ -120,7 +120,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             _array(path, arrays, "vW", W.shape, W.dtype),
             _array(path, arrays, "vb", b.shape, b.dtype),
         )
-    epoch = header.get("epoch")
+    epoch: Any = header.get("epoch")
+    batch_size: Any
+    n_samples: Any
     batch_size, n_samples = header.get("batch_size"), header.get("n_samples")
     for name, value, low in (
         ("epoch", epoch, 0),
@@ -130,7 +132,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         if type(value) is not int or value < low:
             raise ModelFileError(f"{path}: {name} is {value!r}, not an integer >= {low}.")
     try:
-        rng_state = header.get("rng_state")
+        rng_state: Any = header.get("rng_state")
         _random.rng_from_state(rng_state)
     except ValueError as exc:
         raise ModelFileError(f"{path}: {exc}.") from None

@@ -211,7 +211,7 @@ def accuracy(y_true: Any, y_pred: Any) -> float:
     0.75
     """
     xp, y_true, y_pred = _label_arrays(y_true, y_pred)
-    n = y_true.shape[0]
+    n: int = y_true.shape[0]
     if n == 0:
         raise ValueError("accuracy is undefined for empty inputs.")
     correct = xp.sum(xp.astype(y_true == y_pred, y_true.dtype), dtype=y_true.dtype)
