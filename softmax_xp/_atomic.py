@@ -14,7 +14,8 @@ import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from types import TracebackType
+from typing import Any, BinaryIO, TypeVar
 
 __all__ = [
     "TEMP_SUFFIX",
@@ -26,6 +27,7 @@ __all__ = [
 
 TEMP_SUFFIX = ".tmp"
 Writer = Callable[[BinaryIO], object]
+T = TypeVar("T")
 
 
 def write_atomic(path: str | os.PathLike[str], write: Writer) -> Path:
@@ -67,7 +69,12 @@ class AtomicBatch:
     def __enter__(self) -> AtomicBatch:
         return self
 
-    def __exit__(self, kind, value, traceback) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         if kind is None:
             self.commit()
         else:
@@ -127,7 +134,7 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
     return fd, tmp
 
 
-def _named(path: Path, call: Callable, *args):
+def _named(path: Path, call: Callable[..., T], *args: Any) -> T:
     """``call(*args)``, with an OSError re-raised as one that names ``path``."""
     try:
         return call(*args)

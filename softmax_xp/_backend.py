@@ -94,7 +94,8 @@ class Backend:
             return nullcontext()
         import cupy
 
-        return cupy.cuda.Device(self.device.id)
+        device: AbstractContextManager[Any] = cupy.cuda.Device(self.device.id)
+        return device
 
 
 def _import_problem(module: str) -> str | None:

@@ -59,7 +59,11 @@ class Checkpoint:
 
 
 def write_model(
-    path: str | os.PathLike[str], hyperparameters: dict[str, Any], W: np.ndarray, b: np.ndarray, **extra: Any
+    path: str | os.PathLike[str],
+    hyperparameters: dict[str, Any],
+    W: np.ndarray,
+    b: np.ndarray,
+    **extra: Any,
 ) -> Path:
     """Write a model file atomically; ``extra`` goes into the header."""
     header = {"kind": "model", **extra, **hyperparameters}

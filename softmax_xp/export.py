@@ -70,7 +70,9 @@ def _check_opset(opset: Any) -> int:
     return opset
 
 
-def _linear_softmax(x: str, w: str, b: str, out: dict[str, str]) -> list[tuple[str, list, dict]]:
+def _linear_softmax(
+    x: str, w: str, b: str, out: dict[str, str]
+) -> list[tuple[str, list[str], list[str], dict[str, int]]]:
     """The nodes ``logits = x @ w + b``, ``probabilities = Softmax(logits)``,
     ``index = ArgMax(logits)`` (the first of ties, as ``predict`` picks), as
     ``(op_type, [inputs], [outputs], attributes)``; ``out`` names ``matmul``, ``logits``,

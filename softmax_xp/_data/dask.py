@@ -212,7 +212,9 @@ def _times_class_weight(
     """Each row's weight times its class's, block by block, as in memory."""
     counts = np.zeros(k, dtype=np.int64)
     if isinstance(class_weight, str):  # "balanced": count the classes first
-        counts = da.bincount(da.map_blocks(class_index, y, k, dtype=np.int64), minlength=k).compute()
+        counts = da.bincount(
+            da.map_blocks(class_index, y, k, dtype=np.int64), minlength=k
+        ).compute()
     weights = class_weights(class_weight, counts)
     if w is None:
         return da.map_blocks(weigh_by_class, y, None, weights, dtype=np.float64)

@@ -85,7 +85,7 @@ def _on_block(Xb: Array, yb: Array | None, dtype: str) -> tuple[Any, Array, Arra
     return xp, Xb, yb
 
 
-def _to(xp: Any, like: Array, *arrays: Array | None) -> list[Array | None]:
+def _to(xp: Any, like: Array, *arrays: Array | None) -> list[Array]:
     """Host (or other) arrays moved to ``like``'s namespace, device and dtype (a sparse
     ``like``: its stored values')."""
     if is_sparse(like):

@@ -50,7 +50,7 @@ class RunFolder:
         self.lock()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.release()
 
     def lock(self) -> None:

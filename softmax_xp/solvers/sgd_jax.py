@@ -73,7 +73,7 @@ def sgd_epoch_jax(
     )
     if weights is not None:
         weights = weights.astype(W.dtype)
-    return _epoch(
+    return _epoch(  # type: ignore[no-any-return]  # a jax.jit function returns Any
         X, y, order, W, b, velocity, weights, consts, batch_size=batch_size, l1=bool(l1_ratio)
     )
 
@@ -176,4 +176,4 @@ def _compiled(loss_and_grads: Callable[..., Any]) -> Callable[..., Any]:
     def objective(X: Array, y: Array, w: Array | None, W: Array, b: Array, reg: float) -> Any:
         return loss_and_grads(X, y, W, b, reg, sample_weight=w, xp=jnp)
 
-    return jax.jit(objective, static_argnames=("reg",))
+    return jax.jit(objective, static_argnames=("reg",))  # type: ignore[no-any-return]  # jit's type
