@@ -176,4 +176,5 @@ def _compiled(loss_and_grads: Callable[..., Any]) -> Callable[..., Any]:
     def objective(X: Array, y: Array, w: Array | None, W: Array, b: Array, reg: float) -> Any:
         return loss_and_grads(X, y, W, b, reg, sample_weight=w, xp=jnp)
 
-    return jax.jit(objective, static_argnames=("reg",))  # type: ignore[no-any-return]  # jit's type
+    jitted: Callable[..., Any] = jax.jit(objective, static_argnames=("reg",))
+    return jitted
