@@ -48,7 +48,8 @@ def training_threads(backend: Backend, batch: int, d: int, k: int) -> AbstractCo
     if backend.name in ("numpy", "array_api_strict"):
         if threading.current_thread() is not threading.main_thread():
             return nullcontext()  # see the module's docstring
-        return _controller().limit(limits=threads, user_api="blas")
+        limit: AbstractContextManager[Any] = _controller().limit(limits=threads, user_api="blas")
+        return limit
     if backend.name == "torch" and str(backend.device) == "cpu":
         return _torch_limit(threads)()
     return nullcontext()

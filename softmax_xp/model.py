@@ -33,7 +33,7 @@ from .functional import loss_and_grads, softmax
 __all__ = ["Callback", "EarlyStopping", "History", "SoftmaxXP"]
 
 Array = Any
-PathLike = str | os.PathLike
+PathLike = str | os.PathLike[str]
 INITS = ("random", "zeros")
 
 
@@ -324,7 +324,7 @@ class SoftmaxXP(Trainable, LinearPredictions):
             "fit_intercept": self.fit_intercept,
         }
 
-    def save(self, path: PathLike) -> os.PathLike:
+    def save(self, path: PathLike) -> os.PathLike[str]:
         """Save the weights and hyperparameters to a .npz file (atomically, no pickle).
 
         Examples

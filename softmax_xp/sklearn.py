@@ -67,7 +67,7 @@ try:  # scikit-learn's experimental callbacks (1.9): ProgressBar, ScoringMonitor
 
     _SKLEARN_CALLBACKS = True
 except ImportError:  # pragma: no cover - scikit-learn < 1.9: nothing changes
-    _CallbackSupport = object  # type: ignore[assignment,misc]
+    _CallbackSupport = object
     _SKLEARN_CALLBACKS = False
 
     def _with_callbacks(method: Any) -> Any:
@@ -79,7 +79,7 @@ __all__ = ["SoftmaxClassifier", "expected_failed_checks"]
 Array = Any
 
 
-class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, BaseEstimator):
+class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no types
     """Multinomial logistic regression (softmax with L2) trained by SoftmaxXP, as a scikit-learn
     classifier: it works in Pipeline, GridSearchCV, cross_val_score, clone and pickle.
 
@@ -219,7 +219,7 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
         self.fit_intercept = fit_intercept
 
     # -- fitting -----------------------------------------------------------------------------
-    @_with_callbacks
+    @_with_callbacks  # type: ignore[untyped-decorator]  # scikit-learn ships no types
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SoftmaxClassifier:
         """Fit the model on ``(X, y)``; ``sample_weight`` weights each row's loss (a weight of 2
         counts a row twice: exactly for L-BFGS, in expectation for mini-batch SGD, where a
@@ -456,7 +456,7 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
     # -- tags --------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         """scikit-learn's state, with ``device`` by name: a ``jax.Device`` does not pickle."""
-        state = super().__getstate__()
+        state: dict[str, Any] = super().__getstate__()
         state["device"] = device_description(self.device)
         return state
 

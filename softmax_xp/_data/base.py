@@ -65,7 +65,9 @@ class TrainingData(Protocol):
     """
 
     n: int
-    blocks: list[int] | None
+
+    @property
+    def blocks(self) -> list[int] | None: ...
 
     def fingerprint(self) -> dict[str, Any] | None: ...
 

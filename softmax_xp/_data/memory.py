@@ -150,7 +150,7 @@ class InMemoryData:
 
 def _times_class_weight(
     sample_weight: Any, y: np.ndarray, class_weight: dict[int, float] | str, settings: DataSettings
-) -> np.ndarray:
+) -> Array:
     """Each row's weight times its class's: ``class_weight[y_i] * sample_weight_i`` (float64,
     on the host), as scikit-learn's estimators combine them."""
     counts = np.bincount(y, minlength=settings.num_classes)

@@ -75,10 +75,11 @@ def sgd_epoch_jax(
     )
     if weights is not None:
         weights = weights.astype(W.dtype)
-    return _epoch(
+    result: tuple[Array, Array, Velocity, Array] = _epoch(
         X, y, order, W, b, velocity, weights, consts,
         batch_size=batch_size, l1=bool(l1_ratio), intercept=bool(fit_intercept),
     )  # fmt: skip
+    return result
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "l1", "intercept"))
@@ -183,4 +184,5 @@ def _compiled(loss_and_grads: Callable[..., Any]) -> Callable[..., Any]:
     def objective(X: Array, y: Array, w: Array | None, W: Array, b: Array, reg: float) -> Any:
         return loss_and_grads(X, y, W, b, reg, sample_weight=w, xp=jnp)
 
-    return jax.jit(objective, static_argnames=("reg",))
+    jitted: Callable[..., Any] = jax.jit(objective, static_argnames=("reg",))
+    return jitted

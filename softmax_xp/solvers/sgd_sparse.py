@@ -68,8 +68,8 @@ class _Store:
     def _reset_norms(self) -> None:
         P, Q = self.P, self.Q
         self.pp = _dot(self.xp, P, P)
-        self.pq = None if Q is None else _dot(self.xp, P, Q)
-        self.qq = None if Q is None else _dot(self.xp, Q, Q)
+        self.pq: Array = None if Q is None else _dot(self.xp, P, Q)
+        self.qq: Array = None if Q is None else _dot(self.xp, Q, Q)
 
     def sq_norm(self) -> Array:
         """``||W||^2 = m00^2 ||P||^2 + 2 m00 m01 <P, Q> + m01^2 ||Q||^2``."""
