@@ -104,11 +104,15 @@ def export(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check, ruff format --check, and the import layers of pyproject.toml (import-linter)."""
-    session.install("ruff", "import-linter")
+    """ruff check, ruff format --check, the import layers of pyproject.toml (import-linter), and
+    ``mypy --strict`` on the package (its settings are in pyproject.toml). mypy checks against the
+    typed libraries the package imports (NumPy, array-api-compat, Dask, Matplotlib, Pillow);
+    torch, jax and onnx are not installed here, to keep the session light."""
+    session.install("-e", ".[plot,dask]", "ruff", "import-linter", "mypy")
     session.run("ruff", "check", *PYTHON_PATHS)
     session.run("ruff", "format", "--check", *PYTHON_PATHS)
     session.run("lint-imports")
+    session.run("mypy")
 
 
 # Modules whose docstring examples the docs session runs as doctests (softmax_xp/export.py's run

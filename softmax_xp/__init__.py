@@ -4,6 +4,7 @@ The same code trains and predicts on NumPy (CPU), CuPy (CUDA GPU), PyTorch and a
 """
 
 import importlib.util
+from typing import Any
 
 from ._backend import (
     BackendFallbackWarning,
@@ -31,7 +32,7 @@ from .model import Callback, EarlyStopping, History, SoftmaxXP
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """``SoftmaxClassifier`` is imported on first use, so ``import softmax_xp`` works without
     scikit-learn (the ``[sklearn]`` extra)."""
     if name == "SoftmaxClassifier":

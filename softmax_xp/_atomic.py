@@ -14,7 +14,8 @@ import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from types import TracebackType
+from typing import Any, BinaryIO, TypeVar
 
 __all__ = [
     "TEMP_SUFFIX",
@@ -26,9 +27,10 @@ __all__ = [
 
 TEMP_SUFFIX = ".tmp"
 Writer = Callable[[BinaryIO], object]
+T = TypeVar("T")
 
 
-def write_atomic(path: str | os.PathLike, write: Writer) -> Path:
+def write_atomic(path: str | os.PathLike[str], write: Writer) -> Path:
     """Call ``write(file)`` on a temporary file, fsync it and rename it to ``path``; return ``path``."""
     with AtomicBatch() as batch:
         batch.add(path, write)
@@ -42,7 +44,7 @@ class AtomicBatch:
     def __init__(self) -> None:
         self._staged: list[tuple[Path, Path]] = []
 
-    def add(self, path: str | os.PathLike, write: Writer) -> None:
+    def add(self, path: str | os.PathLike[str], write: Writer) -> None:
         """Write ``path``'s new content into a synced temporary file now (not yet renamed)."""
         path = Path(path)
         self._staged.append((_write_temporary(path, write), path))
@@ -67,14 +69,19 @@ class AtomicBatch:
     def __enter__(self) -> AtomicBatch:
         return self
 
-    def __exit__(self, kind, value, traceback) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         if kind is None:
             self.commit()
         else:
             self.discard()
 
 
-def check_writable(path: str | os.PathLike) -> None:
+def check_writable(path: str | os.PathLike[str]) -> None:
     """Raise now the OSError that writing ``path`` would raise (naming it), before work that a
     failed write would waste: its folder is created, and a temporary file made and removed."""
     fd, tmp = _create_temporary(Path(path))
@@ -82,7 +89,7 @@ def check_writable(path: str | os.PathLike) -> None:
     tmp.unlink(missing_ok=True)
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     """Remove the temporary files (``.<name>.<random>.tmp``) that a killed write left in
     ``folder``; return them. Call it only while no other writer uses ``folder``."""
     removed = []
@@ -127,7 +134,7 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
     return fd, tmp
 
 
-def _named(path: Path, call: Callable, *args):
+def _named(path: Path, call: Callable[..., T], *args: Any) -> T:
     """``call(*args)``, with an OSError re-raised as one that names ``path``."""
     try:
         return call(*args)

@@ -94,7 +94,8 @@ class Backend:
             return nullcontext()
         import cupy
 
-        return cupy.cuda.Device(self.device.id)
+        device: AbstractContextManager[Any] = cupy.cuda.Device(self.device.id)
+        return device
 
 
 def _import_problem(module: str) -> str | None:
@@ -408,12 +409,14 @@ def to_numpy(x: Any) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     if array_api_compat.is_cupy_array(x):
-        return x.get()
+        host: np.ndarray = x.get()
+        return host
     if array_api_compat.is_torch_array(x):
         x = x.detach().cpu()
         if x.is_floating_point() and str(x.dtype).startswith(("torch.bfloat16", "torch.float8")):
             x = x.float()  # no NumPy dtype: widened to float32, exactly
-        return x.numpy()
+        host = x.numpy()
+        return host
     if hasattr(x, "__dlpack__"):
         try:
             return np.from_dlpack(x)

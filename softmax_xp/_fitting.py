@@ -8,9 +8,10 @@ import functools
 import math
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _data
+from ._backend import Backend
 from ._errors import out_of_memory_hint
 from ._modelfile import read_checkpoint
 from ._training.callbacks import Callback, CheckpointWriter, ProgressPrinter, as_callbacks
@@ -23,7 +24,7 @@ from .solvers.lbfgs import DEFAULT_TOL
 
 __all__ = ["SOLVERS", "Trainable", "on_device"]
 
-PathLike = str | os.PathLike
+PathLike = str | os.PathLike[str]
 SOLVERS = ("sgd", "lbfgs")
 
 
@@ -46,20 +47,25 @@ class Trainable:
     lr_decay: float
     momentum: float
     reg: float
+    fit_intercept: bool
     num_classes: int
     converged_: bool | None
     solver_message_: str
     _state: TrainState
-    _backend: Any
-    _settings: _data.DataSettings
+    _backend: Backend
     xp: Any
-    backend: str
     history_: History
     _commit: Callable[[TrainState], None]
     _hyperparameters: Callable[[], dict[str, Any]]
     _memory_advice: Callable[[str, str], str]
     _asarray: Callable[..., Any]
     _l1_share: Callable[[], float]
+    if TYPE_CHECKING:  # properties of SoftmaxXP
+
+        @property
+        def _settings(self) -> _data.DataSettings: ...
+        @property
+        def backend(self) -> str: ...
 
     @on_device
     def train(
@@ -185,7 +191,9 @@ class Trainable:
                 callbacks.insert(1 if checkpoint is not None else 0, ProgressPrinter(epochs))
             run = Run(data, val, callbacks, self._commit, self._backend)
             if solver == "lbfgs":
-                outcome = run.lbfgs(state, epochs, tol, self.reg, self._l1_share())
+                outcome = run.lbfgs(
+                    state, epochs, tol, self.reg, self._l1_share(), self.fit_intercept
+                )
                 self.converged_, self.solver_message_ = outcome.converged, outcome.message
             else:
                 self.converged_, self.solver_message_ = None, ""
@@ -227,10 +235,10 @@ class Trainable:
                     "which one partial_train call does not see: compute the weights once, e.g. "
                     "with sklearn.utils.class_weight.compute_class_weight, and pass a dict."
                 )
-            class_weight = check_class_weight(class_weight, self.num_classes)
+            class_weights = check_class_weight(class_weight, self.num_classes)
             data, _ = _data.sources(
                 X, y, None, None, self._settings,
-                sample_weight=sample_weight, class_weight=class_weight,
+                sample_weight=sample_weight, class_weight=class_weights,
             )  # fmt: skip
             state = self._state.with_velocity(self.momentum, self.xp)
             run = Run(data, None, [], self._commit, self._backend)
@@ -238,7 +246,9 @@ class Trainable:
         return self.history_
 
     def _schedule(self) -> Schedule:
-        return Schedule(self.lr, self.lr_decay, self.momentum, self.reg, self._l1_share())
+        return Schedule(
+            self.lr, self.lr_decay, self.momentum, self.reg, self._l1_share(), self.fit_intercept
+        )
 
     def _starting_state(self, resume_from: PathLike | None, run: RunInfo) -> TrainState:
         """A fresh run from the current weights, or the state of ``resume_from`` (checked)."""

@@ -61,7 +61,7 @@ def chunk_rows(settings: Any, chunk_size: int | None) -> int:
     if chunk_size is not None:
         return check_int(chunk_size, "chunk_size", 1)
     itemsize = 4 if settings.dtype_name == "float32" else 8
-    row_bytes = (settings.input_dim + 2 * settings.num_classes) * itemsize
+    row_bytes: int = (settings.input_dim + 2 * settings.num_classes) * itemsize
     return max(1, min(_MAX_CHUNK_ROWS, _CHUNK_BYTES // row_bytes))
 
 
@@ -111,7 +111,7 @@ def score(X: Any, y: Any, W: Array, b: Array, settings: Any, rows: int) -> float
     """The fraction of the rows of an in-memory ``(X, y)`` that ``(W, b)`` classify right."""
     xp = settings.backend.xp
     X = features_on_host_or_device(X, settings.input_dim)
-    n = X.shape[0]
+    n: int = X.shape[0]
     y = as_labels(y, settings.backend, n, settings.num_classes)
     finite, hits = [], []
     with quiet_float_warnings():

@@ -8,7 +8,7 @@ import os
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast, overload
 
 import numpy as np
 
@@ -34,8 +34,18 @@ class ModelFileError(ValueError):
     """A model or checkpoint file is missing parts, corrupted, foreign or unsafe to load."""
 
 
+@overload
 def write_npz_atomic(
-    path: str | os.PathLike | BinaryIO, arrays: Mapping[str, np.ndarray], header: dict
+    path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], header: dict[str, Any]
+) -> Path: ...
+@overload
+def write_npz_atomic(
+    path: BinaryIO, arrays: Mapping[str, np.ndarray], header: dict[str, Any]
+) -> BinaryIO: ...
+def write_npz_atomic(
+    path: str | os.PathLike[str] | BinaryIO,
+    arrays: Mapping[str, np.ndarray],
+    header: dict[str, Any],
 ) -> Path | BinaryIO:
     """Write ``arrays`` and a JSON ``header`` to ``path`` (a .npz) atomically.
 
@@ -44,10 +54,10 @@ def write_npz_atomic(
     :mod:`softmax_xp._atomic`). ``path`` may also be an open binary file, written as it is.
     """
     header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **header}
-    payload = {_HEADER_KEY: np.asarray(json.dumps(header)), **arrays}
+    payload: dict[str, Any] = {_HEADER_KEY: np.asarray(json.dumps(header)), **arrays}
     if hasattr(path, "write"):
         np.savez(path, **payload)
-        return path
+        return cast(BinaryIO, path)  # an open file (hasattr does not narrow the type)
     if Path(path).expanduser().is_dir() or str(path).endswith(("/", os.sep)):
         raise IsADirectoryError(
             f"{str(path)!r} is a folder; give the file's name, e.g. "
@@ -56,7 +66,7 @@ def write_npz_atomic(
     return write_atomic(npz_path(path), lambda f: np.savez(f, **payload))
 
 
-def npz_path(path: str | os.PathLike) -> Path:
+def npz_path(path: str | os.PathLike[str]) -> Path:
     """``path`` (``~`` expanded) with ``.npz`` appended unless it already ends so (as
     :func:`write_npz_atomic` names its files)."""
     path = Path(path).expanduser()
@@ -64,7 +74,7 @@ def npz_path(path: str | os.PathLike) -> Path:
 
 
 def read_npz(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     data_bytes: Callable[[dict[str, Any]], Mapping[str, int]] | None = None,
     what: str = "model file",
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -161,7 +171,8 @@ def _read_member(
             "the file is truncated or was edited."
         )
     array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
-    return array.copy()
+    copy: np.ndarray = array.copy()
+    return copy
 
 
 def _too_large(path: Path, info: zipfile.ZipInfo, size: int, max_bytes: int) -> ModelFileError:

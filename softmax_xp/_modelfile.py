@@ -32,7 +32,7 @@ __all__ = [
 
 HYPERPARAMETERS = ("input_dim", "num_classes", "lr", "reg", "momentum", "lr_decay", "dtype", "seed")
 # Hyperparameters added later, with the value a file written before them means.
-OPTIONAL_HYPERPARAMETERS = {"penalty": "l2", "l1_ratio": None}
+OPTIONAL_HYPERPARAMETERS = {"penalty": "l2", "l1_ratio": None, "fit_intercept": True}
 _HISTORY_KEYS = ("loss", "val_accuracy", "epoch_time", "val_loss", "threads")
 _OPTIONAL_HISTORY = ("val_loss",)  # absent from checkpoints written before it
 
@@ -46,7 +46,7 @@ class Checkpoint:
     b: np.ndarray
     velocity: tuple[np.ndarray, np.ndarray] | None
     epoch: int
-    history: dict[str, list[float]]
+    history: dict[str, list[Any]]  # History's fields: floats, and ints for "threads"
     rng_state: dict[str, Any]
     batch_size: int
     n_samples: int
@@ -59,14 +59,18 @@ class Checkpoint:
 
 
 def write_model(
-    path: str | os.PathLike, hyperparameters: dict[str, Any], W: np.ndarray, b: np.ndarray, **extra
+    path: str | os.PathLike[str],
+    hyperparameters: dict[str, Any],
+    W: np.ndarray,
+    b: np.ndarray,
+    **extra: Any,
 ) -> Path:
     """Write a model file atomically; ``extra`` goes into the header."""
     header = {"kind": "model", **extra, **hyperparameters}
     return write_npz_atomic(path, {"W": W, "b": b}, header)
 
 
-def write_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint, **extra) -> Path:
+def write_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint, **extra: Any) -> Path:
     """Write a checkpoint atomically (temporary file, fsync, rename); ``extra`` goes into the header."""
     arrays = {"W": checkpoint.W, "b": checkpoint.b}
     if checkpoint.velocity is not None:
@@ -94,13 +98,13 @@ def write_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint, **extra) -
     return write_npz_atomic(path, arrays, header)
 
 
-def read_model(path: str | os.PathLike) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """``(hyperparameters, W, b)`` of a model file or a checkpoint, all checked."""
     arrays, header = read_npz(path, lambda header: _data_bytes(path, header))
     return _parse_model(path, arrays, header)
 
 
-def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """A checkpoint written by :func:`write_checkpoint`, all checked."""
     arrays, header = read_npz(path, lambda header: _data_bytes(path, header), what="checkpoint")
     if header.get("kind") == "model":
@@ -120,7 +124,9 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             _array(path, arrays, "vW", W.shape, W.dtype),
             _array(path, arrays, "vb", b.shape, b.dtype),
         )
-    epoch = header.get("epoch")
+    epoch: Any = header.get("epoch")
+    batch_size: Any
+    n_samples: Any
     batch_size, n_samples = header.get("batch_size"), header.get("n_samples")
     for name, value, low in (
         ("epoch", epoch, 0),
@@ -130,7 +136,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         if type(value) is not int or value < low:
             raise ModelFileError(f"{path}: {name} is {value!r}, not an integer >= {low}.")
     try:
-        rng_state = header.get("rng_state")
+        rng_state: Any = header.get("rng_state")
         _random.rng_from_state(rng_state)
     except ValueError as exc:
         raise ModelFileError(f"{path}: {exc}.") from None
@@ -162,7 +168,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return checkpoint
 
 
-def _extras(path: str | os.PathLike, header: dict[str, Any]) -> dict[str, str]:
+def _extras(path: str | os.PathLike[str], header: dict[str, Any]) -> dict[str, str]:
     """The header's ``extras``: each extra array's name and whether it is shaped like W or b."""
     extras = header.get("extras", {})
     if not isinstance(extras, dict) or not all(
@@ -172,7 +178,7 @@ def _extras(path: str | os.PathLike, header: dict[str, Any]) -> dict[str, str]:
     return extras
 
 
-def _data_bytes(path: str | os.PathLike, header: dict[str, Any]) -> dict[str, int]:
+def _data_bytes(path: str | os.PathLike[str], header: dict[str, Any]) -> dict[str, int]:
     """The data bytes of each array the header's shapes call for (vW and vb are a checkpoint's
     momentum buffers); nothing else in the file is read."""
     hyper = _hyperparameters(path, header)
@@ -182,7 +188,7 @@ def _data_bytes(path: str | os.PathLike, header: dict[str, Any]) -> dict[str, in
     return {**sizes, "vW": sizes["W"], "vb": sizes["b"], **extras}
 
 
-def _hyperparameters(path: str | os.PathLike, header: dict[str, Any]) -> dict[str, Any]:
+def _hyperparameters(path: str | os.PathLike[str], header: dict[str, Any]) -> dict[str, Any]:
     """The header's kind and hyperparameters, checked."""
     if header.get("kind") not in ("model", "checkpoint"):
         raise ModelFileError(f"{path}: is not a softmax_xp model (kind {header.get('kind')!r}).")
@@ -198,17 +204,19 @@ def _hyperparameters(path: str | os.PathLike, header: dict[str, Any]) -> dict[st
 
 
 def _parse_model(
-    path: str | os.PathLike, arrays: dict[str, np.ndarray], header: dict[str, Any]
+    path: str | os.PathLike[str], arrays: dict[str, np.ndarray], header: dict[str, Any]
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     hyper = _hyperparameters(path, header)
     d, k, dtype = hyper["input_dim"], hyper["num_classes"], np.dtype(hyper["dtype"])
     W = _array(path, arrays, "W", (d, k), dtype)
     b = _array(path, arrays, "b", (1, k), dtype)
+    if not hyper["fit_intercept"] and b.any():
+        raise ModelFileError(f"{path}: b is not zero in a model with fit_intercept=False.")
     return hyper, W, b
 
 
 def _array(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     arrays: dict[str, np.ndarray],
     key: str,
     shape: tuple[int, ...],
@@ -227,7 +235,7 @@ def _array(
     return a
 
 
-def _history(path: str | os.PathLike, history: Any, epoch: int) -> dict[str, list[float]]:
+def _history(path: str | os.PathLike[str], history: Any, epoch: int) -> dict[str, list[Any]]:
     """The checkpoint's History: lists of finite numbers, one per epoch (val_accuracy may be empty)."""
     if isinstance(history, dict):
         # absent from files written before them: val_loss empty, threads 0 ("not recorded")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _data
+from ._backend import Backend
 from ._errors import out_of_memory_hint
 from ._inference import chunk_rows
 
@@ -21,9 +22,12 @@ class LinearPredictions:
 
     W: Array
     b: Array
-    _backend: Any
-    _settings: _data.DataSettings
+    _backend: Backend
     _memory_advice: Callable[[str, str], str]
+    if TYPE_CHECKING:  # a property of SoftmaxXP
+
+        @property
+        def _settings(self) -> _data.DataSettings: ...
 
     def _predict_advice(self, where: str, chunk_size: int | None) -> Callable[[], str]:
         def advice() -> str:

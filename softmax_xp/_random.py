@@ -51,7 +51,7 @@ def block_plan(
 
 def get_state(rng: np.random.Generator) -> dict[str, Any]:
     """The generator's state as a JSON-serialisable dict of strings and ints (for checkpoints)."""
-    return rng.bit_generator.state
+    return dict(rng.bit_generator.state)
 
 
 def rng_from_state(state: Any) -> np.random.Generator:
@@ -66,7 +66,7 @@ def rng_from_state(state: Any) -> np.random.Generator:
     )
     if len(numbers) != 4 or not all(type(v) is int for v in numbers):
         raise ValueError("the RNG state is malformed")
-    bit_generator = np.random.PCG64()
+    bit_generator: np.random.BitGenerator = np.random.PCG64()
     try:
         bit_generator.state = state
     except (TypeError, ValueError, KeyError, OverflowError) as exc:

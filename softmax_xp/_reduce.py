@@ -45,7 +45,7 @@ def _as_real_float(x: Any, xp: Any = None, name: str = "x") -> tuple[Array, Any]
                 ) from None
             from array_api_compat import numpy as host_xp  # only for lists and Python scalars
 
-            x, xp = host_xp.asarray(x), host_xp
+            x, xp = host_xp.asarray(x), host_xp  # type: ignore[attr-defined]  # array_api_compat.numpy's __all__ is built at runtime
     if not is_torch_array(x):  # torch.asarray of a tensor warns about requires_grad
         x = xp.asarray(x)  # NumPy scalars and subclasses become plain arrays
     if xp.isdtype(x.dtype, "real floating"):
@@ -63,7 +63,8 @@ def _as_real_float(x: Any, xp: Any = None, name: str = "x") -> tuple[Array, Any]
 def _is_narrow(x: Array, xp: Any) -> bool:
     """Whether ``x`` is a floating array narrower than float32 (float16, bfloat16): those are
     computed in float32 and rounded once at the end, as PyTorch does."""
-    return xp.finfo(x.dtype).bits < 32
+    bits: int = xp.finfo(x.dtype).bits
+    return bits < 32
 
 
 def _scalar_if_0d(out: Array) -> Array:

@@ -175,7 +175,7 @@ def its_device(x: Array) -> Any:
     return device if hasattr(device, "__enter__") else contextlib.nullcontext()
 
 
-def label_of(index: np.ndarray, classes: np.ndarray) -> np.ndarray:
+def label_of(index: np.ndarray, classes: np.ndarray) -> Array:
     """The labels of class indices (one block of a lazy Dask ``predict``)."""
     return classes[index]
 
@@ -194,7 +194,7 @@ def check_one_label_per_sample(y: Any, name: str) -> None:
         )
 
 
-def host_labels(y: Any) -> np.ndarray:
+def host_labels(y: Any) -> Array:
     """Labels as a 1-D host array (a Dask ``y`` is computed: labels are small beside ``X``)."""
     y = np.asarray(y.compute() if is_lazy(y) else to_numpy(y))
     if y.ndim == 2 and y.shape[1] == 1:
@@ -217,7 +217,7 @@ def classes_of(classes: Any) -> np.ndarray:
     return np.asarray(unique_labels(classes))
 
 
-def codes_of(classes: np.ndarray, y: Any) -> np.ndarray:
+def codes_of(classes: np.ndarray, y: Any) -> Array:
     """Each label's index in ``classes``; ValueError naming labels not in ``classes``."""
     y = to_numpy(y)
     codes = np.searchsorted(classes, y)
@@ -276,6 +276,7 @@ def with_weights(model: Any, coef: np.ndarray, intercept: np.ndarray) -> Any:
             f"({model.num_classes if model.num_classes > 2 else 1}, {model.input_dim}) and "
             f"({model.num_classes if model.num_classes > 2 else 1},)."
         )
+    copy.fit_intercept = True  # the user's intercept_ takes effect, as in scikit-learn
     copy.W, copy.b = coef.T, intercept[None, :]
     return copy
 

@@ -38,10 +38,12 @@ class ClassifierOutputs:
         """``model_``, or, when ``coef_`` or ``intercept_`` were written after the fit, a model
         with their weights: scikit-learn's linear classifiers predict from them."""
         coef, intercept = dense_host(self.coef_), to_numpy(self.intercept_)
-        fitted_coef, fitted_intercept = getattr(self, "_fitted", (None, None))
+        fitted: tuple[Any, Any] = getattr(self, "_fitted", (None, None))
+        fitted_coef, fitted_intercept = fitted
         if np.array_equal(coef, fitted_coef) and np.array_equal(intercept, fitted_intercept):
             return self.model_
-        return with_weights(self.model_, coef, intercept)
+        model: SoftmaxXP = with_weights(self.model_, coef, intercept)
+        return model
 
     def sparsify(self) -> Any:
         """Store ``coef_`` as a scipy.sparse CSR matrix (worth it when most weights are 0, as

@@ -391,6 +391,8 @@ def sparse_fingerprint(backend: Backend, X: Any, y: Any) -> dict[str, Any]:
 
 def density(X: Any) -> float:
     """The fraction of ``X``'s entries that are stored."""
+    n: int
+    d: int
     n, d = X.shape
-    stored = X.csr._nnz() if isinstance(X, TorchCSR) else X.nnz
+    stored: int = X.csr._nnz() if isinstance(X, TorchCSR) else X.nnz
     return stored / max(1, math.prod((n, d)))

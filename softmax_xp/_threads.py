@@ -189,7 +189,8 @@ def training_threads(backend: Backend, batch: int, d: int, k: int) -> AbstractCo
     if backend.name in ("numpy", "array_api_strict"):
         if threading.current_thread() is not threading.main_thread():
             return nullcontext()  # see the module's docstring
-        return _controller().limit(limits=threads, user_api="blas")
+        limit: AbstractContextManager[Any] = _controller().limit(limits=threads, user_api="blas")
+        return limit
     if backend.name == "torch" and str(backend.device) == "cpu":
         return _torch_limit(threads)()
     return nullcontext()
@@ -307,8 +308,8 @@ class EpochThreads:
         """The epoch's SGD steps are over: back to the rule's count (validation runs on it)."""
         if self.measuring:
             assert self._knob is not None
-            if self._tick <= WARM + TRIAL:  # every step ran on the trial count
-                self.used = self.other if self._tick else self.best
+            if 0 < self._tick <= WARM + TRIAL and self.other is not None:
+                self.used = self.other  # every step ran on the trial count
             self._knob.set(self.rule)
             self._tick = WARM + TRIAL + WARM + REFERENCE + 1  # no more switching this epoch
 

@@ -14,6 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Mapping
+from types import FrameType
 from typing import Any
 
 import array_api_compat
@@ -25,6 +26,7 @@ __all__ = [
     "DTYPES",
     "as_features",
     "as_labels",
+    "check_bool",
     "check_device_dtype",
     "check_dtype",
     "check_finite",
@@ -48,10 +50,20 @@ def check_int(value: Any, name: str, minimum: int) -> int:
     """``value`` as an int ``>= minimum``; bools and floats (even 3.0) are a TypeError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-    return value
+    number = int(value)
+    if number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {number}.")
+    return number
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` as a bool; anything but True, False or a NumPy bool is a TypeError."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(
+            f"{name} must be True or False, got {value!r} ({type(value).__name__}); "
+            f"pass {name}=True or {name}=False."
+        )
+    return bool(value)
 
 
 def check_real(value: Any, name: str, low: float, high: float, *, closed: str = "both") -> float:
@@ -59,23 +71,23 @@ def check_real(value: Any, name: str, low: float, high: float, *, closed: str = 
     "right" or "neither" and says which ends belong to it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__}).")
-    value = float(value)
-    above = value >= low if closed in ("both", "left") else value > low
-    below = value <= high if closed in ("both", "right") else value < high
+    number = float(value)
+    above = number >= low if closed in ("both", "left") else number > low
+    below = number <= high if closed in ("both", "right") else number < high
     if not (above and below):  # NaN fails both comparisons
         left = "[" if closed in ("both", "left") else "("
         right = "]" if closed in ("both", "right") else ")"
         raise ValueError(
-            f"{name} must be a finite number in {left}{low:g}, {high:g}{right}, got {value!r}."
+            f"{name} must be a finite number in {left}{low:g}, {high:g}{right}, got {number!r}."
         )
-    return value
+    return number
 
 
 def check_dtype(dtype: Any) -> str:
     """The name of a supported floating dtype: "float32" or "float64". NumPy's spellings
     (``np.float32``, ``"f4"``, ``"double"``) and other libraries' dtype objects
     (``torch.float32``, ``array_api_strict.float64``) work too."""
-    name = dtype
+    name: str | None = dtype
     if dtype is not None and not (isinstance(dtype, str) and dtype in DTYPES):
         text = str(dtype).rsplit(".", 1)[-1].strip().lower()  # np.dtype(None) is float64
         for spelling in (dtype, text):
@@ -100,6 +112,7 @@ def check_hyperparameters(
     seed: Any,
     penalty: Any = "l2",
     l1_ratio: Any = None,
+    fit_intercept: Any = True,
 ) -> dict[str, Any]:
     """The constructor's arguments, checked and normalised to plain Python values."""
     if seed is not None:
@@ -120,6 +133,7 @@ def check_hyperparameters(
         "dtype": check_dtype(dtype),
         "seed": seed,
         **check_penalty(penalty, l1_ratio),
+        "fit_intercept": check_bool(fit_intercept, "fit_intercept"),
     }
 
 
@@ -310,7 +324,8 @@ def warn_unscaled(name: str, dtype: str, high: int) -> None:
 def _user_stacklevel() -> int:
     """The ``stacklevel`` that points a warning at the first caller outside this package."""
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_code.co_filename.startswith(package):
         frame, level = frame.f_back, level + 1
     return level

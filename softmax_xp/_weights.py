@@ -126,7 +126,8 @@ def as_sample_weight(sample_weight: Any, backend: Backend, dtype: Any, n_samples
 def _dtype_name(dtype: Any) -> str:
     """ "float32" or "float64" for a dtype of any backend."""
     try:
-        return np.dtype(dtype).name
+        name: str = np.dtype(dtype).name
+        return name
     except TypeError:  # torch's and array-api-strict's dtypes
         return str(dtype).rsplit(".", 1)[-1]
 

@@ -70,7 +70,9 @@ def _check_opset(opset: Any) -> int:
     return opset
 
 
-def _linear_softmax(x: str, w: str, b: str, out: dict[str, str]) -> list[tuple[str, list, dict]]:
+def _linear_softmax(
+    x: str, w: str, b: str, out: dict[str, str]
+) -> list[tuple[str, list[str], list[str], dict[str, int]]]:
     """The nodes ``logits = x @ w + b``, ``probabilities = Softmax(logits)``,
     ``index = ArgMax(logits)`` (the first of ties, as ``predict`` picks), as
     ``(op_type, [inputs], [outputs], attributes)``; ``out`` names ``matmul``, ``logits``,
@@ -166,7 +168,7 @@ def model_to_onnx(model: SoftmaxXP, *, opset: int | None = None) -> Any:
     return onx
 
 
-def save_onnx(model: SoftmaxXP, path: str | os.PathLike, *, opset: int | None = None) -> Path:
+def save_onnx(model: SoftmaxXP, path: str | os.PathLike[str], *, opset: int | None = None) -> Path:
     """Write :func:`model_to_onnx`'s graph of ``model`` to ``path`` atomically (a temporary file
     beside it, fsync, rename, as model files are written); return ``path``.
 
@@ -185,8 +187,8 @@ def save_onnx(model: SoftmaxXP, path: str | os.PathLike, *, opset: int | None = 
 
 
 def export_model(
-    model_path: str | os.PathLike,
-    out_path: str | os.PathLike | None = None,
+    model_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str] | None = None,
     format: str = "onnx",
     *,
     opset: int | None = None,

@@ -316,7 +316,7 @@ def one_hot(y: Array, /, num_classes: int, *, dtype: Any = None, xp: Any = None)
     if xp is None and isinstance(y, list | tuple | int):
         from array_api_compat import numpy as host_xp  # only for Python labels
 
-        y = host_xp.asarray(y)
+        y = host_xp.asarray(y)  # type: ignore[attr-defined]  # array_api_compat.numpy's __all__ is built at runtime
     xp = array_namespace(y) if xp is None else xp
     if isinstance(num_classes, bool) or not hasattr(num_classes, "__index__"):
         raise TypeError(f"num_classes must be an integer, got {num_classes!r}.")

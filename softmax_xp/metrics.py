@@ -16,7 +16,7 @@ A ratio whose denominator is 0 is defined as 0.0 (scikit-learn's ``zero_division
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import array_api_compat
 import numpy as np  # only to turn lists / host data into arrays at the boundary
@@ -211,7 +211,7 @@ def accuracy(y_true: Any, y_pred: Any) -> float:
     0.75
     """
     xp, y_true, y_pred = _label_arrays(y_true, y_pred)
-    n = y_true.shape[0]
+    n: int = y_true.shape[0]
     if n == 0:
         raise ValueError("accuracy is undefined for empty inputs.")
     correct = xp.sum(xp.astype(y_true == y_pred, y_true.dtype), dtype=y_true.dtype)
@@ -307,6 +307,34 @@ def precision_recall_f1(y_true: Any, y_pred: Any, num_classes: int) -> Classific
 # --------------------------------------------------------------------------- report
 
 
+@overload
+def classification_report(
+    y_true: Any,
+    y_pred: Any,
+    num_classes: int,
+    target_names: list[str] | tuple[str, ...] | None = None,
+    digits: int = 4,
+    output: Literal["text", "markdown"] = "text",
+) -> str: ...
+@overload
+def classification_report(
+    y_true: Any,
+    y_pred: Any,
+    num_classes: int,
+    target_names: list[str] | tuple[str, ...] | None = None,
+    digits: int = 4,
+    *,
+    output: Literal["dict"],
+) -> dict[str, Any]: ...
+@overload
+def classification_report(
+    y_true: Any,
+    y_pred: Any,
+    num_classes: int,
+    target_names: list[str] | tuple[str, ...] | None = None,
+    digits: int = 4,
+    output: str = "text",
+) -> str | dict[str, Any]: ...
 def classification_report(
     y_true: Any,
     y_pred: Any,

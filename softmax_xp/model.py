@@ -23,6 +23,7 @@ from ._training.state import TrainState
 from ._validation import (
     as_features,
     as_labels,
+    check_bool,
     check_device_dtype,
     check_hyperparameters,
     l1_share,
@@ -32,7 +33,7 @@ from .functional import loss_and_grads, softmax
 __all__ = ["Callback", "EarlyStopping", "History", "SoftmaxXP"]
 
 Array = Any
-PathLike = str | os.PathLike
+PathLike = str | os.PathLike[str]
 INITS = ("random", "zeros")
 
 
@@ -56,8 +57,13 @@ class _StateField:
         shape = (model.input_dim if self.field == "W" else 1, model.num_classes)
         with model._backend.activate():
             value = model._asarray(value)
-        if tuple(value.shape) != shape:
-            raise ValueError(f"{self.name} must have shape {shape}, got {tuple(value.shape)}.")
+            if tuple(value.shape) != shape:
+                raise ValueError(f"{self.name} must have shape {shape}, got {tuple(value.shape)}.")
+            if self.field == "b" and not model.fit_intercept and bool(model.xp.any(value != 0)):
+                raise ValueError(
+                    f"{self.name} must be zero in a model with fit_intercept=False, which has "
+                    "no bias; set fit_intercept = True first to give it one."
+                )
         model._state = model._state.replace(**{self.field: value})
 
 
@@ -95,6 +101,10 @@ class SoftmaxXP(Trainable, LinearPredictions):
     init
         ``"random"`` (the chapter's small random start) or ``"zeros"`` (as scikit-learn's linear
         models start; the shuffles are the same either way).
+    fit_intercept
+        True (default): train the bias ``b``. False: ``p(y | x) = softmax(x W)``; ``b`` stays
+        exactly zero in every solver, in files and checkpoints (as LogisticRegression's
+        ``fit_intercept=False``). Setting the attribute to False zeroes ``b``.
 
     Bad arguments raise ValueError (TypeError for a wrong type), as do bad inputs to every method.
 
@@ -140,12 +150,14 @@ class SoftmaxXP(Trainable, LinearPredictions):
         init: str = "random",
         penalty: str = "l2",
         l1_ratio: float | None = None,
+        fit_intercept: bool = True,
     ):
         if init not in INITS:
             raise ValueError(f"Unknown init {init!r}; use one of {', '.join(map(repr, INITS))}.")
         hyper = check_hyperparameters(
-            input_dim, num_classes, lr, reg, momentum, lr_decay, dtype, seed, penalty, l1_ratio
-        )
+            input_dim, num_classes, lr, reg, momentum, lr_decay, dtype, seed, penalty, l1_ratio,
+            fit_intercept,
+        )  # fmt: skip
         self.input_dim: int = hyper["input_dim"]
         self.num_classes: int = hyper["num_classes"]
         self.lr: float = hyper["lr"]
@@ -155,6 +167,7 @@ class SoftmaxXP(Trainable, LinearPredictions):
         self.seed: int | None = hyper["seed"]
         self.penalty: str = hyper["penalty"]
         self.l1_ratio: float | None = hyper["l1_ratio"]
+        self._fit_intercept: bool = hyper["fit_intercept"]
         self.dtype_name: str = hyper["dtype"]
         self._backend = resolve_backend(backend, device=device, fallback=fallback)
         check_device_dtype(self._backend, self.dtype_name)
@@ -165,8 +178,7 @@ class SoftmaxXP(Trainable, LinearPredictions):
             W0 = 0.0 * W0
         with self._backend.activate():
             W = self._asarray(W0)
-            b = self.xp.zeros((1, self.num_classes), dtype=self.dtype, device=self.device)
-        self._state = TrainState(W, b, None, rng)
+        self._state = TrainState(W, self._zero_bias(), None, rng)
         self.converged_: bool | None = None
         self.solver_message_ = ""
 
@@ -186,6 +198,21 @@ class SoftmaxXP(Trainable, LinearPredictions):
         """The device the parameters live on."""
         return self._backend.device
 
+    @property
+    def fit_intercept(self) -> bool:
+        """Whether training fits the bias ``b``; setting it to False zeroes ``b``."""
+        return self._fit_intercept
+
+    @fit_intercept.setter
+    def fit_intercept(self, value: bool) -> None:
+        self._fit_intercept = check_bool(value, "fit_intercept")
+        if not self._fit_intercept:
+            self._state = self._state.replace(b=self._zero_bias())
+
+    def _zero_bias(self) -> Array:
+        with self._backend.activate():
+            return self.xp.zeros((1, self.num_classes), dtype=self.dtype, device=self.device)
+
     # -- parameters and the run's state: see _StateField ---------------------------------------
     W = _StateField("W")
     b = _StateField("b")
@@ -200,6 +227,8 @@ class SoftmaxXP(Trainable, LinearPredictions):
         if self.penalty != "l2":
             ratio = f", l1_ratio={self.l1_ratio}" if self.penalty == "elasticnet" else ""
             decay += f"penalty={self.penalty!r}{ratio}, "
+        if not self.fit_intercept:
+            decay += "fit_intercept=False, "
         device = ""
         if self.backend == "jax":
             device = f", device={device_description(self.device)!r}"
@@ -292,9 +321,10 @@ class SoftmaxXP(Trainable, LinearPredictions):
             "seed": self.seed,
             "penalty": self.penalty,
             "l1_ratio": self.l1_ratio,
+            "fit_intercept": self.fit_intercept,
         }
 
-    def save(self, path: PathLike) -> os.PathLike:
+    def save(self, path: PathLike) -> os.PathLike[str]:
         """Save the weights and hyperparameters to a .npz file (atomically, no pickle).
 
         Examples

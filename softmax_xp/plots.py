@@ -220,7 +220,7 @@ def plot_confusion_matrix(
         floor = 0.5  # a single sample is coloured (lightly), an empty cell is not
     vmax = 1.0 if normalize else max(float(values.max()) if values.size else 0.0, 1.0)
     if scale == "log":
-        norm = LogNorm(vmin=floor, vmax=max(vmax, 2 * floor))
+        norm: Normalize = LogNorm(vmin=floor, vmax=max(vmax, 2 * floor))
         shown = np.ma.masked_less_equal(np.asarray(values, dtype=np.float64), 0.0)
     else:
         norm = Normalize(vmin=0.0, vmax=vmax)

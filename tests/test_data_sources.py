@@ -281,3 +281,16 @@ def test_early_stopping_stops_and_restores_on_every_source(source):
     history = train(model, source, 10, callback=[First(), stop])
     assert len(history) == stop.stopped_epoch == 3 and stop.best_epoch == 1
     np.testing.assert_array_equal(model.W, first[0])
+
+
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_no_intercept_keeps_the_bias_zero_on_every_source(source, solver):
+    """fit_intercept=False, with momentum and sample weights: b stays exactly zero, and W is
+    not that of the same run with a bias."""
+    weights = np.linspace(0.5, 1.5, N)
+    model = new_model(fit_intercept=False)
+    train(model, source, 3, sample_weight=weights, solver=solver)
+    assert not model.b.any() and model.score(X, Y) > 0.8
+    with_bias = new_model(fit_intercept=True)
+    train(with_bias, source, 3, sample_weight=weights, solver=solver)
+    assert with_bias.b.any() and not np.allclose(with_bias.W, model.W)

@@ -81,6 +81,17 @@ def test_onnxruntime_gives_the_models_predictions_on_mnist(mnist, dtype):
     np.testing.assert_array_equal(label, model.predict(X_test))
 
 
+def test_a_model_without_a_bias_exports_its_zero_bias():
+    pytest.importorskip("onnx")
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(120, 5)) + 2.0, rng.integers(0, 3, size=120)
+    model = SoftmaxXP(5, 3, backend="numpy", dtype="float32", seed=0, fit_intercept=False)
+    model.train(X, y, epochs=3)
+    label, proba = _session(model_to_onnx(model)).run(None, {"X": X.astype("float32")})
+    assert np.abs(proba - model.predict_proba(X)).max() < 2 * TOL["float32"]
+    np.testing.assert_array_equal(label, model.predict(X))
+
+
 def test_the_graph_is_matmul_add_softmax_argmax():
     onnx = pytest.importorskip("onnx")
     onx = model_to_onnx(SoftmaxXP(5, 3, backend="numpy", dtype="float64", seed=0))

@@ -34,7 +34,12 @@ def iris():
 # -- scikit-learn's own checks -----------------------------------------------------------------
 @once
 @parametrize_with_checks(
-    [SoftmaxClassifier(), SoftmaxClassifier(solver="lbfgs")],
+    [
+        SoftmaxClassifier(),
+        SoftmaxClassifier(solver="lbfgs"),
+        SoftmaxClassifier(fit_intercept=False),
+        SoftmaxClassifier(fit_intercept=False, solver="lbfgs"),
+    ],
     expected_failed_checks=expected_failed_checks,
 )
 def test_sklearn_estimator_checks(estimator, check):
@@ -357,6 +362,8 @@ def test_partial_fit_follows_set_params_between_calls(backend):
             {"check_sample_weight_equivalence_on_dense_data", "check_class_weight_classifiers"},
         ),
         ({"warm_start": True}, {"check_supervised_y_2d", "check_class_weight_classifiers"}),
+        ({"fit_intercept": False, "solver": "lbfgs"}, {"check_class_weight_classifiers"}),
+        ({"fit_intercept": False, "tol": None}, {"check_class_weight_classifiers"}),
     ],
     ids=[
         "default",
@@ -370,6 +377,8 @@ def test_partial_fit_follows_set_params_between_calls(backend):
         "float32-lbfgs",
         "small-batch",
         "warm",
+        "lbfgs-no-intercept",
+        "sgd-no-intercept",
     ],
 )
 def test_expected_failed_checks_are_the_ones_that_fail(params, failing):

@@ -88,7 +88,7 @@ def _validation(X_val: Any, y_val: Any, settings: DataSettings) -> Validation | 
     return InMemoryValidation(X_val, y_val, settings)
 
 
-def _check_shuffle(shuffle: Any, block_rows: Any, lazy: bool) -> int | None:
+def _check_shuffle(shuffle: Any, block_rows: int | None, lazy: bool) -> int | None:
     """``block_rows`` checked: None for ``shuffle="global"`` (and for Dask chunks as they are)."""
     if shuffle not in SHUFFLES:
         raise ValueError(f"Unknown shuffle {shuffle!r}; use 'global' or 'blocks'.")

@@ -8,7 +8,7 @@ validation and the checkpoints. A source gets settings, never the model.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,18 +38,24 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class SgdStep:
-    """One SGD epoch's settings: its step size, momentum, penalty strength, batch size and the
-    penalty's L1 share (0: L2, 1: L1; see :func:`softmax_xp.solvers.sgd.sgd_epoch`); the
-    product layout and the per-step hook of the thread chooser (:mod:`softmax_xp._threads`),
-    which sources with dense rows in this process pass on to the epoch."""
+    """One SGD epoch's settings: its step size, momentum, penalty strength, batch size, the
+    penalty's L1 share (0: L2, 1: L1), whether the bias is trained and the product layout; the
+    keywords of :func:`softmax_xp.solvers.sgd.sgd_epoch` (:meth:`keywords`). ``on_step`` is the
+    thread chooser's per-step hook (:mod:`softmax_xp._threads`), not among the keywords: only
+    sources that run dense rows in this process pass it on."""
 
     lr: float
     momentum: float
     reg: float
     batch_size: int
     l1_ratio: float = 0.0
+    fit_intercept: bool = True
     layout: str = "row"
     on_step: Callable[[], None] | None = None
+
+    def keywords(self) -> dict[str, Any]:
+        """The settings as ``sgd_epoch``'s keyword arguments (``on_step`` left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "on_step"}
 
 
 class TrainingData(Protocol):
@@ -63,7 +69,9 @@ class TrainingData(Protocol):
     """
 
     n: int
-    blocks: list[int] | None
+
+    @property
+    def blocks(self) -> list[int] | None: ...
 
     def fingerprint(self) -> dict[str, Any] | None: ...
 

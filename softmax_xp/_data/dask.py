@@ -136,18 +136,10 @@ class DaskData:
         step: SgdStep,
     ) -> tuple[Array, Array, tuple[Array, Array] | None, Array, Array]:
         visit, orders = _random.block_plan(rng, self.blocks)
-        settings: dict[str, Any] = dict(
-            lr=step.lr,
-            momentum=step.momentum,
-            reg=step.reg,
-            batch_size=step.batch_size,
-            dtype=self.settings.dtype_name,
-            l1_ratio=step.l1_ratio,
-            layout=step.layout,
-        )
+        settings: dict[str, Any] = dict(step.keywords(), dtype=self.settings.dtype_name)
         if self._sums is not None:  # SGD's weights have mean 1 (exact, as in memory)
             settings["weight_mean"] = float(sum(self._sums) / self.n)
-        host_velocity = None if velocity is None else tuple(map(to_numpy, velocity))
+        host_velocity = None if velocity is None else (to_numpy(velocity[0]), to_numpy(velocity[1]))
         start = (to_numpy(W), to_numpy(b), host_velocity)
         W, b, velocity, parts = _chain(self._blocks(), visit, orders, start, settings)
         on_device = self._on_device
@@ -209,14 +201,16 @@ class DaskValidation:
 
 def _times_class_weight(
     w: da.Array | None, y: da.Array, class_weight: dict[int, float] | str, k: int
-) -> da.Array:
+) -> Array:
     """Each row's weight times its class's, block by block, as in memory."""
     counts = np.zeros(k, dtype=np.int64)
     if isinstance(class_weight, str):  # "balanced": count the classes first
-        counts = da.bincount(y.map_blocks(class_index, k, dtype=np.int64), minlength=k).compute()
+        counts = da.bincount(
+            da.map_blocks(class_index, y, k, dtype=np.int64), minlength=k
+        ).compute()
     weights = class_weights(class_weight, counts)
     if w is None:
-        return y.map_blocks(weigh_by_class, None, weights, dtype=np.float64)
+        return da.map_blocks(weigh_by_class, y, None, weights, dtype=np.float64)
     return da.map_blocks(weigh_by_class, y, w, weights, dtype=np.float64)
 
 
@@ -262,7 +256,7 @@ def _chain(
         return (*result[0], parts)
     from distributed import wait
 
-    chain = []
+    chain: list[Any] = []
     for step, (i, order) in enumerate(zip(visit, orders, strict=True)):
         if step > PREFETCH:  # load this block once the chain is PREFETCH blocks behind it
             wait(chain[step - PREFETCH - 1])
@@ -279,7 +273,7 @@ def _params(W: Array, b: Array) -> Any:
     return dask.delayed((to_numpy(W), to_numpy(b)), traverse=False)
 
 
-def predictions(kind: str, X: da.Array, W: Array, b: Array, settings: DataSettings) -> da.Array:
+def predictions(kind: str, X: da.Array, W: Array, b: Array, settings: DataSettings) -> Array:
     """Lazy output ``kind`` (see :data:`softmax_xp._inference.KINDS`) of ``X`` block by block,
     chunked like its rows; a block holding NaN or infinity, or whose logits overflow, raises
     when it is computed."""
@@ -289,13 +283,13 @@ def predictions(kind: str, X: da.Array, W: Array, b: Array, settings: DataSettin
     params, dtype = _params(W, b), settings.dtype_name
     name = f"softmax_xp-{_METHODS[kind]}-{dask.base.tokenize(X, params, dtype)}"
     if kind == "labels":
-        return X.map_blocks(
-            output_block, params, dtype, kind,
+        return da.map_blocks(
+            output_block, X, params, dtype, kind,
             chunks=(X.chunks[0],), drop_axis=1, dtype=np.int64,
             meta=_dense_meta(X, np.int64).reshape((0,)), name=name,
         )  # fmt: skip
-    return X.map_blocks(
-        output_block, params, dtype, kind,
+    return da.map_blocks(
+        output_block, X, params, dtype, kind,
         chunks=(X.chunks[0], (settings.num_classes,)), dtype=dtype,
         meta=_dense_meta(X, dtype), name=name,
     )  # fmt: skip
@@ -315,4 +309,5 @@ def score(X: da.Array, y: Any, W: Array, b: Array, settings: DataSettings) -> fl
     X = features_layout(X, settings.input_dim, "X", known=True)
     y = labels_layout(y, X.chunks[0], "y")
     labels = predictions("labels", X, W, b, settings)
-    return int(da.sum(labels == y.astype(np.int64)).compute()) / X.shape[0]
+    n: int = X.shape[0]
+    return int(da.sum(labels == y.astype(np.int64)).compute()) / n

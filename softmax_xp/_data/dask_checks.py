@@ -73,7 +73,7 @@ def features_layout(X: da.Array, input_dim: int, name: str, *, known: bool) -> d
     return X
 
 
-def labels_layout(y: Any, row_chunks: tuple[int, ...], name: str) -> da.Array:
+def labels_layout(y: Any, row_chunks: tuple[int, ...], name: str) -> Array:
     """``y`` as a 1-D Dask array chunked like the rows of ``X`` (rechunked or wrapped if not)."""
     if not isinstance(y, da.Array):
         y = np.asarray(to_numpy(y) if hasattr(y, "__array_namespace__") else y)
@@ -100,7 +100,7 @@ def labels_layout(y: Any, row_chunks: tuple[int, ...], name: str) -> da.Array:
     return y if y.chunks[0] == row_chunks else y.rechunk((row_chunks,))
 
 
-def weights_layout(w: Any, row_chunks: tuple[int, ...]) -> da.Array | None:
+def weights_layout(w: Any, row_chunks: tuple[int, ...]) -> Array | None:
     """``sample_weight`` as a 1-D Dask array chunked like the rows of ``X`` (an in-memory one is
     cut into them, a Dask one rechunked if its chunks differ); None stays None. Its values are
     checked in the validation pass."""

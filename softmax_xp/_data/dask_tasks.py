@@ -85,7 +85,7 @@ def _on_block(Xb: Array, yb: Array | None, dtype: str) -> tuple[Any, Array, Arra
     return xp, Xb, yb
 
 
-def _to(xp: Any, like: Array, *arrays: Array | None) -> list[Array | None]:
+def _to(xp: Any, like: Array, *arrays: Array | None) -> list[Array]:
     """Host (or other) arrays moved to ``like``'s namespace, device and dtype (a sparse
     ``like``: its stored values')."""
     if is_sparse(like):
@@ -191,7 +191,7 @@ def evaluation_block(
         return int(to_numpy(hits)), float(to_numpy(loss))
 
 
-def class_index(yb: Array, k: int) -> np.ndarray:
+def class_index(yb: Array, k: int) -> Array:
     """A block's labels as class indices for counting and lookups, clipped into ``[0, k)``:
     labels out of range or not whole are reported by the validation pass, not here."""
     y = np.asarray(to_numpy(yb))
@@ -199,7 +199,7 @@ def class_index(yb: Array, k: int) -> np.ndarray:
         return np.clip(np.nan_to_num(y, nan=0), 0, k - 1).astype(np.int64)
 
 
-def weigh_by_class(yb: Array, wb: Array | None, weights: np.ndarray) -> np.ndarray:
+def weigh_by_class(yb: Array, wb: Array | None, weights: np.ndarray) -> Array:
     """``weights[y_i] * w_i`` of one block (float64 on the host; ``wb`` None: 1)."""
     per_row = weights[class_index(yb, weights.shape[0])]
     if wb is None:

@@ -110,13 +110,8 @@ class InMemoryData:
     ) -> tuple[Array, Array, tuple[Array, Array] | None, Array, Array]:
         backend, xp = self.settings.backend, self.settings.backend.xp
         weights = self._mean_one_weights()
-        settings = dict(
-            lr=step.lr, momentum=step.momentum, reg=step.reg, batch_size=step.batch_size, xp=xp,
-            sparse=self.sparse,
-            l1_ratio=step.l1_ratio,
-            layout=step.layout,
-            on_step=step.on_step if self.sparse is None else None,
-        )  # fmt: skip
+        on_step = step.on_step if self.sparse is None else None  # dense rows: the thread chooser
+        settings = dict(step.keywords(), xp=xp, sparse=self.sparse, on_step=on_step)
         indices = index_dtype(xp, backend.device)
         if self.blocks is None:
             order = asarray_on(backend, _random.permutation(rng, self.n), indices)
@@ -156,7 +151,7 @@ class InMemoryData:
 
 def _times_class_weight(
     sample_weight: Any, y: np.ndarray, class_weight: dict[int, float] | str, settings: DataSettings
-) -> np.ndarray:
+) -> Array:
     """Each row's weight times its class's: ``class_weight[y_i] * sample_weight_i`` (float64,
     on the host), as scikit-learn's estimators combine them."""
     counts = np.bincount(y, minlength=settings.num_classes)

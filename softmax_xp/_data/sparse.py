@@ -108,4 +108,5 @@ def score(
             finite.append(xp.all(xp.isfinite(z)))
             hits.append(_inference.hits_of(z, y[r], xp))
     _inference.check_logits(finite, settings.dtype_name, xp)
-    return int(xp.sum(xp.stack(hits))) / X.shape[0]
+    n: int = X.shape[0]
+    return int(xp.sum(xp.stack(hits))) / n

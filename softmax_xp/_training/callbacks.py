@@ -120,7 +120,7 @@ class CheckpointWriter(Callback):
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         hyperparameters: dict[str, Any],
         run: RunInfo,
         trained_on: str,

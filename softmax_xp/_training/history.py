@@ -40,7 +40,8 @@ class History:
             )
         if key not in self.keys():
             raise KeyError(f"{key!r}; History has {', '.join(map(repr, self.keys()))}")
-        return getattr(self, key)
+        values: list[float] = getattr(self, key)
+        return values
 
     def __len__(self) -> int:
         """The number of epochs (or L-BFGS iterations) recorded."""

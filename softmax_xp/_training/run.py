@@ -33,13 +33,15 @@ _HITS_SPLIT = 4096  # hit counts travel as (hits // 4096, hits % 4096): exact in
 @dataclass(frozen=True)
 class Schedule:
     """SGD's settings: step size ``lr * lr_decay ** (epoch - 1)`` in epoch ``epoch`` (1-based),
-    heavy-ball ``momentum``, the penalty strength ``reg`` and its L1 share ``l1_ratio``."""
+    heavy-ball ``momentum``, the penalty strength ``reg``, its L1 share ``l1_ratio``, and
+    whether the bias is trained (``fit_intercept``)."""
 
     lr: float
     lr_decay: float
     momentum: float
     reg: float
     l1_ratio: float = 0.0
+    fit_intercept: bool = True
 
     def step_size(self, epoch: int) -> float:
         return self.lr * self.lr_decay ** (epoch - 1)
@@ -234,12 +236,19 @@ class Run:
 
     # -- L-BFGS ------------------------------------------------------------------------------------
     def lbfgs(
-        self, state: TrainState, epochs: int, tol: float, reg: float, l1_ratio: float = 0.0
+        self,
+        state: TrainState,
+        epochs: int,
+        tol: float,
+        reg: float,
+        l1_ratio: float = 0.0,
+        fit_intercept: bool = True,
     ) -> LbfgsOutcome:
         """L-BFGS iterations ``state.epoch + 1 .. epochs`` (fewer once converged); each accepted
         iterate is committed like an SGD epoch, so an interruption keeps the last one. The
         penalty is ``reg * (l1_ratio * ||W||_1 + 0.5 * (1 - l1_ratio) * ||W||^2)``: the data's
-        objective carries the L2 part, the solver the L1 part."""
+        objective carries the L2 part, the solver the L1 part. ``fit_intercept=False``: ``W``
+        alone is optimised, ``state.b`` kept."""
         self._begin(state)
         objective = self.data.objective(reg * (1.0 - l1_ratio) if l1_ratio else reg)
         clock = [time.perf_counter()]
@@ -281,6 +290,7 @@ class Run:
                     tol=tol,
                     callback=on_iteration,
                     l1=reg * l1_ratio,
+                    fit_intercept=fit_intercept,
                 )
         except _Stopped:
             self._end()
@@ -315,6 +325,7 @@ def _step(
         reg=schedule.reg,
         batch_size=batch_size,
         l1_ratio=schedule.l1_ratio,
+        fit_intercept=schedule.fit_intercept,
         layout=layout,
         on_step=on_step,
     )

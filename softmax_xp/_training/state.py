@@ -72,7 +72,7 @@ class TrainState:
         return cls(
             W=asarray(ckpt.W),
             b=asarray(ckpt.b),
-            velocity=velocity,  # type: ignore[arg-type]
+            velocity=velocity,
             rng=_random.rng_from_state(ckpt.rng_state),
             epoch=ckpt.epoch,
             history=History(**ckpt.history),
@@ -81,12 +81,14 @@ class TrainState:
 
     def to_checkpoint(self, hyperparameters: dict[str, Any], run: RunInfo) -> Checkpoint:
         """Every field of this state and of its run, as host arrays, for a checkpoint file."""
-        velocity = None if self.velocity is None else tuple(map(to_numpy, self.velocity))
+        velocity = None
+        if self.velocity is not None:
+            velocity = (to_numpy(self.velocity[0]), to_numpy(self.velocity[1]))
         checkpoint = Checkpoint(
             hyperparameters=hyperparameters,
             W=to_numpy(self.W),
             b=to_numpy(self.b),
-            velocity=velocity,  # type: ignore[arg-type]
+            velocity=velocity,
             epoch=self.epoch,
             history=self.history.to_dict(),
             rng_state=_random.get_state(self.rng),
@@ -150,7 +152,9 @@ def check_resumable(
             "(block_rows, or the Dask array's chunks).",
             {"blocks": (ckpt.blocks, run.blocks)},
         )
-    change = None if None in (ckpt.data, run.data) else describe_change(ckpt.data, run.data)
+    change = None
+    if ckpt.data is not None and run.data is not None:
+        change = describe_change(ckpt.data, run.data)
     if change is not None:
         raise ResumeMismatchError(
             path,

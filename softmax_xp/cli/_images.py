@@ -23,7 +23,7 @@ INK = 0.1  # a pixel holds ink when it is this far from the background (on a 0..
 MAX_PIXELS = 50_000_000  # bigger pictures are refused before they are decoded
 
 
-def read_digit_images(path: str | os.PathLike) -> np.ndarray:
+def read_digit_images(path: str | os.PathLike[str]) -> np.ndarray:
     """Read one file as an ``(n, 784)`` float32 array in [0, 1]: white digit on black, as in MNIST.
 
     A PNG/JPEG becomes one MNIST-style image (see :func:`mnist_style`). A ``.npy`` holds one

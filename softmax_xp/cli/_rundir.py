@@ -41,7 +41,7 @@ class FolderBusyError(OSError):
 class RunFolder:
     """``path``, locked for this process while the ``with`` block runs (the folder is created)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self._fd: int | None = None
         self._created: list[Path] = []  # the folders lock() created, deepest first
@@ -50,7 +50,7 @@ class RunFolder:
         self.lock()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.release()
 
     def lock(self) -> None:

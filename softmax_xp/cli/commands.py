@@ -48,7 +48,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             failures.append(str(exc))
             continue
         proba = to_numpy(model.predict_proba(images))
-        inked = images.any(axis=1)  # an all-zero image: a picture with no ink, or all black
+        inked: Any = images.any(axis=1)  # an all-zero image: a picture with no ink, or all black
         for i, row in enumerate(proba):
             name = str(path) if len(proba) == 1 else f"{path}[{i}]"
             print(_prediction(name, row if inked[i] else None, args.json))

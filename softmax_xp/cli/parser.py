@@ -261,7 +261,8 @@ def unknown_arguments(parser: argparse.ArgumentParser, command: str, extras: lis
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            return action.choices[command]
+            subparser: argparse.ArgumentParser = action.choices[command]
+            return subparser
     return parser
 
 

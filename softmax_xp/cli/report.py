@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +94,16 @@ def markdown(report: dict[str, Any], out: Path) -> str:
     )
 
 
-def write_outputs(out: Path, model: SoftmaxXP, report: dict[str, Any], drawn: dict) -> None:
+def write_outputs(
+    out: Path, model: SoftmaxXP, report: dict[str, Any], drawn: dict[str, Any]
+) -> None:
     """Write the model, the reports and the figures so that none replaces its old version until
     all are written (see softmax_xp._atomic); then remove figures of an earlier run not redrawn."""
     from ..plots import close, save_png
 
     try:
         with AtomicBatch() as batch:
-            batch.add(out / "model.npz", model.save)
+            batch.add(out / "model.npz", model.save)  # type: ignore[arg-type]  # save() writes to an open file too
             batch.add(out / "report.json", text_writer(json.dumps(report, indent=2) + "\n"))
             batch.add(out / "report.md", text_writer(markdown(report, out)))
             for name, fig in list(drawn.items()):
@@ -120,7 +123,12 @@ def write_outputs(out: Path, model: SoftmaxXP, report: dict[str, Any], drawn: di
 
 
 def figures(
-    model: SoftmaxXP, report: dict[str, Any], history: History, X_test, y_test, y_pred
+    model: SoftmaxXP,
+    report: dict[str, Any],
+    history: History,
+    X_test: Any,
+    y_test: Any,
+    y_pred: Any,
 ) -> dict[str, Any]:
     """The run's figures by name (not yet saved); none, with a note, without matplotlib."""
     from .. import plots
@@ -130,7 +138,7 @@ def figures(
     except ImportError as exc:  # matplotlib is an optional extra
         say(f"no figures: {exc}")
         return {}
-    drawers = {
+    drawers: dict[str, Callable[[], Any]] = {
         "training_curves": lambda: plots.plot_training_curves(history),
         "confusion_matrix": lambda: plots.plot_confusion_matrix(report["confusion_matrix"]),
         "weight_templates": lambda: plots.plot_weight_templates(model.W),
@@ -139,7 +147,7 @@ def figures(
         "softmax_example": plots.plot_softmax_example,
     }
     assert tuple(drawers) == FIGURES
-    drawn = {}
+    drawn: dict[str, Any] = {}
     for name, draw in drawers.items():
         try:
             drawn[name] = draw()

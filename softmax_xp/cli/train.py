@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,9 @@ class _Run:
     previous: list[str]
     resume: Checkpoint | None
     recipe: dict[str, Any]
-    train: tuple[Any, Any] = ()
-    val: tuple[Any, Any] = ()
-    test: tuple[Any, Any] = ()
+    train: tuple[Any, Any] = (None, None)  # (X, y) once loaded
+    val: tuple[Any, Any] = (None, None)
+    test: tuple[Any, Any] = (None, None)
     stop: BaseException | None = None
     seconds: float = 0.0
     early: EarlyStopping | None = None
@@ -285,7 +286,9 @@ def _save_failed(exc: OSError, run: _Run, completed: int) -> str:
     )
 
 
-def _after_epoch(path: Path, settings: dict[str, Any], progress: _Progress):
+def _after_epoch(
+    path: Path, settings: dict[str, Any], progress: _Progress
+) -> Callable[[int, History], None]:
     """The training callback: after the first epoch (and its checkpoint) it records the run's
     settings in ``path`` (run.json, which ``--resume`` reads after a kill); then the progress bar."""
     pending = [settings]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 __all__ = ["cli_words"]
 
 # Python argument spellings in library messages, and the flags a CLI user types instead.
-_PYTHON_WORDS = [
+_PYTHON_WORDS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"\bdownload=True\b"), "--download"),
     (re.compile(r"\bfallback=False\b"), "--no-fallback"),
     (re.compile(r"\(data_dir\)"), "(--data-dir)"),

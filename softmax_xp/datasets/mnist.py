@@ -320,8 +320,9 @@ def _load(
     env = os.environ.get("SOFTMAX_XP_DATA")
     sources = [("$SOFTMAX_XP_DATA", Path(os.path.expanduser(env)), bool(verify))] if env else []
     sources += [("bundled", bundled_dir(), verify is not False)]
+    cache: Path | None = None
     try:
-        cache: Path | None = default_cache_dir()
+        cache = default_cache_dir()
         sources += [("cache", cache, verify is not False)]
     except DatasetError as exc:  # no cache: only an error where the cache is needed
         cache, no_cache = None, exc
@@ -368,9 +369,10 @@ def _remove_damaged(cache: Path, names: Sequence[str]) -> bool:
     removed = False
     for name in names:
         path = _find(cache, name)
+        if path is None:
+            continue
         try:
-            if path is not None:
-                _read_checked(path, name, True)
+            _read_checked(path, name, True)
         except DatasetError:
             log.warning("removing %s from the cache: its content is damaged", path)
             path.unlink()

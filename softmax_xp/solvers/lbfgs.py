@@ -78,9 +78,10 @@ def minimize_lbfgs(
     tol: float = DEFAULT_TOL,
     callback: Callable[[int, Array, Array, float], None] | None = None,
     l1: float = 0.0,
+    fit_intercept: bool = True,
 ) -> LbfgsResult:
     """Minimise ``objective(W, b)`` over the weights ``W`` (d x K) and bias ``b`` (1 x K) with
-    scipy's L-BFGS-B, starting from ``(W0, b0)``.
+    scipy's L-BFGS-B, starting from ``(W0, b0)``; or over ``W`` alone, ``b`` fixed at ``b0``.
 
     Parameters
     ----------
@@ -111,6 +112,9 @@ def minimize_lbfgs(
         not penalised); 0, the default, minimises ``objective`` alone. With ``l1 > 0`` the
         minimisation runs on the split ``W = U - V`` described in the module docstring, the
         losses include the L1 term and ``tol`` bounds the projected gradient of ``(U, V, b)``.
+    fit_intercept
+        False: ``b`` stays ``b0`` (the caller's zeros); the objective's ``db`` is dropped, so
+        the host vector holds ``W`` (or ``U, V``) only.
 
     Returns
     -------
@@ -135,22 +139,29 @@ def minimize_lbfgs(
 
     m = d * k
     bounds = None
+    fixed_b = None if fit_intercept else xp.asarray(b0, copy=True)
+
+    def trained(W: Array, b: Array) -> tuple[Array, ...]:
+        """The parts of ``(W, b)`` (or of their gradients) that L-BFGS moves."""
+        return (W, b) if fit_intercept else (W,)
 
     def unflatten(x: Any) -> tuple[Array, Array]:
-        """``(W, b)`` on the device of the host vector ``(W, b)``, or ``(U, V, b)`` with ``l1``."""
+        """``(W, b)`` on the device of the host vector ``(W, b)``, or ``(U, V, b)`` with ``l1``
+        (without ``b`` when it is fixed)."""
         if l1:  # W = U - V, formed on the host in float64
             joined = x[m:].copy()
             joined[:m] = x[:m] - x[m : 2 * m]
             x = joined
         on_device = xp.asarray(x, dtype=dtype, device=device)  # one host-to-device copy
-        return xp.reshape(on_device[:m], (m // k, k)), xp.reshape(on_device[m:], (1, k))
+        W = xp.reshape(on_device[:m], (m // k, k))
+        return W, xp.reshape(on_device[m:], (1, k)) if fixed_b is None else fixed_b
 
     last: dict[str, Any] = {}  # the latest evaluation, which is the accepted iterate
 
     def fun(x: Any) -> tuple[float, Any]:
         W, b = unflatten(x)
         loss, dW, db = objective(W, b)
-        host = flat_on_host(loss, dW, db)
+        host = flat_on_host(loss, *trained(dW, db))
         value, grad = float(host[0]), host[1:]
         if l1:  # d/dU = dW + l1, d/dV = l1 - dW; the L1 term is linear in (U, V)
             value += l1 * float(x[: 2 * m].sum())
@@ -175,10 +186,11 @@ def minimize_lbfgs(
         if callback is not None:
             callback(len(losses), W, b, loss)
 
-    x0 = flat_on_host(W0, b0)
+    x0 = flat_on_host(*trained(W0, b0))
     if l1:  # U0 = max(W0, 0), V0 = max(-W0, 0)
         w0 = x0[:m]
-        x0 = flat_on_host(W0, W0, b0).copy()  # written below: a host view may be read-only
+        # written below: a host view may be read-only
+        x0 = flat_on_host(W0, *trained(W0, b0)).copy()
         x0[:m], x0[m : 2 * m] = w0.clip(min=0.0), (-w0).clip(min=0.0)
         lower, upper = x0 * 0.0, x0 * 0.0 + math.inf
         lower[2 * m :] = -math.inf

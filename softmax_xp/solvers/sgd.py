@@ -119,6 +119,7 @@ def sgd_epoch(
     weights: Array | None = None,
     sparse: Any = None,
     l1_ratio: float = 0.0,
+    fit_intercept: bool = True,
     layout: str = "row",
     on_step: Callable[[], None] | None = None,
 ) -> tuple[Array, Array, tuple[Array, Array] | None, Array]:
@@ -148,6 +149,9 @@ def sgd_epoch(
     one). With momentum the prox acts on ``W`` after ``W <- W + v``; the velocity keeps the
     smooth part of the step only.
 
+    ``fit_intercept=False`` trains ``W`` alone: ``b`` and its velocity are returned as given
+    (the caller keeps ``b`` at zero); True, the default, is the loop above, call for call.
+
     A sparse ``X`` comes with ``sparse``, its library's operations
     (:class:`softmax_xp.solvers.sgd_sparse.SparseOps`): the epoch is then
     :func:`~softmax_xp.solvers.sgd_sparse.sparse_sgd_epoch`, whose steps touch only the rows of
@@ -171,7 +175,7 @@ def sgd_epoch(
         return sgd_epoch_jax(
             X, y, order, W, b, velocity,
             lr=lr, momentum=momentum, reg=reg, batch_size=batch_size, weights=weights,
-            l1_ratio=l1_ratio,
+            l1_ratio=l1_ratio, fit_intercept=fit_intercept,
         )  # fmt: skip
     if sparse is not None and sparse.active is not None and not l1_ratio:
         from .sgd_sparse import sparse_sgd_epoch
@@ -179,6 +183,7 @@ def sgd_epoch(
         return sparse_sgd_epoch(
             X, y, order, W, b, velocity, lr=lr, momentum=momentum, reg=reg,
             batch_size=batch_size, xp=xp, ops=sparse, weights=weights,
+            fit_intercept=fit_intercept,
         )  # fmt: skip
     n = X.shape[0]
     k = W.shape[1]
@@ -245,21 +250,24 @@ def sgd_epoch(
         if l1 is not None:
             l1[3][t] = xp.sum(xp.abs(flat))
         G = e @ Xb if by_class else Xb.T @ e.T  # lr/n X^T (p - Y), in W's layout
-        g_b = e @ ones_n  # (K, 1): lr/n sum_i (p - Y)
         if velocity is None:
             if reg_l2:
                 W *= decay
             W -= G
-            bT -= g_b
         else:
             vW *= mu
             vW -= G
             if reg_l2:
                 vW -= lr_reg * W
             W += vW
-            vbT *= mu
-            vbT -= g_b
-            bT += vbT
+        if fit_intercept:
+            g_b = e @ ones_n  # (K, 1): lr/n sum_i (p - Y)
+            if velocity is None:
+                bT -= g_b
+            else:
+                vbT *= mu
+                vbT -= g_b
+                bT += vbT
         if l1 is not None:
             W = _clip_cumulative(W, l1[1], l1[0][t], l1[2], xp)
     penalty = scalar(0.5 * reg_l2) * sq_norm

@@ -48,6 +48,7 @@ def sgd_epoch_jax(
     xp: Any = None,
     weights: Array | None = None,
     l1_ratio: float = 0.0,
+    fit_intercept: bool = True,
 ) -> tuple[Array, Array, Velocity, Array]:
     """:func:`softmax_xp.solvers.sgd.sgd_epoch` for JAX arrays: ``(W, b, velocity, losses)``.
 
@@ -57,7 +58,8 @@ def sgd_epoch_jax(
     (weighted) cross-entropy plus ``0.5 reg ||W||^2`` at the batch's starting weights.
     ``l1_ratio > 0``: the elastic net of :func:`softmax_xp.solvers.sgd.sgd_epoch`, its L2 part
     ``reg (1 - l1_ratio)`` in the step and its L1 part ``reg l1_ratio`` as the cumulative clip
-    after it. ``xp`` is accepted for the common signature and not used.
+    after it. ``fit_intercept=False``: ``b`` and its velocity stay as given. ``xp`` is
+    accepted for the common signature and not used.
     """
     n = X.shape[0]
     batch_size = min(batch_size, max(n, 1))
@@ -73,12 +75,14 @@ def sgd_epoch_jax(
     )
     if weights is not None:
         weights = weights.astype(W.dtype)
-    return _epoch(
-        X, y, order, W, b, velocity, weights, consts, batch_size=batch_size, l1=bool(l1_ratio)
-    )
+    result: tuple[Array, Array, Velocity, Array] = _epoch(
+        X, y, order, W, b, velocity, weights, consts,
+        batch_size=batch_size, l1=bool(l1_ratio), intercept=bool(fit_intercept),
+    )  # fmt: skip
+    return result
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "l1"))
+@functools.partial(jax.jit, static_argnames=("batch_size", "l1", "intercept"))
 def _epoch(
     X: Array,
     y: Array,
@@ -91,9 +95,11 @@ def _epoch(
     *,
     batch_size: int,
     l1: bool,
+    intercept: bool,
 ) -> tuple[Array, Array, Velocity, Array]:
     """The compiled epoch; ``consts`` = ``[lr/B, lr/B_last, lr reg2, 1 - lr reg2, momentum,
-    reg2/2, lr reg1, reg1]`` with the L2 and L1 strengths ``reg2``, ``reg1``; ``l1``: clip.
+    reg2/2, lr reg1, reg1]`` with the L2 and L1 strengths ``reg2``, ``reg1``; ``l1``: clip;
+    ``intercept``: train ``b``.
 
     One loop body serves every batch: a short last batch is padded to ``B`` rows that are then
     masked out (they add exact zeros), which halves the compile time of a second copy of the step.
@@ -145,11 +151,13 @@ def _epoch(
         G = jnp.matmul(Xb.T, dz, precision=_HIGHEST)
         g_b = jnp.sum(dz, axis=0, keepdims=True)
         if velocity is None:
-            return consts[3] * W - G, b - g_b, None, loss
+            return consts[3] * W - G, b - g_b if intercept else b, None, loss
         vW, vb = velocity
         vW = consts[4] * vW - G - consts[2] * W
-        vb = consts[4] * vb - g_b
-        return W + vW, b + vb, (vW, vb), loss
+        if intercept:
+            vb = consts[4] * vb - g_b
+            b = b + vb
+        return W + vW, b, (vW, vb), loss
 
     padded = jnp.concatenate([order, jnp.zeros((steps * batch_size - n,), order.dtype)])
     batches = (jnp.reshape(padded, (steps, batch_size)), jnp.arange(steps))
@@ -176,4 +184,5 @@ def _compiled(loss_and_grads: Callable[..., Any]) -> Callable[..., Any]:
     def objective(X: Array, y: Array, w: Array | None, W: Array, b: Array, reg: float) -> Any:
         return loss_and_grads(X, y, W, b, reg, sample_weight=w, xp=jnp)
 
-    return jax.jit(objective, static_argnames=("reg",))
+    jitted: Callable[..., Any] = jax.jit(objective, static_argnames=("reg",))
+    return jitted

@@ -68,8 +68,8 @@ class _Store:
     def _reset_norms(self) -> None:
         P, Q = self.P, self.Q
         self.pp = _dot(self.xp, P, P)
-        self.pq = None if Q is None else _dot(self.xp, P, Q)
-        self.qq = None if Q is None else _dot(self.xp, Q, Q)
+        self.pq: Array = None if Q is None else _dot(self.xp, P, Q)
+        self.qq: Array = None if Q is None else _dot(self.xp, Q, Q)
 
     def sq_norm(self) -> Array:
         """``||W||^2 = m00^2 ||P||^2 + 2 m00 m01 <P, Q> + m01^2 ||Q||^2``."""
@@ -148,6 +148,7 @@ def sparse_sgd_epoch(
     xp: Any,
     ops: SparseOps,
     weights: Array | None = None,
+    fit_intercept: bool = True,
 ) -> tuple[Array, Array, tuple[Array, Array] | None, Array]:
     """:func:`softmax_xp.solvers.sgd.sgd_epoch` (same arguments, same results) for a sparse
     ``X``, in steps that touch only the batch's active rows of ``W`` (see the module
@@ -188,15 +189,18 @@ def sparse_sgd_epoch(
         if w_order is not None:
             e *= xp.reshape(w_order[lo:hi], (width, 1))
         G = XcT @ e  # (|A|, K): lr/n X_A^T (p - Y)
-        g_b = xp.sum(e, axis=0, keepdims=True)
         if vb is None:
             if reg:
                 store.decay(c, 0.0)
-            b = b - g_b
         else:
             store.decay(c, mu)
-            vb = mu * vb - g_b
-            b = b + vb
+        if fit_intercept:
+            g_b = xp.sum(e, axis=0, keepdims=True)
+            if vb is None:
+                b = b - g_b
+            else:
+                vb = mu * vb - g_b
+                b = b + vb
         store.subtract(A, G, Pa, Qa)
         if (t + 1) % RENORM == 0:
             store.form()
