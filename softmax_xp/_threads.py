@@ -369,13 +369,16 @@ def counts_agree(
     """Whether one thread and the library's default count give bit-identical SGD epochs of these
     shapes (``last``: the short last batch's rows, 0 if none) and settings (``step``:
     ``momentum``, ``l1_ratio``, ``layout``, ``weighted``): two full batches and the short one of
-    a synthetic epoch on each count, weights, bias and losses compared. Cached per process."""
+    a synthetic epoch on each count, weights, bias and losses compared. Cached per process.
+    False without trying where the synthetic rows would take more than 64 MiB."""
     knob = _knob(backend)
     if knob is None:
         return False
     default = knob.get()
     if default <= 1:
         return True
+    if (2 * batch + last) * d * 8 > _PROBE_BYTES:  # too big to try: no measuring, the size rule
+        return False
     if backend.name == "array_api_strict":  # NumPy underneath: the same BLAS, the same calls
         backend = resolve_backend("numpy", fallback=False)
     key = (backend.name, str(backend.device), dtype_name, batch, last, d, k, default,
@@ -386,6 +389,7 @@ def counts_agree(
 
 
 _agreements: dict[tuple[Any, ...], bool] = {}
+_PROBE_BYTES = 64 * 2**20  # the most the probe's synthetic rows may take (MNIST's: 3.4 MB)
 
 
 def _probe(

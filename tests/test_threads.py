@@ -319,3 +319,10 @@ def test_a_checkpoint_written_before_threads_were_recorded_resumes(tmp_path, mon
     resumed = SoftmaxXP(6, 3, backend="numpy", seed=0)
     history = resumed.train(X, Y, epochs=3, batch_size=16, verbose=0, resume_from=old)
     assert history.threads == [0, 0, 1]  # 0: not recorded
+
+
+def test_rows_too_big_to_probe_take_the_size_rule(internals):
+    """The probe of whether the counts agree builds a few batches of synthetic rows: past 64 MiB
+    of them it does not try, and the run takes the size rule (no measuring)."""
+    with _default_two("numpy"):
+        assert not internals.counts_agree("numpy", "float64", 256, 200_000, 10)
