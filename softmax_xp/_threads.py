@@ -443,7 +443,9 @@ def thread_policy() -> str:
     if policy in ("auto", "default") or (policy.isdigit() and int(policy) >= 1):
         return policy
     raise ValueError(
-        f"${ENV_VAR}={policy!r}: use 'auto' (the default: small products on one thread), "
+        f"${ENV_VAR}={policy!r}: use 'auto' (the default: the faster of 1 and the "
+        "libraries' count, measured where they give the same bits, else one thread for small "
+        "products), "
         "'default' (the libraries' own thread counts) or a number of threads, 1 or more "
         f"(e.g. {ENV_VAR}=2)."
     )
