@@ -16,6 +16,7 @@ from array_api_compat import device as device_of
 
 from ._backend import index_dtype
 from ._errors import quiet_float_warnings
+from ._sparse import is_sparse
 from ._validation import (
     as_features,
     as_labels,
@@ -33,6 +34,7 @@ __all__ = [
     "chunk_rows",
     "device_evaluation",
     "hits_of",
+    "logits",
     "outputs",
     "row_slices",
     "score",
@@ -62,6 +64,8 @@ def chunk_rows(settings: Any, chunk_size: int | None) -> int:
         return check_int(chunk_size, "chunk_size", 1)
     itemsize = 4 if settings.dtype_name == "float32" else 8
     row_bytes = (settings.input_dim + 2 * settings.num_classes) * itemsize
+    if settings.dtype_name == "float32":  # and their float64 copies (see logits)
+        row_bytes += (settings.input_dim + 2 * settings.num_classes) * 8
     return max(1, min(_MAX_CHUNK_ROWS, _CHUNK_BYTES // row_bytes))
 
 
@@ -160,14 +164,38 @@ def _chunk(kind: str, Xc: Array, W: Array, b: Array, yc: Array | None, xp: Any) 
 
 
 def _chunk_eager(Xc: Array, W: Array, b: Array, yc: Array | None, *, kind: str, xp: Any) -> Any:
-    z = Xc @ W + b
-    if kind == "hits":
-        out = hits_of(z, yc, xp)
-    elif kind == "evaluation":
+    if kind == "evaluation":  # a run's validation, every epoch: in the model's dtype
+        z = Xc @ W + b
         out = (hits_of(z, yc, xp), cross_entropy(z, yc, xp=xp) * Xc.shape[0])
-    else:
-        out = of_logits(kind, z, xp)
-    return xp.all(xp.isfinite(z)), out
+        return xp.all(xp.isfinite(z)), out
+    z, wide = logits(Xc, W, b, xp)
+    rounded = xp.astype(z, W.dtype) if wide else z  # overflow as float32 logits would
+    if kind in ("hits", "labels"):  # the argmax of decision_function's logits
+        out = hits_of(rounded, yc, xp) if kind == "hits" else of_logits(kind, rounded, xp)
+    else:  # float32 results of float64 ones
+        out = xp.astype(of_logits(kind, z, xp), W.dtype) if wide else of_logits(kind, z, xp)
+    return xp.all(xp.isfinite(rounded)), out
+
+
+def logits(X: Array, W: Array, b: Array, xp: Any) -> tuple[Array, bool]:
+    """``(X W + b, wide)``: the logits of a float32 model summed in float64 (``wide``) where
+    the device has float64 and ``X`` is dense, else in the model's dtype.
+
+    A float32 product of 784-long rows rounds each logit by up to ~6e-6 (|z| ~ 15 on MNIST),
+    which moves a probability by up to ~1e-6; summed in float64 and rounded once at the end,
+    predictions are the exact softmax of the weights to ~3e-8, so every runtime that computes
+    them in float32 (onnxruntime's MatMul) agrees with ours to its own rounding."""
+    if W.dtype != xp.float32 or is_sparse(X) or not _has_float64(xp, W):
+        return X @ W + b, False
+    wide = xp.float64
+    return xp.astype(X, wide) @ xp.astype(W, wide) + xp.astype(b, wide), True
+
+
+def _has_float64(xp: Any, W: Array) -> bool:
+    try:
+        return "float64" in xp.__array_namespace_info__().dtypes(device=device_of(W))
+    except Exception:  # no inspection API (or a traced array): stay in the model's dtype
+        return False
 
 
 @functools.cache
@@ -183,6 +211,11 @@ def block_output(kind: str, Xb: Array, W: Array, b: Array) -> Array:
     xp = array_namespace(Xb)
     check_finite(Xb, xp)
     with quiet_float_warnings():
-        z = Xb @ W + b
-    check_logits([xp.all(xp.isfinite(z))], str(Xb.dtype).rsplit(".", 1)[-1], xp)
-    return of_logits(kind, z, xp)
+        z, wide = logits(Xb, W, b, xp)
+        rounded = xp.astype(z, W.dtype) if wide else z  # as the in-memory chunks
+        if kind == "labels" or not wide:
+            out = of_logits(kind, rounded, xp)
+        else:
+            out = xp.astype(of_logits(kind, z, xp), W.dtype)
+    check_logits([xp.all(xp.isfinite(rounded))], str(Xb.dtype).rsplit(".", 1)[-1], xp)
+    return out
