@@ -329,7 +329,9 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
         schedule (``lr * lr_decay ** epoch``) and ``loss_curve_`` carry on from call to call.
 
         ``classes`` (every label the calls will see) is required on the first call, as in
-        scikit-learn's other incremental classifiers. Whatever ``solver`` is, this is SGD.
+        scikit-learn's other incremental classifiers. Whatever ``solver`` is, this is SGD. With
+        ``early_stopping=True`` or ``class_weight="balanced"`` there is no ``partial_fit``
+        (``hasattr`` is False; calling it raises AttributeError saying why).
         ``lr``, ``reg``, ``momentum``, ``lr_decay``, ``penalty`` and ``l1_ratio`` are read on
         every call, so
         ``set_params`` between calls takes effect; the other parameters are fixed by the first.
