@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         plan["6"] = lambda: estimator.run(
             small, 1 if quick else 3, 1 if quick else 2, fast_target=0.90 if quick else 0.92
         )
+    if "6" in wanted or "6b" in wanted:  # 6b alone: --sections 6b
+        plan["6b"] = lambda: estimator.run_more(small, quick=args.quick)
     if "sparse" in wanted:
         plan["sparse"] = lambda: sparse.run(
             1 if args.quick else 3, quick=args.quick, rows=args.sparse_rows

@@ -4,6 +4,7 @@ SGDClassifier's stopping rule and its held-out validation rows, and where an arr
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 from typing import Any
 
@@ -72,7 +73,8 @@ def hold_out(
     dispatch: bool,
 ) -> tuple[Array, np.ndarray, Any, tuple[Array, np.ndarray]]:
     """``(X, labels, sample_weight)`` of the training rows and ``(X, labels)`` of a stratified
-    ``validation_fraction`` held out, split as SGDClassifier splits them."""
+    ``validation_fraction`` held out, split as SGDClassifier splits them (but at least one
+    row of each class: SGDClassifier refuses a fraction that rounds to fewer rows)."""
     if is_lazy(X):
         raise ValueError(
             "early_stopping=True holds out rows of X in memory; with a Dask X, pass your own "
@@ -83,9 +85,10 @@ def hold_out(
         validation_fraction, "validation_fraction", numbers.Real,
         min_val=0, max_val=1, include_boundaries="neither",
     )  # fmt: skip
-    splitter = StratifiedShuffleSplit(
-        test_size=validation_fraction, random_state=seed(random_state)
-    )
+    # At least one held-out row per class, where SGDClassifier gives up on small data sets.
+    n_classes = np.unique(labels).shape[0]
+    held_rows = max(math.ceil(validation_fraction * labels.shape[0]), n_classes)
+    splitter = StratifiedShuffleSplit(test_size=held_rows, random_state=seed(random_state))
     try:
         train, held = next(splitter.split(np.zeros((labels.shape[0], 1)), labels))
     except ValueError as exc:
@@ -93,16 +96,22 @@ def hold_out(
             f"early_stopping=True could not hold out a stratified validation_fraction="
             f"{validation_fraction} of {labels.shape[0]} rows: {exc}"
         ) from None
-    xp = array_api_compat.array_namespace(X)
 
     def take(rows: np.ndarray) -> Array:
-        if not dispatch:
+        if not dispatch or is_sparse(X):  # scipy.sparse is NumPy's, and has no namespace
             return X[rows]
+        xp = array_api_compat.array_namespace(X)
         return xp.take(X, xp.asarray(rows, device=array_api_compat.device(X)), axis=0)
 
     weights = sample_weight
     if sample_weight is not None and np.ndim(_host(sample_weight)) > 0:
-        weights = _host(sample_weight)[train]
+        weights = _host(sample_weight)
+        if weights.shape != labels.shape:  # before it is cut, which would hide a bad shape
+            raise ValueError(
+                f"sample_weight has shape {weights.shape}; it must be a number or hold one "
+                f"weight per row of X, shape {labels.shape}."
+            )
+        weights = weights[train]
     return take(train), labels[train], weights, (take(held), labels[held])
 
 
@@ -110,8 +119,9 @@ def class_weighted(
     sample_weight: Any, labels: np.ndarray, classes: np.ndarray, class_weight: Any
 ) -> Any:
     """``sample_weight`` times each row's class weight (scikit-learn's ``compute_class_weight``
-    over ``classes``, from all of ``labels``), as LogisticRegression and SGDClassifier combine
-    them; ``sample_weight`` itself when ``class_weight`` is None."""
+    over ``classes``, from all of ``labels``; ``"balanced"`` counts the classes with
+    ``sample_weight``, as LogisticRegression does), as LogisticRegression and SGDClassifier
+    combine them; ``sample_weight`` itself when ``class_weight`` is None."""
     if class_weight is None:
         return sample_weight
     if isinstance(class_weight, dict):
@@ -121,12 +131,25 @@ def class_weighted(
                 f"class_weight has labels that are not classes of y: {unknown!r}; its keys are "
                 f"labels of classes_ ({classes.tolist()!r})."
             )
-    per_class = compute_class_weight(class_weight, classes=classes, y=classes[labels])
-    per_row = per_class[labels]
     if sample_weight is None:
-        return per_row
+        return compute_class_weight(class_weight, classes=classes, y=classes[labels])[labels]
     weights = np.asarray(_host(sample_weight), dtype=np.float64)
-    return per_row * weights
+    if class_weight == "balanced" and weights.shape == labels.shape:
+        per_class = _balanced(labels, classes.shape[0], weights)
+    else:  # a bad sample_weight is reported with the others' errors, by SoftmaxXP
+        per_class = compute_class_weight(class_weight, classes=classes, y=classes[labels])
+    return per_class[labels] * weights
+
+
+def _balanced(labels: np.ndarray, n_classes: int, weights: np.ndarray) -> np.ndarray:
+    """``"balanced"`` class weights counted with the sample weights, as LogisticRegression
+    counts them (scikit-learn >= 1.7): ``sum(w) / (n_classes * sum of w over the class)``, so
+    a weight of k and k copies of a row give the same weights. A class whose rows all weigh 0
+    gets 1 (its rows stay at 0)."""
+    counts = np.bincount(labels, weights=weights, minlength=n_classes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_class = weights.sum() / (n_classes * counts)
+    return np.where(counts > 0, per_class, 1.0)
 
 
 def _host(values: Any) -> Any:

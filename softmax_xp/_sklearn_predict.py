@@ -52,7 +52,7 @@ class ClassifierOutputs:
         Examples
         --------
         >>> from softmax_xp import SoftmaxClassifier
-        >>> clf = SoftmaxClassifier(max_iter=5, backend="numpy").fit([[0.0], [1.0]], [0, 1])
+        >>> clf = SoftmaxClassifier(backend="numpy").fit([[0.0], [1.0]], [0, 1])
         >>> type(clf.sparsify().coef_).__name__, type(clf.densify().coef_).__name__
         ('csr_matrix', 'ndarray')
         """
@@ -68,7 +68,7 @@ class ClassifierOutputs:
         Examples
         --------
         >>> from softmax_xp import SoftmaxClassifier
-        >>> clf = SoftmaxClassifier(max_iter=5, backend="numpy").fit([[0.0], [1.0]], [0, 1])
+        >>> clf = SoftmaxClassifier(backend="numpy").fit([[0.0], [1.0]], [0, 1])
         >>> type(clf.densify().coef_).__name__
         'ndarray'
         """
@@ -111,7 +111,7 @@ class ClassifierOutputs:
         Examples
         --------
         >>> from softmax_xp import SoftmaxClassifier
-        >>> clf = SoftmaxClassifier(lr=1.0, max_iter=50, backend="numpy", random_state=0)
+        >>> clf = SoftmaxClassifier(backend="numpy", random_state=0)
         >>> clf = clf.fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
         >>> (clf.decision_function([[0.0], [3.0]]) > 0).tolist()  # > 0: classes_[1]
         [False, True]
@@ -129,7 +129,7 @@ class ClassifierOutputs:
         Examples
         --------
         >>> from softmax_xp import SoftmaxClassifier
-        >>> clf = SoftmaxClassifier(max_iter=5, backend="numpy", random_state=0)
+        >>> clf = SoftmaxClassifier(backend="numpy", random_state=0)
         >>> proba = clf.fit([[0.0], [1.0], [2.0]], ["a", "b", "c"]).predict_proba([[1.0]])
         >>> proba.shape, bool(abs(proba.sum() - 1) < 1e-6)
         ((1, 3), True)
@@ -144,7 +144,7 @@ class ClassifierOutputs:
         --------
         >>> from softmax_xp import SoftmaxClassifier
         >>> import numpy as np
-        >>> clf = SoftmaxClassifier(max_iter=5, backend="numpy", random_state=0)
+        >>> clf = SoftmaxClassifier(backend="numpy", random_state=0)
         >>> clf = clf.fit([[0.0], [1.0], [2.0]], [0, 1, 2])
         >>> bool(np.allclose(np.exp(clf.predict_log_proba([[1.0]])), clf.predict_proba([[1.0]])))
         True
@@ -158,7 +158,7 @@ class ClassifierOutputs:
         Examples
         --------
         >>> from softmax_xp import SoftmaxClassifier
-        >>> clf = SoftmaxClassifier(lr=1.0, max_iter=50, backend="numpy", random_state=0)
+        >>> clf = SoftmaxClassifier(backend="numpy", random_state=0)
         >>> clf.fit([[0.0], [1.0], [2.0], [3.0]], [10, 10, 2, 2]).predict([[0.0], [3.0]])
         array([10,  2])
         """

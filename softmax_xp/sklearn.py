@@ -29,6 +29,7 @@ try:
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils._array_api import get_namespace_and_device
+    from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
@@ -113,8 +114,9 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
     max_iter
         SGD epochs, or the maximum number of L-BFGS iterations.
     solver
-        ``"sgd"`` (the chapter's mini-batch SGD) or ``"lbfgs"`` (full-batch L-BFGS to the exact
-        optimum; needs scipy).
+        ``"lbfgs"`` (default, as LogisticRegression: full-batch L-BFGS to the exact optimum;
+        needs scipy) or ``"sgd"`` (the chapter's mini-batch SGD, as SGDClassifier; what
+        ``partial_fit`` always uses). In 0.1.0 the default was ``"sgd"``.
     tol, n_iter_no_change
         L-BFGS stops when its largest absolute gradient entry is ``<= tol``. SGD stops, as
         SGDClassifier does, after ``n_iter_no_change`` epochs in a row whose training loss is
@@ -180,7 +182,7 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
         batch_size: int = 256,
         momentum: float = 0.0,
         lr_decay: float = 1.0,
-        solver: str = "sgd",
+        solver: str = "lbfgs",
         tol: float = 1e-4,
         backend: str = "auto",
         device: Any = None,
@@ -228,7 +230,7 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
         Examples
         --------
         >>> X, y = [[0.0], [1.0], [2.0], [3.0]], ["no", "no", "yes", "yes"]
-        >>> clf = SoftmaxClassifier(lr=1.0, max_iter=50, backend="numpy", random_state=0)
+        >>> clf = SoftmaxClassifier(backend="numpy", random_state=0)
         >>> clf.fit(X, y).classes_.tolist(), clf.predict([[0.0], [3.0]]).tolist()
         (['no', 'yes'], ['no', 'yes'])
         """
@@ -308,6 +310,26 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
         context.call_on_fit_task_begin(**task)
         return SklearnCallbacks(context, self, task, model, classes)
 
+    def _partial_fit_available(self) -> bool:
+        """Whether ``partial_fit`` exists for these parameters: not with ``early_stopping``
+        (fit holds out its validation rows) nor ``class_weight="balanced"`` (it counts the
+        classes of the whole training set), so that ``hasattr(clf, "partial_fit")`` tells
+        scikit-learn's tools the truth, as MLPClassifier does for its L-BFGS solver."""
+        if self.early_stopping:
+            raise AttributeError(
+                "early_stopping=True is for fit, which holds out its validation rows; "
+                "partial_fit cannot (set early_stopping=False)."
+            )
+        if isinstance(self.class_weight, str):
+            raise AttributeError(
+                "class_weight='balanced' counts the classes of the whole training set, which "
+                "partial_fit does not see: compute the weights once, e.g. with sklearn.utils."
+                "class_weight.compute_class_weight('balanced', classes=..., y=y_all), and pass "
+                "class_weight=dict(zip(classes, weights))."
+            )
+        return True
+
+    @available_if(_partial_fit_available)
     def partial_fit(
         self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
     ) -> SoftmaxClassifier:
@@ -315,7 +337,9 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
         schedule (``lr * lr_decay ** epoch``) and ``loss_curve_`` carry on from call to call.
 
         ``classes`` (every label the calls will see) is required on the first call, as in
-        scikit-learn's other incremental classifiers. Whatever ``solver`` is, this is SGD.
+        scikit-learn's other incremental classifiers. Whatever ``solver`` is, this is SGD. With
+        ``early_stopping=True`` or ``class_weight="balanced"`` there is no ``partial_fit``
+        (``hasattr`` is False; calling it raises AttributeError saying why).
         ``lr``, ``reg``, ``momentum``, ``lr_decay``, ``penalty``, ``l1_ratio`` and
         ``fit_intercept`` are read on every call, so
         ``set_params`` between calls takes effect; the other parameters are fixed by the first.
@@ -328,11 +352,6 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
         >>> int(clf.n_iter_[0]), clf.classes_.tolist()
         (2, [0, 1, 2])
         """
-        if self.early_stopping:
-            raise ValueError(
-                "early_stopping=True is for fit, which holds out its validation rows; "
-                "partial_fit cannot (set early_stopping=False)."
-            )
         first = not hasattr(self, "model_")
         X, y = self._validate(X, y, reset=first)
         if first:
@@ -355,22 +374,10 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
             model = self.model_
             self._follow_sgd_params(model)
         labels = codes_of(self.classes_, y)
-        weights = class_weighted(sample_weight, labels, self.classes_, self._partial_class_weight())
+        weights = class_weighted(sample_weight, labels, self.classes_, self.class_weight)
         model.partial_train(X, labels, batch_size=self.batch_size, sample_weight=weights)
         self._set_fitted(model)
         return self
-
-    def _partial_class_weight(self) -> Any:
-        """``class_weight`` for ``partial_fit``: a dict, or ValueError for ``"balanced"``,
-        which needs the class counts of all the data (as SGDClassifier refuses it)."""
-        if isinstance(self.class_weight, str):
-            raise ValueError(
-                "class_weight='balanced' counts the classes of the whole training set, which "
-                "partial_fit does not see: compute the weights once, e.g. with sklearn.utils."
-                "class_weight.compute_class_weight('balanced', classes=..., y=y_all), and pass "
-                "class_weight=dict(zip(classes, weights))."
-            )
-        return self.class_weight
 
     def _follow_sgd_params(self, model: SoftmaxXP) -> None:
         """Give a running model the SGD settings set since it was made (``set_params`` between
@@ -471,51 +478,64 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
 def expected_failed_checks(estimator: SoftmaxClassifier) -> dict[str, str]:
     """The scikit-learn estimator checks this estimator is known to fail, with the reasons
     (``check_estimator(est, expected_failed_checks=expected_failed_checks(est))`` or
-    ``parametrize_with_checks``): none with ``solver="lbfgs"``; one with SGD's defaults or
-    with ``fit_intercept=False``.
+    ``parametrize_with_checks``): none with the defaults (``solver="lbfgs"``), with
+    ``class_weight="balanced"`` or with any ``penalty``; the configurations below fail a check
+    for a reason that is not a defect.
 
     SGD passes the sample-weight equivalence check because it normalises the weights to mean 1
     over the data set: a batch holding the whole (small) data set then steps along exactly the
-    weighted mean's gradient, as a duplicated row would. The configurations below fail a check
-    for a reason that is not a defect.
+    weighted mean's gradient, as a duplicated row would.
 
     Examples
     --------
-    >>> expected_failed_checks(SoftmaxClassifier(solver="lbfgs"))
+    >>> expected_failed_checks(SoftmaxClassifier())
     {}
-    >>> list(expected_failed_checks(SoftmaxClassifier()))
+    >>> expected_failed_checks(SoftmaxClassifier(class_weight="balanced", penalty="l1"))
+    {}
+    >>> list(expected_failed_checks(SoftmaxClassifier(solver="sgd")))
     ['check_class_weight_classifiers']
+    >>> list(expected_failed_checks(SoftmaxClassifier(early_stopping=True)))
+    ['check_sample_weight_equivalence_on_dense_data', 'check_sample_weight_equivalence_on_sparse_data']
     >>> list(expected_failed_checks(SoftmaxClassifier(dtype="float32")))
-    ['check_sample_weight_equivalence_on_dense_data', 'check_class_weight_classifiers']
-    >>> list(expected_failed_checks(SoftmaxClassifier(solver="lbfgs", fit_intercept=False)))
+    ['check_sample_weight_equivalence_on_dense_data', 'check_classifiers_train']
+    >>> list(expected_failed_checks(SoftmaxClassifier(fit_intercept=False)))
     ['check_class_weight_classifiers']
     """
     failures: dict[str, str] = {}
     float32 = estimator.dtype == "float32"
-    if float32:
+    sgd = estimator.solver == "sgd"
+    if estimator.early_stopping:
+        why = (
+            "early_stopping=True holds out a random stratified fraction of the rows: a row of "
+            "weight 3 lands on one side of the split while its 3 copies in the repeated data "
+            "are drawn one by one, so the two fits train and validate on different rows."
+        )
+        failures["check_sample_weight_equivalence_on_dense_data"] = why
+        failures["check_sample_weight_equivalence_on_sparse_data"] = why
+    elif float32:
         failures["check_sample_weight_equivalence_on_dense_data"] = (
             "dtype='float32': weighted and repeated fits agree to float32 rounding (about "
             "1e-7 relative), not to the check's rtol of 1e-7 on every probability."
         )
-    elif estimator.solver == "sgd" and estimator.batch_size < 60:
+    elif sgd and estimator.batch_size < 60:
         failures["check_sample_weight_equivalence_on_dense_data"] = (
             "mini-batch SGD with batches smaller than the data set (the check fits up to 60 "
             "rows): weights and duplicated rows agree in expectation only, since a duplicated "
             "row may fall in another batch."
         )
-    if float32 and estimator.solver == "lbfgs":
+    if float32 and not sgd:
         failures["check_classifiers_train"] = (
             "dtype='float32': predict_log_proba is log_softmax of the logits, more accurate "
             "than log(predict_proba); where a float32 probability rounds to 1.0 the two differ "
             "by about 1e-8, above the check's atol of 1e-9."
         )
-    if estimator.solver == "sgd" and estimator.tol is not None and not estimator.early_stopping:
+    if sgd and (estimator.early_stopping or estimator.tol is not None):
         failures["check_class_weight_classifiers"] = (
-            "the check's features are unscaled (standard deviation 20): SGD's constant step "
-            "lr=0.1 makes the training loss oscillate for its first ~50 epochs, and the "
-            "stopping rule on the training loss (SGDClassifier's tol and n_iter_no_change=20) "
-            "ends the fit inside that transient; with tol=None, scaled features or L-BFGS the "
-            "check passes."
+            "solver='sgd' on the check's unscaled features (standard deviation 20): SGD's "
+            "constant step lr=0.1 makes the loss oscillate for its first ~50 epochs, and the "
+            "stopping rule (SGDClassifier's tol and n_iter_no_change, on the training loss or "
+            "with early_stopping on the validation accuracy) ends the fit inside that "
+            "transient; with tol=None, scaled features or L-BFGS (the default) the check passes."
         )
     if not estimator.fit_intercept:
         failures["check_class_weight_classifiers"] = (
@@ -524,7 +544,7 @@ def expected_failed_checks(estimator: SoftmaxClassifier) -> dict[str, str]:
             "in the middle of the check's blobs (LogisticRegression and SGDClassifier with "
             "fit_intercept=False fail it too)."
         )
-    if estimator.warm_start and estimator.solver == "sgd":
+    if estimator.warm_start and sgd:
         failures["check_supervised_y_2d"] = (
             "warm_start=True: the check's second fit continues SGD from the first one's "
             "weights, so its predictions differ (as SGDClassifier's and "

@@ -178,7 +178,7 @@ def _pipeline(X, y, **params):
 
     from softmax_xp import SoftmaxClassifier
 
-    params = {"max_iter": 3, "random_state": 0, **params}
+    params = {"solver": "sgd", "max_iter": 3, "random_state": 0, **params}
     return make_pipeline(StandardScaler(), SoftmaxClassifier(**params)).fit(X, y)
 
 
@@ -284,7 +284,7 @@ def test_skops_round_trips_a_fitted_classifier(tmp_path, momentum):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 4)).astype(np.float32)
     y = np.array(["cat", "dog", "eel"])[rng.integers(0, 3, 200)]
-    clf = SoftmaxClassifier(max_iter=3, momentum=momentum, random_state=0).fit(X, y)
+    clf = SoftmaxClassifier(solver="sgd", max_iter=3, momentum=momentum, random_state=0).fit(X, y)
     path = tmp_path / "clf.skops"
     sio.dump(clf, path)
     assert sorted(sio.get_untrusted_types(file=path)) == skops_trusted_types()

@@ -147,3 +147,18 @@ def test_a_script_block_runs_as_a_file(tmp_path):
     assert (tmp_path / "readme_line7.py").read_text() == code
     with pytest.raises(AssertionError, match="exited with 3"):
         run_script('if __name__ == "__main__":\n    raise SystemExit(3)\n', 8, tmp_path)
+
+
+def test_the_readme_documents_every_classifier_parameter():
+    """Each SoftmaxClassifier parameter has a row in the README's table, with its default."""
+    pytest.importorskip("sklearn")
+    from softmax_xp import SoftmaxClassifier
+
+    documented = {}
+    for line in README.read_text(encoding="utf-8").splitlines():
+        cells = line.split(" | ")
+        if line.startswith("| `") and len(cells) >= 3:
+            names = re.findall(r"`(\w+)`", cells[0])
+            defaults = [ast.literal_eval(v) for v in re.findall(r"`([^`]*)`", cells[1])]
+            documented.update(zip(names, defaults, strict=True))
+    assert documented == SoftmaxClassifier().get_params()

@@ -36,14 +36,32 @@ def iris():
 @parametrize_with_checks(
     [
         SoftmaxClassifier(),
-        SoftmaxClassifier(solver="lbfgs"),
+        SoftmaxClassifier(class_weight="balanced"),
+        SoftmaxClassifier(penalty="elasticnet", l1_ratio=0.5),
+        SoftmaxClassifier(penalty="l1"),
+        SoftmaxClassifier(early_stopping=True),
+        SoftmaxClassifier(solver="sgd"),
         SoftmaxClassifier(fit_intercept=False),
-        SoftmaxClassifier(fit_intercept=False, solver="lbfgs"),
     ],
     expected_failed_checks=expected_failed_checks,
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"class_weight": "balanced"},
+        {"penalty": "elasticnet", "l1_ratio": 0.5},
+        {"penalty": "l1"},
+    ],
+)
+def test_no_expected_failures_for_the_defaults_class_weights_and_penalties(params):
+    """The defaults (L-BFGS, as LogisticRegression) pass every check, with class weights and
+    with each penalty too: check_estimator(SoftmaxClassifier()) needs no expected failures."""
+    assert expected_failed_checks(SoftmaxClassifier(**params)) == {}
 
 
 def test_at_most_three_expected_failures():
@@ -342,45 +360,59 @@ def test_partial_fit_follows_set_params_between_calls(backend):
 @pytest.mark.parametrize(
     ("params", "failing"),
     [
-        ({}, {"check_class_weight_classifiers"}),
-        ({"tol": None}, set()),
-        ({"early_stopping": True}, set()),
-        ({"class_weight": "balanced", "tol": None}, set()),
-        ({"solver": "lbfgs"}, set()),
-        ({"solver": "lbfgs", "warm_start": True}, set()),
-        ({"solver": "lbfgs", "early_stopping": True, "class_weight": "balanced"}, set()),
+        ({}, set()),
+        ({"early_stopping": True}, {"check_sample_weight_equivalence_on_dense_data",
+                                    "check_sample_weight_equivalence_on_sparse_data"}),
+        ({"class_weight": "balanced"}, set()),
+        ({"penalty": "elasticnet", "l1_ratio": 0.5}, set()),
+        ({"warm_start": True}, set()),
+        ({"early_stopping": True, "class_weight": "balanced"},
+         {"check_sample_weight_equivalence_on_dense_data",
+          "check_sample_weight_equivalence_on_sparse_data"}),
+        ({"solver": "sgd"}, {"check_class_weight_classifiers"}),
+        ({"solver": "sgd", "tol": None}, set()),
+        ({"solver": "sgd", "early_stopping": True},
+         {"check_sample_weight_equivalence_on_dense_data",
+          "check_sample_weight_equivalence_on_sparse_data", "check_class_weight_classifiers"}),
+        ({"solver": "sgd", "class_weight": "balanced", "tol": None}, set()),
         (
-            {"dtype": "float32"},
+            {"solver": "sgd", "dtype": "float32"},
             {"check_sample_weight_equivalence_on_dense_data", "check_class_weight_classifiers"},
         ),
         (
-            {"dtype": "float32", "solver": "lbfgs"},
+            {"dtype": "float32"},
             {"check_sample_weight_equivalence_on_dense_data", "check_classifiers_train"},
         ),
         (
-            {"batch_size": 16},
+            {"solver": "sgd", "batch_size": 16},
             {"check_sample_weight_equivalence_on_dense_data", "check_class_weight_classifiers"},
         ),
-        ({"warm_start": True}, {"check_supervised_y_2d", "check_class_weight_classifiers"}),
-        ({"fit_intercept": False, "solver": "lbfgs"}, {"check_class_weight_classifiers"}),
-        ({"fit_intercept": False, "tol": None}, {"check_class_weight_classifiers"}),
+        (
+            {"solver": "sgd", "warm_start": True},
+            {"check_supervised_y_2d", "check_class_weight_classifiers"},
+        ),
+        ({"fit_intercept": False}, {"check_class_weight_classifiers"}),
+        ({"fit_intercept": False, "solver": "sgd", "tol": None}, {"check_class_weight_classifiers"}),
     ],
     ids=[
         "default",
-        "sgd-no-tol",
         "early-stopping",
         "balanced",
-        "lbfgs",
-        "lbfgs-warm",
-        "lbfgs-early-balanced",
-        "float32",
-        "float32-lbfgs",
-        "small-batch",
+        "elasticnet",
         "warm",
-        "lbfgs-no-intercept",
+        "early-balanced",
+        "sgd",
+        "sgd-no-tol",
+        "sgd-early-stopping",
+        "sgd-balanced",
+        "sgd-float32",
+        "float32",
+        "sgd-small-batch",
+        "sgd-warm",
+        "no-intercept",
         "sgd-no-intercept",
     ],
-)
+)  # fmt: skip
 def test_expected_failed_checks_are_the_ones_that_fail(params, failing):
     """expected_failed_checks names exactly the checks each configuration fails (the reasons
     are in its docstring), so check_estimator(..., expected_failed_checks=...) passes for

@@ -274,8 +274,9 @@ def test_array_api_pipeline_stays_in_the_input_namespace(arrays, dtype, monkeypa
 def test_params_repr_and_tags():
     from sklearn.base import clone, is_classifier
 
-    model = SoftmaxClassifier(reg=0.1, solver="lbfgs", random_state=3)
-    assert repr(model) == "SoftmaxClassifier(random_state=3, reg=0.1, solver='lbfgs')"
+    model = SoftmaxClassifier(reg=0.1, solver="sgd", random_state=3)
+    assert repr(model) == "SoftmaxClassifier(random_state=3, reg=0.1, solver='sgd')"
+    assert repr(SoftmaxClassifier(solver="lbfgs")) == "SoftmaxClassifier()"  # the default
     twin = clone(model).set_params(max_iter=7)
     assert twin.get_params() == {**model.get_params(), "max_iter": 7}
     assert is_classifier(model) and is_classifier(make_pipeline(StandardScaler(), model))

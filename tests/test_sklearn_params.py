@@ -35,7 +35,8 @@ def clf_on(backend, **params):
 # -- stopping ----------------------------------------------------------------------------------
 def test_sgd_stops_when_the_training_loss_stops_improving():
     X, y = iris()
-    clf = SoftmaxClassifier(lr=0.5, max_iter=500, tol=1e-3, n_iter_no_change=3, random_state=0)
+    clf = SoftmaxClassifier(solver="sgd", lr=0.5, max_iter=500, tol=1e-3, n_iter_no_change=3,
+                            random_state=0)  # fmt: skip
     clf.fit(X, y)
     losses, n = clf.loss_curve_, int(clf.n_iter_[0])
     assert clf.n_iter_.shape == (1,) and n == len(losses) < 500
@@ -49,16 +50,17 @@ def test_sgd_stops_when_the_training_loss_stops_improving():
 def test_max_iter_reached_warns_and_tol_none_runs_every_epoch():
     X, y = iris()
     with pytest.warns(ConvergenceWarning, match="SGD did not converge"):
-        SoftmaxClassifier(max_iter=3, random_state=0).fit(X, y)
+        SoftmaxClassifier(solver="sgd", max_iter=3, random_state=0).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        clf = SoftmaxClassifier(max_iter=7, tol=None, random_state=0).fit(X, y)
+        clf = SoftmaxClassifier(solver="sgd", max_iter=7, tol=None, random_state=0).fit(X, y)
     assert int(clf.n_iter_[0]) == 7
 
 
 def test_early_stopping_holds_out_a_stratified_fraction_and_stops():
     X, y = wine()
-    clf = SoftmaxClassifier(lr=0.5, max_iter=300, early_stopping=True, validation_fraction=0.2,
+    clf = SoftmaxClassifier(solver="sgd", lr=0.5, max_iter=300, early_stopping=True,
+                            validation_fraction=0.2,
                             n_iter_no_change=4, random_state=0).fit(X, y)  # fmt: skip
     history = clf.model_.history_
     assert len(history.val_accuracy) == int(clf.n_iter_[0]) < 300
@@ -72,8 +74,10 @@ def test_early_stopping_holds_out_a_stratified_fraction_and_stops():
 
 def test_early_stopping_is_refused_where_it_cannot_hold_out():
     X, y = iris()
-    with pytest.raises(ValueError, match="early_stopping=True is for fit"):
+    with pytest.raises(AttributeError, match="has no attribute 'partial_fit'") as info:
         SoftmaxClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1, 2])
+    assert "early_stopping=True is for fit" in str(info.value.__cause__)  # why, chained
+    assert not hasattr(SoftmaxClassifier(early_stopping=True), "partial_fit")  # as MLPClassifier
     with pytest.raises(ValueError, match="validation_fraction"):
         SoftmaxClassifier(early_stopping=True, validation_fraction=1.5).fit(X, y)
     with pytest.raises(ValueError, match="n_iter_no_change"):
@@ -88,6 +92,47 @@ def test_early_stopping_with_lbfgs_stops_too():
     assert "no improvement of the val_accuracy" in clf.model_.solver_message_
 
 
+def test_early_stopping_holds_out_a_row_of_each_class_on_small_data(backend):
+    """Ten rows of two classes: a validation_fraction of 0.1 is one row, fewer than the
+    classes; the hold-out takes one of each (where SGDClassifier refuses the fit)."""
+    X, y = iris()
+    rows = np.r_[0:5, 50:55]
+    clf = clf_on(backend, early_stopping=True, max_iter=20).fit(X[rows], y[rows])
+    assert clf.classes_.tolist() == [0, 1] and clf.score(X[rows], y[rows]) == 1.0
+
+
+def test_early_stopping_checks_sample_weight_before_holding_out():
+    X, y = iris()
+    with pytest.raises(ValueError, match=r"sample_weight has shape \(3,\)"):
+        SoftmaxClassifier(early_stopping=True).fit(X, y, sample_weight=np.ones(3))
+
+
+def test_early_stopping_on_sparse_x():
+    sparse = pytest.importorskip("scipy.sparse")
+    X, y = wine()
+    dense = SoftmaxClassifier(early_stopping=True, random_state=0, max_iter=30).fit(X, y)
+    lazy = SoftmaxClassifier(early_stopping=True, random_state=0, max_iter=30)
+    lazy.fit(sparse.csr_array(X), y)
+    np.testing.assert_allclose(lazy.coef_, dense.coef_, atol=1e-8)
+
+
+@pytest.mark.parametrize("load", ["iris", "wine", "digits"])
+def test_the_default_fit_is_logistic_regressions_without_warnings(load):
+    """The default solver is L-BFGS, as LogisticRegression's: on standardized data the default
+    fit converges (no ConvergenceWarning, where SGD's 100 epochs did not) to the same
+    probabilities as LogisticRegression's defaults with reg = 1 / (C n)."""
+    from sklearn import datasets
+
+    X, y = getattr(datasets, f"load_{load}")(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = SoftmaxClassifier().fit(X, y)
+        theirs = LogisticRegression(C=1 / (1e-4 * len(y))).fit(X, y)
+    assert ours.solver == "lbfgs" and int(ours.n_iter_[0]) < 100
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-9)
+
+
 # -- class weights -----------------------------------------------------------------------------
 @pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
 @pytest.mark.parametrize("class_weight", [{0: 3.0, 2: 0.0}, "balanced"])
@@ -95,13 +140,27 @@ def test_class_weight_equals_the_sample_weights_it_stands_for(backend, solver, c
     X, y = wine()
     keep = np.r_[0:40, 59:130, 130:178]  # unbalanced classes
     X, y = X[keep], y[keep]
-    counts = np.bincount(y)
-    per_class = len(y) / (3 * counts) if class_weight == "balanced" else np.array([3.0, 1.0, 0.0])
     w = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    counts = np.bincount(y, weights=w)  # "balanced" counts with the weights (LogisticRegression)
+    per_class = w.sum() / (3 * counts) if class_weight == "balanced" else np.array([3.0, 1.0, 0.0])
     params = dict(solver=solver, max_iter=20, tol=None if solver == "sgd" else 1e-6)
     weighted = clf_on(backend, class_weight=class_weight, **params).fit(X, y, sample_weight=w)
     by_rows = clf_on(backend, **params).fit(X, y, sample_weight=w * per_class[y])
     np.testing.assert_array_equal(to_numpy(weighted.coef_), to_numpy(by_rows.coef_))
+
+
+def test_balanced_class_weight_counts_the_sample_weights():
+    """class_weight="balanced" with integer sample weights is the fit on the repeated rows
+    (the classes are counted with the weights, as LogisticRegression counts them)."""
+    X, y = wine()
+    w = np.random.default_rng(1).integers(0, 4, len(y))
+    params = dict(class_weight="balanced", tol=1e-10, max_iter=1000, dtype="float64")
+    weighted = SoftmaxClassifier(**params).fit(X, y, sample_weight=w)
+    repeated = SoftmaxClassifier(**params).fit(X.repeat(w, axis=0), y.repeat(w))
+    np.testing.assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), atol=1e-7)
+    theirs = LogisticRegression(class_weight="balanced", C=1 / (1e-4 * w.sum()), tol=1e-12,
+                                max_iter=10000).fit(X, y, sample_weight=w)  # fmt: skip
+    np.testing.assert_allclose(weighted.predict_proba(X), theirs.predict_proba(X), atol=1e-5)
 
 
 def test_class_weight_lbfgs_matches_logistic_regression():
@@ -118,12 +177,15 @@ def test_class_weight_lbfgs_matches_logistic_regression():
 def test_class_weight_labels_and_partial_fit():
     X, y = iris()
     labels = np.array(["setosa", "versicolor", "virginica"])[y]
-    clf = SoftmaxClassifier(class_weight={"virginica": 0.0}, max_iter=5, tol=None).fit(X, labels)
+    clf = SoftmaxClassifier(class_weight={"virginica": 0.0}, solver="sgd", max_iter=5, tol=None)
+    clf.fit(X, labels)
     assert "virginica" not in set(clf.predict(X[y == 2]))  # weight 0: the class is not learnt
     with pytest.raises(ValueError, match="not classes of y"):
         SoftmaxClassifier(class_weight={"rose": 2.0}).fit(X, labels)
-    with pytest.raises(ValueError, match="class_weight='balanced' counts the classes"):
+    with pytest.raises(AttributeError, match="has no attribute 'partial_fit'") as info:
         SoftmaxClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
+    assert "class_weight='balanced' counts the classes" in str(info.value.__cause__)
+    assert not hasattr(SoftmaxClassifier(class_weight="balanced"), "partial_fit")
     dict_weights = SoftmaxClassifier(class_weight={1: 2.0}, random_state=0)
     by_rows = SoftmaxClassifier(random_state=0)
     dict_weights.partial_fit(X, y, classes=[0, 1, 2])
@@ -147,7 +209,7 @@ def test_max_iter_zero_gives_zeros():
     with pytest.warns(ConvergenceWarning):
         clf = SoftmaxClassifier(max_iter=0, solver="lbfgs").fit(X, y)
     assert not np.any(clf.coef_) and not np.any(clf.intercept_)
-    clf = SoftmaxClassifier(max_iter=0).fit(X, y)
+    clf = SoftmaxClassifier(max_iter=0, solver="sgd").fit(X, y)  # SGD starts from zeros too
     assert not np.any(clf.coef_)
 
 
@@ -175,13 +237,13 @@ def test_softmaxxp_keeps_its_random_start_and_offers_zeros():
 # -- coef_ and intercept_ written by the user --------------------------------------------------
 def test_written_coef_and_intercept_take_effect():
     X, y = iris()
-    clf = SoftmaxClassifier(max_iter=20, random_state=0, dtype="float64").fit(X, y)
+    clf = SoftmaxClassifier(solver="sgd", max_iter=20, random_state=0, dtype="float64").fit(X, y)
     before = clf.predict_proba(X)
     clf.coef_ = np.zeros_like(clf.coef_)
     clf.intercept_ = np.array([0.0, 5.0, 0.0])
     np.testing.assert_allclose(clf.decision_function(X), np.tile([0.0, 5.0, 0.0], (150, 1)))
     assert set(clf.predict(X)) == {1}
-    fitted = SoftmaxClassifier(max_iter=20, random_state=0, dtype="float64").fit(X, y)
+    fitted = SoftmaxClassifier(solver="sgd", max_iter=20, random_state=0, dtype="float64").fit(X, y)
     fitted.coef_[0, 0] += 100.0  # in place, too
     assert not np.allclose(fitted.predict_proba(X), before)
 
@@ -189,7 +251,7 @@ def test_written_coef_and_intercept_take_effect():
 def test_a_written_binary_coef_gives_the_log_odds():
     X, y = iris()
     X, y = X[y > 0], y[y > 0]
-    clf = SoftmaxClassifier(max_iter=20, random_state=0, dtype="float64").fit(X, y)
+    clf = SoftmaxClassifier(solver="sgd", max_iter=20, random_state=0, dtype="float64").fit(X, y)
     odds = clf.decision_function(X)
     clf.coef_, clf.intercept_ = -clf.coef_, -clf.intercept_
     np.testing.assert_allclose(clf.decision_function(X), -odds, atol=1e-12)
@@ -203,7 +265,7 @@ def test_a_written_binary_coef_gives_the_log_odds():
 def test_sparsify_and_densify_keep_the_predictions():
     sparse = pytest.importorskip("scipy.sparse")
     X, y = iris()
-    clf = SoftmaxClassifier(max_iter=10, random_state=0).fit(X, y)
+    clf = SoftmaxClassifier(solver="sgd", max_iter=10, random_state=0).fit(X, y)
     proba = clf.predict_proba(X)
     assert sparse.issparse(clf.sparsify().coef_)
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
@@ -213,7 +275,7 @@ def test_sparsify_and_densify_keep_the_predictions():
 
 def test_a_coef_of_the_wrong_shape_is_a_clear_error():
     X, y = iris()
-    clf = SoftmaxClassifier(max_iter=2).fit(X, y)
+    clf = SoftmaxClassifier(solver="sgd", max_iter=2).fit(X, y)
     clf.coef_ = np.zeros((2, 4))
     with pytest.raises(ValueError, match=r"needs \(3, 4\) and \(3,\)"):
         clf.predict(X)
