@@ -329,7 +329,7 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
             )
         return True
 
-    @available_if(_partial_fit_available)
+    @available_if(_partial_fit_available)  # type: ignore[untyped-decorator]  # no types in sklearn
     def partial_fit(
         self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
     ) -> SoftmaxClassifier:

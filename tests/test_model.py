@@ -150,4 +150,3 @@ def test_save_on_one_backend_load_on_another(backend, tmp_path):
     back = SoftmaxXP.load(loaded.save(tmp_path / "again.npz"), backend="numpy")
     np.testing.assert_array_equal(to_numpy(back.W), to_numpy(trained.W))
     assert (back.lr, back.reg, back.dtype_name) == (trained.lr, trained.reg, "float32")
-
