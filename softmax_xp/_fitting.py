@@ -81,6 +81,7 @@ class Trainable:
         solver: str = "sgd",
         tol: float | None = None,
         sample_weight: Any = None,
+        val_sample_weight: Any = None,
         shuffle: str = "global",
         block_rows: int | None = None,
         checkpoint: PathLike | None = None,
@@ -113,6 +114,13 @@ class Trainable:
             A weight ``>= 0`` per row: the objective is ``sum_i w_i l_i / sum_i w_i``. SGD scales
             the weights to mean 1 once, so a batch ``B`` steps along ``1/|B| sum_B w_i g_i``
             (unbiased; ``lr`` keeps its meaning). Dask weights are rechunked to ``X``'s rows.
+        val_sample_weight
+            A weight ``>= 0`` per row of ``X_val`` (checked as ``sample_weight`` is; Keras
+            passes these as ``validation_data=(X_val, y_val, w_val)``): the validation accuracy
+            is ``sum_i w_i [predicted_i == y_i] / sum_i w_i`` and ``val_loss`` the weighted mean
+            cross-entropy, so that a row of weight ``k`` counts as ``k`` copies of it. None
+            (default): every row counts once. Weighted sums are in the model's dtype. Not
+            supported with a Dask ``X_val`` yet (an in-memory ``X_val`` with a Dask ``X`` is).
         class_weight
             ``{class: weight}`` (classes not in it weigh 1) or ``"balanced"`` (scikit-learn's
             ``n_samples / (n_classes_present * count)``): exactly ``sample_weight`` multiplied
@@ -171,7 +179,7 @@ class Trainable:
             data, val = _data.sources(
                 X, y, X_val, y_val, self._settings,
                 sample_weight=sample_weight, shuffle=shuffle, block_rows=block_rows,
-                class_weight=class_weight,
+                class_weight=class_weight, val_sample_weight=val_sample_weight,
             )  # fmt: skip
             known = checkpoint is not None or resume_from is not None
             run_info = RunInfo(

@@ -131,17 +131,27 @@ def hits_of(z: Array, y: Array, xp: Any) -> Array:
 
 
 def device_evaluation(
-    X: Array, y: Array, W: Array, b: Array, rows: int, chunk: Any = None
+    X: Array,
+    y: Array,
+    W: Array,
+    b: Array,
+    rows: int,
+    chunk: Any = None,
+    weights: Array | None = None,
 ) -> tuple[Array, Array]:
     """How many rows of ``(X, y)``, already on the device, ``(W, b)`` classify right (0-d, the
     default integer dtype) and their summed cross-entropy ``sum_i -log softmax(z_i)[y_i]`` (0-d,
     ``W``'s dtype), in chunks of ``rows``, with no host read. ``chunk(X, rows)`` cuts a chunk of
-    rows (default ``X[rows, ...]``; a sparse ``X`` passes its own)."""
+    rows (default ``X[rows, ...]``; a sparse ``X`` passes its own). With ``weights`` (one per
+    row, on the device, ``W``'s dtype) both are weighted sums: ``sum_i w_i [right_i]`` (0-d,
+    ``W``'s dtype) and ``sum_i w_i l_i``."""
     xp = array_namespace(W)
+    kind = "evaluation" if weights is None else "weighted_evaluation"
     hits, losses = [], []
     for r in row_slices(X.shape[0], rows):
         Xc = X[r, ...] if chunk is None else chunk(X, r)
-        count, loss = _chunk("evaluation", Xc, W, b, y[r], xp)[1]
+        wc = None if weights is None else weights[r]
+        count, loss = _chunk(kind, Xc, W, b, y[r], xp, wc)[1]
         hits.append(count)
         losses.append(loss)
     if len(hits) == 1:
@@ -149,25 +159,42 @@ def device_evaluation(
     return xp.sum(xp.stack(hits)), xp.sum(xp.stack(losses))
 
 
-def _chunk(kind: str, Xc: Array, W: Array, b: Array, yc: Array | None, xp: Any) -> Any:
+def _chunk(
+    kind: str, Xc: Array, W: Array, b: Array, yc: Array | None, xp: Any, wc: Array | None = None
+) -> Any:
     """``(all logits finite, output)`` of one chunk, ``z = Xc W + b``: the output ``kind`` of
     the logits; for ``kind="hits"`` how many of them pick the label ``yc``; for
-    ``"evaluation"`` that count and the rows' summed cross-entropy. On JAX one compiled program
-    per kind and chunk shape (eager JAX calls cost several times NumPy's)."""
+    ``"evaluation"`` that count and the rows' summed cross-entropy; for
+    ``"weighted_evaluation"`` both weighted by ``wc``. On JAX one compiled program per kind
+    and chunk shape (eager JAX calls cost several times NumPy's)."""
     if is_jax_namespace(xp):
-        return _compiled_chunk()(Xc, W, b, yc, kind=kind, xp=xp)
-    return _chunk_eager(Xc, W, b, yc, kind=kind, xp=xp)
+        return _compiled_chunk()(Xc, W, b, yc, wc, kind=kind, xp=xp)
+    return _chunk_eager(Xc, W, b, yc, wc, kind=kind, xp=xp)
 
 
-def _chunk_eager(Xc: Array, W: Array, b: Array, yc: Array | None, *, kind: str, xp: Any) -> Any:
+def _chunk_eager(
+    Xc: Array, W: Array, b: Array, yc: Array | None, wc: Array | None, *, kind: str, xp: Any
+) -> Any:
     z = Xc @ W + b
     if kind == "hits":
         out = hits_of(z, yc, xp)
     elif kind == "evaluation":
         out = (hits_of(z, yc, xp), cross_entropy(z, yc, xp=xp) * Xc.shape[0])
+    elif kind == "weighted_evaluation":
+        out = _weighted_evaluation(z, yc, wc, xp)
     else:
         out = of_logits(kind, z, xp)
     return xp.all(xp.isfinite(z)), out
+
+
+def _weighted_evaluation(z: Array, y: Array, w: Array, xp: Any) -> tuple[Array, Array]:
+    """``(sum_i w_i [argmax z_i == y_i], sum_i w_i (-log softmax(z_i)[y_i]))``, 0-d, ``z``'s
+    dtype (a boolean mask, not a gather, as :func:`~softmax_xp.cross_entropy` picks)."""
+    right = xp.astype(xp.argmax(z, axis=1) == y, z.dtype)
+    logp = log_softmax(z, axis=-1, xp=xp)
+    classes = xp.arange(z.shape[1], dtype=y.dtype, device=device_of(z))
+    picked = xp.where(y[:, None] == classes, logp, xp.zeros_like(logp))
+    return xp.sum(w * right), -xp.sum(w * xp.sum(picked, axis=1))
 
 
 @functools.cache

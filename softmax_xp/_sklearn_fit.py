@@ -4,14 +4,12 @@ SGDClassifier's stopping rule and its held-out validation rows, and where an arr
 from __future__ import annotations
 
 import contextlib
-import math
 import numbers
 from typing import Any
 
 import array_api_compat
 import numpy as np
 from sklearn import get_config
-from sklearn.model_selection import StratifiedShuffleSplit
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_random_state, check_scalar
@@ -19,6 +17,7 @@ from sklearn.utils.validation import check_random_state, check_scalar
 from ._backend import backend_name, to_numpy
 from ._data import is_lazy
 from ._sparse import is_sparse
+from ._weights import check_weight_total, checked_host_weights, exact_sum
 from .model import Callback
 
 __all__ = [
@@ -71,10 +70,19 @@ def hold_out(
     validation_fraction: Any,
     random_state: Any,
     dispatch: bool,
-) -> tuple[Array, np.ndarray, Any, tuple[Array, np.ndarray]]:
-    """``(X, labels, sample_weight)`` of the training rows and ``(X, labels)`` of a stratified
-    ``validation_fraction`` held out, split as SGDClassifier splits them (but at least one
-    row of each class: SGDClassifier refuses a fraction that rounds to fewer rows)."""
+) -> tuple[Array, np.ndarray, Any, tuple[Array, np.ndarray], np.ndarray | None]:
+    """``(X, labels, sample_weight)`` of the training rows, ``(X, labels)`` of the held-out
+    rows and their weights (None without ``sample_weight`` or with one number for all rows).
+
+    The split is by weight, so that a row of weight ``k`` and ``k`` copies of it are split
+    alike: identical rows (features and label) form a group that is never cut; the groups
+    are ordered by a key drawn from a hash of their content and ``random_state`` (so the
+    order does not depend on how many copies a group has), and each class holds out its
+    groups in that order until they reach ``validation_fraction`` of the class's weight
+    (stratified), but at least one group with a positive weight, leaving at least one in
+    training. A class with fewer than two such groups (one distinct row, or rows that all
+    weigh 0) holds out nothing: it cannot be on both sides. Rows of weight 0 train (they
+    weigh nothing on either side)."""
     if is_lazy(X):
         raise ValueError(
             "early_stopping=True holds out rows of X in memory; with a Dask X, pass your own "
@@ -85,34 +93,107 @@ def hold_out(
         validation_fraction, "validation_fraction", numbers.Real,
         min_val=0, max_val=1, include_boundaries="neither",
     )  # fmt: skip
-    # At least one held-out row per class, where SGDClassifier gives up on small data sets.
-    n_classes = np.unique(labels).shape[0]
-    held_rows = max(math.ceil(validation_fraction * labels.shape[0]), n_classes)
-    splitter = StratifiedShuffleSplit(test_size=held_rows, random_state=seed(random_state))
-    try:
-        train, held = next(splitter.split(np.zeros((labels.shape[0], 1)), labels))
-    except ValueError as exc:
-        raise ValueError(
-            f"early_stopping=True could not hold out a stratified validation_fraction="
-            f"{validation_fraction} of {labels.shape[0]} rows: {exc}"
-        ) from None
+    n = labels.shape[0]
+    weights = None  # one weight per row; None: each row weighs 1
+    if sample_weight is not None:
+        host = checked_host_weights(_host(sample_weight), n)
+        check_weight_total(exact_sum(host), "float64")
+        if np.ndim(_host(sample_weight)) > 0:
+            weights = host
+    keys = _group_keys(X, labels, seed(random_state))
+    held = _held_rows(keys, labels, weights, float(validation_fraction))
+    train = ~held
 
-    def take(rows: np.ndarray) -> Array:
+    def take(mask: np.ndarray) -> Array:
+        rows = np.flatnonzero(mask)
         if not dispatch or is_sparse(X):  # scipy.sparse is NumPy's, and has no namespace
             return X[rows]
         xp = array_api_compat.array_namespace(X)
         return xp.take(X, xp.asarray(rows, device=array_api_compat.device(X)), axis=0)
 
-    weights = sample_weight
-    if sample_weight is not None and np.ndim(_host(sample_weight)) > 0:
-        weights = _host(sample_weight)
-        if weights.shape != labels.shape:  # before it is cut, which would hide a bad shape
-            raise ValueError(
-                f"sample_weight has shape {weights.shape}; it must be a number or hold one "
-                f"weight per row of X, shape {labels.shape}."
-            )
-        weights = weights[train]
-    return take(train), labels[train], weights, (take(held), labels[held])
+    train_weights = sample_weight if weights is None else weights[train]
+    val_weights = None if weights is None else weights[held]
+    held_out = (take(held), labels[held])
+    return take(train), labels[train], train_weights, held_out, val_weights
+
+
+def _held_rows(
+    keys: np.ndarray, labels: np.ndarray, weights: np.ndarray | None, fraction: float
+) -> np.ndarray:
+    """A mask of the rows to hold out (see :func:`hold_out`): groups of equal ``keys``, in the
+    order of their keys, per class until their weight reaches ``fraction`` of the class's."""
+    groups, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    rows_weights = np.ones(labels.shape[0]) if weights is None else weights
+    group_weight = np.bincount(inverse, weights=rows_weights, minlength=groups.shape[0])
+    group_label = labels[first]
+    held_groups = np.zeros(groups.shape[0], dtype=bool)
+    for label in np.unique(labels):
+        # The class's groups of positive weight, in the order of their keys (np.unique sorts).
+        mine = np.flatnonzero((group_label == label) & (group_weight > 0))
+        if mine.shape[0] < 2:
+            continue  # no weight to validate, or one row (and its copies): it trains
+        cumulative = np.cumsum(group_weight[mine])
+        count = int(np.searchsorted(cumulative, fraction * cumulative[-1], side="left")) + 1
+        held_groups[mine[: min(max(count, 1), mine.shape[0] - 1)]] = True
+    if not np.any(held_groups):
+        raise ValueError(
+            "early_stopping=True found no rows to hold out: it holds out rows of the classes "
+            "that have at least 2 distinct rows (identical rows stay together) with a positive "
+            "weight, and none has. Add rows, or set early_stopping=False."
+        )
+    held: np.ndarray = held_groups[inverse]
+    return held
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_HASH_ROWS = 4096  # rows hashed at a time (bounds the temporary copy of their bits)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser on ``uint64`` values (wrapping arithmetic)."""
+    h = h + _GOLDEN
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    out: np.ndarray = h ^ (h >> np.uint64(31))
+    return out
+
+
+def _group_keys(X: Array, labels: np.ndarray, seed: int | None) -> np.ndarray:
+    """A 64-bit key per row, equal for identical rows (the same features, bit for bit up to the
+    sign of zero, and the same label), drawn at random with ``seed`` otherwise: a random linear
+    hash of the features' bits modulo 2**64, then mixed with the label. Dense and sparse rows
+    of the same values get the same key (zeros add nothing)."""
+    rng = np.random.default_rng(seed)
+    d = X.shape[1]
+    top = np.iinfo(np.uint64).max
+    multipliers = rng.integers(0, top, size=d, dtype=np.uint64, endpoint=True) | np.uint64(1)
+    salt = rng.integers(0, top, dtype=np.uint64, endpoint=True)
+    with np.errstate(over="ignore"):
+        if is_sparse(X):
+            csr = X.tocsr(copy=True)
+            csr.sum_duplicates()
+            terms = multipliers[csr.indices] * _bits(csr.data).astype(np.uint64)
+            sums = np.concatenate([np.zeros(1, dtype=np.uint64), np.cumsum(terms, dtype=np.uint64)])
+            h = sums[csr.indptr[1:]] - sums[csr.indptr[:-1]]
+        else:
+            dense = np.asarray(to_numpy(X) if array_api_compat.is_array_api_obj(X) else X)
+            h = np.empty(dense.shape[0], dtype=np.uint64)
+            for lo in range(0, dense.shape[0], _HASH_ROWS):
+                h[lo : lo + _HASH_ROWS] = _bits(dense[lo : lo + _HASH_ROWS]) @ multipliers
+        return _mix(h ^ _mix(labels.astype(np.uint64) + salt))
+
+
+def _bits(values: np.ndarray) -> np.ndarray:
+    """The bits of real ``values`` as unsigned integers of their width (floats as they are
+    stored, -0.0 as 0.0); integer products with them wrap modulo 2**64 once promoted to
+    ``uint64``."""
+    values = np.asarray(values)
+    if values.dtype.kind != "f":
+        values = values.astype(np.float64)
+    values = np.ascontiguousarray(values + values.dtype.type(0))  # -0.0 + 0.0 is 0.0
+    bits: np.ndarray = values.view(f"uint{8 * values.dtype.itemsize}")
+    return bits
 
 
 def class_weighted(

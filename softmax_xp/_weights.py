@@ -17,6 +17,7 @@ __all__ = [
     "check_weight_dtype",
     "check_weight_shape",
     "check_weight_total",
+    "checked_host_weights",
     "class_weights",
     "exact_mean",
     "exact_sum",
@@ -27,9 +28,12 @@ _DIGIT_BITS = 18  # a 53-bit integer mantissa as three digits of at most 18 bits
 _PIECE = 2**30  # values per bincount: sums of 18-bit digits stay below 2**53, exact in float64
 
 
-def host_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
+def host_sample_weight(
+    sample_weight: Any, n_samples: int, name: str = "sample_weight"
+) -> np.ndarray:
     """``sample_weight`` as a 1-D host array of ``n_samples`` real numbers (not yet checked for
-    finite, ``>= 0``, not all 0). A scalar is one weight for every row."""
+    finite, ``>= 0``, not all 0). A scalar is one weight for every row. ``name`` is the
+    argument's name in messages (``val_sample_weight`` for validation weights)."""
     if array_api_compat.is_array_api_obj(sample_weight) and not isinstance(
         sample_weight, np.ndarray
     ):
@@ -38,11 +42,11 @@ def host_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
         try:
             host = np.asarray(sample_weight)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"sample_weight could not be converted to an array: {exc}") from None
-    check_weight_dtype(host.dtype)
+            raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    check_weight_dtype(host.dtype, name)
     if host.ndim == 0:
         host = np.full(n_samples, host, dtype=np.float64)
-    check_weight_shape(host.shape, n_samples)
+    check_weight_shape(host.shape, n_samples, name)
     return host
 
 
@@ -87,40 +91,51 @@ def class_weights(class_weight: dict[int, float] | str, counts: np.ndarray) -> n
     return weights
 
 
-def check_weight_dtype(dtype: Any) -> None:
+def check_weight_dtype(dtype: Any, name: str = "sample_weight") -> None:
     """TypeError unless ``dtype`` holds real numbers (bool, integer or floating)."""
     if np.dtype(dtype).kind not in "biuf":
-        raise TypeError(f"sample_weight has dtype {dtype}; it must hold real numbers.")
+        raise TypeError(f"{name} has dtype {dtype}; it must hold real numbers.")
 
 
-def check_weight_shape(shape: tuple[Any, ...], n_samples: int) -> None:
+def check_weight_shape(shape: tuple[Any, ...], n_samples: int, name: str = "sample_weight") -> None:
     """ValueError unless ``shape`` is ``(n_samples,)``: one weight per row."""
     if tuple(shape) != (n_samples,):
         raise ValueError(
-            f"sample_weight.shape == {tuple(shape)}, expected ({n_samples},): one weight per "
-            "sample."
+            f"{name}.shape == {tuple(shape)}, expected ({n_samples},): one weight per sample."
         )
 
 
-def as_sample_weight(sample_weight: Any, backend: Backend, dtype: Any, n_samples: int) -> Any:
+def as_sample_weight(
+    sample_weight: Any, backend: Backend, dtype: Any, n_samples: int, name: str = "sample_weight"
+) -> Any:
     """``sample_weight`` checked (1-D, ``n_samples`` long, finite, ``>= 0``, not all 0, each
     weight and their sum within ``dtype``'s range) and moved to ``backend`` as ``dtype``; None
     stays None. A scalar is one weight for every row. One host read of the weights (they are
-    small next to X)."""
+    small next to X). ``name`` is the argument's name in messages."""
     if sample_weight is None:
         return None
-    host = host_sample_weight(sample_weight, n_samples).astype(np.float64, copy=False)
-    if not np.all(np.isfinite(host)):
-        raise ValueError("sample_weight contains NaN or infinity; weights must be finite.")
-    if np.any(host < 0):
-        raise ValueError("sample_weight contains negative values; weights must be >= 0.")
-    name = _dtype_name(dtype)
+    host = checked_host_weights(sample_weight, n_samples, name)
+    dtype_name = _dtype_name(dtype)
     with np.errstate(over="ignore"):
-        used = host.astype(name)
+        used = host.astype(dtype_name)
     if not np.all(np.isfinite(used)):
-        raise ValueError(f"sample_weight contains a value too large for {name}; {_SCALE_DOWN}.")
-    check_weight_total(exact_sum(used), name)
+        raise ValueError(f"{name} contains a value too large for {dtype_name}; {_SCALE_DOWN}.")
+    check_weight_total(exact_sum(used), dtype_name, name)
     return asarray_on(backend, host, dtype)
+
+
+def checked_host_weights(
+    sample_weight: Any, n_samples: int, name: str = "sample_weight"
+) -> np.ndarray:
+    """``sample_weight`` as a float64 host array of ``n_samples`` finite weights ``>= 0`` (a
+    scalar is one weight for every row); their total and range are checked by
+    :func:`as_sample_weight`."""
+    host = host_sample_weight(sample_weight, n_samples, name).astype(np.float64, copy=False)
+    if not np.all(np.isfinite(host)):
+        raise ValueError(f"{name} contains NaN or infinity; weights must be finite.")
+    if np.any(host < 0):
+        raise ValueError(f"{name} contains negative values; weights must be >= 0.")
+    return host
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -135,15 +150,15 @@ def _dtype_name(dtype: Any) -> str:
 _SCALE_DOWN = "scale the weights down (only their ratios matter), e.g. w / w.max()"
 
 
-def check_weight_total(total: Fraction, dtype: str) -> None:
+def check_weight_total(total: Fraction, dtype: str, name: str = "sample_weight") -> None:
     """ValueError when weights summing to ``total`` are all zero, or their sum exceeds the
     largest ``dtype`` number (the weighted mean's denominator would overflow)."""
     if total == 0:
-        raise ValueError("sample_weight is all zero; at least one sample needs a positive weight.")
+        raise ValueError(f"{name} is all zero; at least one sample needs a positive weight.")
     largest = float(np.finfo(dtype).max)
     if total > Fraction(largest):
         raise ValueError(
-            f"sample_weight sums to more than {dtype} can hold ({largest:.3g}); {_SCALE_DOWN}."
+            f"{name} sums to more than {dtype} can hold ({largest:.3g}); {_SCALE_DOWN}."
         )
 
 

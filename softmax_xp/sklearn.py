@@ -126,7 +126,13 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
         Hold out a stratified ``validation_fraction`` of the training rows and stop (either
         solver) after ``n_iter_no_change`` epochs in a row whose validation accuracy is not
         above the best so far plus ``tol``, as SGDClassifier's ``early_stopping`` does; the
-        weights are those of the last epoch. Not with ``partial_fit`` or a Dask ``X``.
+        weights are those of the last epoch. Not with ``partial_fit`` or a Dask ``X``. The
+        split and the accuracy are weighted, so a row of weight k is k copies of it: identical
+        rows stay on one side; each class holds out distinct rows, in an order drawn from
+        ``random_state`` and their content, until they reach ``validation_fraction`` of its
+        weight (at least one, leaving one to train; a class of one distinct row trains only);
+        the held-out accuracy is ``sum w_i [right_i] / sum w_i`` (``sample_weight`` times
+        ``class_weight``).
     class_weight
         ``{label: weight}`` (classes not in it weigh 1) or ``"balanced"``
         (``n_samples / (n_classes * np.bincount(y))``, counted in ``fit``'s ``y``): exactly the
@@ -246,8 +252,9 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
         task = dict(estimator=self, X=X, y=y, metadata=metadata)  # for scikit-learn's callbacks
         sample_weight = class_weighted(sample_weight, codes, classes, self.class_weight)
         held_out: tuple[Any, Any] = (None, None)
+        held_weights = None
         if self.early_stopping:
-            X, codes, sample_weight, held_out = hold_out(
+            X, codes, sample_weight, held_out, held_weights = hold_out(
                 X, codes, sample_weight, self.validation_fraction, self.random_state, dispatch()
             )
         model = self._new_model(X, classes.shape[0])
@@ -273,6 +280,7 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
             solver=self.solver,
             tol=self.tol if lbfgs and self.tol is not None else None,
             sample_weight=sample_weight,
+            val_sample_weight=held_weights,
             callback=[callback for callback in (stopping, bridge) if callback is not None],
         )
         if bridge is not None:
@@ -479,8 +487,8 @@ def expected_failed_checks(estimator: SoftmaxClassifier) -> dict[str, str]:
     """The scikit-learn estimator checks this estimator is known to fail, with the reasons
     (``check_estimator(est, expected_failed_checks=expected_failed_checks(est))`` or
     ``parametrize_with_checks``): none with the defaults (``solver="lbfgs"``), with
-    ``class_weight="balanced"`` or with any ``penalty``; the configurations below fail a check
-    for a reason that is not a defect.
+    ``early_stopping=True``, ``class_weight="balanced"`` or any ``penalty``; the
+    configurations below fail a check for a reason that is not a defect.
 
     SGD passes the sample-weight equivalence check because it normalises the weights to mean 1
     over the data set: a batch holding the whole (small) data set then steps along exactly the
@@ -494,8 +502,10 @@ def expected_failed_checks(estimator: SoftmaxClassifier) -> dict[str, str]:
     {}
     >>> list(expected_failed_checks(SoftmaxClassifier(solver="sgd")))
     ['check_class_weight_classifiers']
-    >>> list(expected_failed_checks(SoftmaxClassifier(early_stopping=True)))
-    ['check_sample_weight_equivalence_on_dense_data', 'check_sample_weight_equivalence_on_sparse_data']
+    >>> expected_failed_checks(SoftmaxClassifier(early_stopping=True, class_weight="balanced"))
+    {}
+    >>> list(expected_failed_checks(SoftmaxClassifier(solver="sgd", early_stopping=True)))
+    ['check_class_weight_classifiers']
     >>> list(expected_failed_checks(SoftmaxClassifier(dtype="float32")))
     ['check_sample_weight_equivalence_on_dense_data', 'check_classifiers_train']
     >>> list(expected_failed_checks(SoftmaxClassifier(fit_intercept=False)))
@@ -504,15 +514,7 @@ def expected_failed_checks(estimator: SoftmaxClassifier) -> dict[str, str]:
     failures: dict[str, str] = {}
     float32 = estimator.dtype == "float32"
     sgd = estimator.solver == "sgd"
-    if estimator.early_stopping:
-        why = (
-            "early_stopping=True holds out a random stratified fraction of the rows: a row of "
-            "weight 3 lands on one side of the split while its 3 copies in the repeated data "
-            "are drawn one by one, so the two fits train and validate on different rows."
-        )
-        failures["check_sample_weight_equivalence_on_dense_data"] = why
-        failures["check_sample_weight_equivalence_on_sparse_data"] = why
-    elif float32:
+    if float32:
         failures["check_sample_weight_equivalence_on_dense_data"] = (
             "dtype='float32': weighted and repeated fits agree to float32 rounding (about "
             "1e-7 relative), not to the check's rtol of 1e-7 on every probability."

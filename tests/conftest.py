@@ -249,6 +249,16 @@ class Internals:
         self.monkeypatch.setattr(run, "minimize_lbfgs", replacement)
 
     @staticmethod
+    def hold_out(
+        X: Any, labels: Any, sample_weight: Any, fraction: float, random_state: Any
+    ) -> Any:
+        """SoftmaxClassifier's early-stopping split of host rows: ``(X, labels, weights)`` of
+        the training rows, ``(X, labels)`` of the held-out ones and their weights."""
+        from softmax_xp._sklearn_fit import hold_out
+
+        return hold_out(X, labels, sample_weight, fraction, random_state, False)
+
+    @staticmethod
     def split_count(count: Any) -> Any:
         """How a hit count travels to the host as two parts exact in float32."""
         from softmax_xp._training.run import _split_count

@@ -103,7 +103,7 @@ def test_early_stopping_holds_out_a_row_of_each_class_on_small_data(backend):
 
 def test_early_stopping_checks_sample_weight_before_holding_out():
     X, y = iris()
-    with pytest.raises(ValueError, match=r"sample_weight has shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"sample_weight.shape == \(3,\), expected \(150,\)"):
         SoftmaxClassifier(early_stopping=True).fit(X, y, sample_weight=np.ones(3))
 
 

@@ -52,8 +52,10 @@ def sources(
     shuffle: str = "global",
     block_rows: int | None = None,
     class_weight: dict[int, float] | str | None = None,
+    val_sample_weight: Any = None,
 ) -> tuple[TrainingData, Validation | None]:
-    """The training rows and the validation rows (None without ``X_val``), checked.
+    """The training rows and the validation rows (None without ``X_val``; weighted by
+    ``val_sample_weight``, checked as ``sample_weight`` is), checked.
 
     ``shuffle="global"`` visits all rows in one random order per epoch; ``"blocks"`` visits
     blocks of ``block_rows`` rows, as a Dask array's chunks (which are its blocks in any case,
@@ -63,6 +65,8 @@ def sources(
     """
     if (X_val is None) != (y_val is None):
         raise ValueError("X_val and y_val must be given together.")
+    if val_sample_weight is not None and X_val is None:
+        raise ValueError("val_sample_weight weighs the rows of X_val; pass X_val and y_val too.")
     block_rows = _check_shuffle(shuffle, block_rows, lazy=is_dask_array(X))
     if is_dask_array(X):
         from .dask import sources as dask_sources
@@ -70,22 +74,25 @@ def sources(
         return dask_sources(
             X, y, X_val, y_val, settings,
             sample_weight=sample_weight, block_rows=block_rows, class_weight=class_weight,
+            val_sample_weight=val_sample_weight,
         )  # fmt: skip
     source = SparseData if is_sparse(X) else InMemoryData
     data = source(
         X, y, settings,
         sample_weight=sample_weight, block_rows=block_rows, class_weight=class_weight,
     )  # fmt: skip
-    return data, _validation(X_val, y_val, settings)
+    return data, _validation(X_val, y_val, settings, val_sample_weight)
 
 
-def _validation(X_val: Any, y_val: Any, settings: DataSettings) -> Validation | None:
+def _validation(
+    X_val: Any, y_val: Any, settings: DataSettings, sample_weight: Any
+) -> Validation | None:
     """In-memory validation rows, dense or sparse (whatever the training rows are)."""
     if X_val is None:
         return None
     if is_sparse(X_val):
-        return SparseValidation(X_val, y_val, settings)
-    return InMemoryValidation(X_val, y_val, settings)
+        return SparseValidation(X_val, y_val, settings, sample_weight)
+    return InMemoryValidation(X_val, y_val, settings, sample_weight)
 
 
 def _check_shuffle(shuffle: Any, block_rows: int | None, lazy: bool) -> int | None:

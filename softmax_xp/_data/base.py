@@ -90,8 +90,11 @@ class TrainingData(Protocol):
 class Validation(Protocol):
     """Held-out rows: ``evaluate(W, b)`` is how many of the ``n`` rows the weights classify
     right (a 0-d integer array) and their summed cross-entropy (0-d, the weights' dtype), both
-    on the model's device and not read."""
+    on the model's device and not read. Weighted rows (``total``, their summed weight, is not
+    None) give both as sums weighted by the rows' weights, in the weights' dtype; the accuracy
+    and the mean loss are then these over ``total``, else over ``n``."""
 
     n: int
+    total: float | None
 
     def evaluate(self, W: Array, b: Array) -> tuple[Array, Array]: ...

@@ -75,10 +75,12 @@ def sources(
     sample_weight: Any = None,
     block_rows: int | None = None,
     class_weight: dict[int, float] | str | None = None,
+    val_sample_weight: Any = None,
 ) -> tuple[DaskData, DaskValidation | InMemoryValidation | SparseValidation | None]:
     """The training source of a Dask ``X`` and the validation of ``X_val`` (Dask or in memory),
     both checked in one pass over their blocks. ``class_weight="balanced"`` first counts the
-    classes in one pass over ``y`` (the labels only)."""
+    classes in one pass over ``y`` (the labels only). ``val_sample_weight`` is for an
+    in-memory ``X_val`` only (not supported with a Dask ``X_val`` yet)."""
     X = features_layout(X, settings.input_dim, "X", known=True)
     if block_rows is not None:
         X = X.rechunk({0: block_rows})
@@ -89,14 +91,20 @@ def sources(
     pairs = [(X, y, "X", "y")]
     val: DaskValidation | InMemoryValidation | SparseValidation | None = None
     if isinstance(X_val, da.Array):
+        if val_sample_weight is not None:
+            raise NotImplementedError(
+                "val_sample_weight is not supported with a Dask X_val yet; compute X_val and "
+                "y_val into memory (they are held-out rows, usually small), or leave the "
+                "validation unweighted."
+            )
         X_val = features_layout(X_val, settings.input_dim, "X_val", known=True)
         y_val = labels_layout(y_val, X_val.chunks[0], "y_val")
         pairs.append((X_val, y_val, "X_val", "y_val"))
         val = DaskValidation(X_val, y_val, settings)
     elif is_sparse(X_val):
-        val = SparseValidation(X_val, y_val, settings)
+        val = SparseValidation(X_val, y_val, settings, val_sample_weight)
     elif X_val is not None:
-        val = InMemoryValidation(X_val, y_val, settings)
+        val = InMemoryValidation(X_val, y_val, settings, val_sample_weight)
     checked = validate(pairs, settings, w)
     return DaskData(X, y, w, checked.weight_sums, checked.fingerprint, settings), val
 
@@ -180,6 +188,8 @@ class DaskData:
 
 class DaskValidation:
     """Validation rows in a Dask array: each count is one reduction over its blocks."""
+
+    total: float | None = None  # unweighted (see Validation)
 
     def __init__(self, X: da.Array, y: da.Array, settings: DataSettings):
         self.X, self.y, self.settings = X, y, settings

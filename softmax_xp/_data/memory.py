@@ -13,12 +13,24 @@ from .._backend import asarray_on, index_dtype, to_numpy
 from .._fingerprint import data_fingerprint
 from .._inference import chunk_rows, device_evaluation, row_slices
 from .._validation import as_features, as_labels, features_on_host_or_device, warn_if_unscaled
-from .._weights import as_sample_weight, class_weights, exact_mean, host_sample_weight
+from .._weights import (
+    as_sample_weight,
+    class_weights,
+    exact_mean,
+    exact_sum,
+    host_sample_weight,
+)
 from ..functional import loss_and_grads
 from ..solvers.sgd import sgd_epoch
 from .base import DataSettings, Objective, SgdStep
 
-__all__ = ["InMemoryData", "InMemoryValidation", "batch_sizes", "features_and_labels"]
+__all__ = [
+    "InMemoryData",
+    "InMemoryValidation",
+    "batch_sizes",
+    "features_and_labels",
+    "validation_weights",
+]
 
 Array = Any
 
@@ -162,12 +174,25 @@ def _times_class_weight(
 
 
 class InMemoryValidation:
-    """Validation rows on the model's device."""
+    """Validation rows on the model's device, optionally weighted (``sample_weight``, checked
+    as training weights are, under the name ``val_sample_weight``)."""
 
-    def __init__(self, X: Any, y: Any, settings: DataSettings):
+    def __init__(self, X: Any, y: Any, settings: DataSettings, sample_weight: Any = None):
         self.X, self.y = features_and_labels(X, y, settings, ("X_val", "y_val"))
         self.n = self.X.shape[0]
+        self.weights, self.total = validation_weights(sample_weight, settings, self.n)
         self._rows = chunk_rows(settings, None)
 
     def evaluate(self, W: Array, b: Array) -> tuple[Array, Array]:
-        return device_evaluation(self.X, self.y, W, b, self._rows)
+        return device_evaluation(self.X, self.y, W, b, self._rows, weights=self.weights)
+
+
+def validation_weights(
+    sample_weight: Any, settings: DataSettings, n: int
+) -> tuple[Array | None, float | None]:
+    """Validation rows' weights on the model's device (checked as ``val_sample_weight``) and
+    their exact sum; ``(None, None)`` without weights."""
+    weights = as_sample_weight(
+        sample_weight, settings.backend, settings.dtype, n, name="val_sample_weight"
+    )
+    return weights, None if weights is None else float(exact_sum(weights))

@@ -17,7 +17,7 @@ from .._errors import quiet_float_warnings
 from .._sparse import SPARSE_OPS, as_sparse_features, density, row_slice, sparse_fingerprint
 from .._validation import as_labels, check_int
 from .base import DataSettings
-from .memory import InMemoryData
+from .memory import InMemoryData, validation_weights
 
 __all__ = ["SparseData", "SparseValidation", "chunk_rows", "predictions", "score"]
 
@@ -67,15 +67,19 @@ def chunk_rows(settings: DataSettings, chunk_size: int | None) -> int:
 
 
 class SparseValidation:
-    """Sparse validation rows on the model's device."""
+    """Sparse validation rows on the model's device, optionally weighted (see
+    :class:`~softmax_xp._data.memory.InMemoryValidation`)."""
 
-    def __init__(self, X: Any, y: Any, settings: DataSettings):
+    def __init__(self, X: Any, y: Any, settings: DataSettings, sample_weight: Any = None):
         self.X, self.y = sparse_features_and_labels(X, y, settings, ("X_val", "y_val"))
         self.n = self.X.shape[0]
+        self.weights, self.total = validation_weights(sample_weight, settings, self.n)
         self._rows = chunk_rows(settings, None)
 
     def evaluate(self, W: Array, b: Array) -> tuple[Array, Array]:
-        return _inference.device_evaluation(self.X, self.y, W, b, self._rows, row_slice)
+        return _inference.device_evaluation(
+            self.X, self.y, W, b, self._rows, row_slice, weights=self.weights
+        )
 
 
 def predictions(

@@ -195,16 +195,31 @@ class Run:
         for v in velocity or ():
             finite = finite & xp.all(xp.isfinite(v))
         values = [xp.sum(losses * sizes), xp.astype(finite, W.dtype)]
-        if self.validation is not None:  # hits as two parts, each exact in the weights' dtype
+        weighted = self.validation is not None and self.validation.total is not None
+        if self.validation is not None:
             hits, val_loss = self.validation.evaluate(W, b)
-            values += [val_loss, *(xp.astype(part, W.dtype) for part in _split_count(hits))]
+            if weighted:  # a weighted sum, already in the weights' dtype
+                values += [val_loss, hits]
+            else:  # hits as two parts, each exact in the weights' dtype
+                values += [val_loss, *(xp.astype(part, W.dtype) for part in _split_count(hits))]
         total, ok, *val_parts = to_numpy(xp.stack(values)).tolist()
         accuracy = val_loss = None
         if self.validation is not None:
-            val_sum, high, low = val_parts
-            n_val = self.validation.n
-            accuracy, val_loss = (int(high) * _HITS_SPLIT + int(low)) / n_val, val_sum / n_val
+            if weighted:
+                val_sum, right = val_parts
+            else:
+                val_sum, high, low = val_parts
+                right = int(high) * _HITS_SPLIT + int(low)
+            accuracy, val_loss = self._validation_scores(right, val_sum)
         return total / self.data.n, accuracy, val_loss, bool(ok)
+
+    def _validation_scores(self, right: float, loss_sum: float) -> tuple[float, float]:
+        """The validation accuracy and mean loss of the (weighted) hits and summed loss: over
+        the validation rows' count, or their summed weight when they are weighted."""
+        assert self.validation is not None
+        total = self.validation.total
+        denominator = self.validation.n if total is None else total
+        return right / denominator, loss_sum / denominator
 
     def _diverged(
         self,
@@ -269,9 +284,9 @@ class Run:
             accuracy = val_loss = None
             if self.validation is not None:
                 hits, val_sum = self.validation.evaluate(W, b)
-                n_val = self.validation.n
-                accuracy = int(to_numpy(hits)) / n_val
-                val_loss = float(to_numpy(val_sum)) / n_val
+                read = to_numpy(hits)
+                right = int(read) if self.validation.total is None else float(read)
+                accuracy, val_loss = self._validation_scores(right, float(to_numpy(val_sum)))
             elapsed = time.perf_counter() - clock[0]
             history = now.history.extended(loss, accuracy, elapsed, val_loss)
             self._end_epoch(now.replace(W=W, b=b, epoch=epoch, history=history))
