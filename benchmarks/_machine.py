@@ -143,9 +143,9 @@ def torch_threads() -> dict[str, Any] | None:
 
 
 def layouts() -> dict[str, str]:
-    """The SGD epoch's product layout per backend and dtype here (softmax_xp._threads's rule)."""
+    """The SGD epoch's product layout per backend and dtype here (softmax_xp._layout's rule)."""
     from softmax_xp._backend import resolve_backend
-    from softmax_xp._threads import product_layout
+    from softmax_xp._layout import product_layout
 
     names = ["numpy"] + (["torch"] if "torch" in sys.modules else [])
     return {

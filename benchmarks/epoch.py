@@ -14,7 +14,7 @@ import numpy as np
 
 from softmax_xp import SoftmaxXP
 from softmax_xp._backend import asarray_on, index_dtype, resolve_backend
-from softmax_xp._threads import product_layout
+from softmax_xp._layout import product_layout
 
 from . import references
 from ._data import Mnist
@@ -161,7 +161,9 @@ def jax_compile_seconds(data: Mnist) -> dict[str, float]:
     args = (X, y, order, W, b, None, None, consts)
     return {
         "SoftmaxXP jax epoch": timed(
-            lambda: sgd_jax._epoch.lower(*args, batch_size=BATCH, l1=False, intercept=True).compile()
+            lambda: sgd_jax._epoch.lower(
+                *args, batch_size=BATCH, l1=False, intercept=True
+            ).compile()
         ),
         "JAX idiom step": timed(
             lambda: [idiom.step.lower(idiom.params, X, y, order[:size]).compile() for size in sizes]

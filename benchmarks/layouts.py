@@ -1,6 +1,6 @@
 """``python -m benchmarks.layouts [--rounds 15] [--threads 1]``: the SGD epoch in each product
 layout (softmax_xp.solvers.sgd.sgd_epoch's ``layout``), NumPy and PyTorch, float32 and float64,
-interleaved, medians; the measurement behind the layout rule in softmax_xp/_threads.py.
+interleaved, medians; the measurement behind the layout rule in softmax_xp/_layout.py.
 
 On one thread the clock is the calling thread's CPU time (``time.thread_time``), which a busy
 machine disturbs far less than wall time; on more, wall time. Synthetic MNIST-shaped data

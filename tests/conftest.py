@@ -168,15 +168,15 @@ class Internals:
     def force_layout(self, layout: str) -> None:
         """Make every SGD run multiply in ``layout`` ("row", "class", "class_xw"), whatever the
         layout rule says."""
-        import softmax_xp._threads as threads
+        import softmax_xp._layout as layouts
 
-        self.monkeypatch.setattr(threads, "_forced_layout", layout)
+        self.monkeypatch.setattr(layouts, "_forced_layout", layout)
 
     @staticmethod
     def product_layout(backend: Any, dtype_name: str) -> str:
         """The layout rule's choice for a backend name (or Backend) and dtype."""
         from softmax_xp._backend import resolve_backend
-        from softmax_xp._threads import product_layout
+        from softmax_xp._layout import product_layout
 
         if isinstance(backend, str):
             backend = resolve_backend(backend, fallback=False)
@@ -184,18 +184,19 @@ class Internals:
 
     def set_machine(self, blas: str | None, torch_blas: str | None, cpu: str | None) -> None:
         """Make the layout rule see NumPy's BLAS, PyTorch's and the CPU vendor as given."""
-        import softmax_xp._threads as threads
+        import softmax_xp._layout as layouts
 
-        self.monkeypatch.setattr(threads, "blas_vendor", lambda: blas)
-        self.monkeypatch.setattr(threads, "torch_blas", lambda: torch_blas)
-        self.monkeypatch.setattr(threads, "cpu_vendor", lambda: cpu)
+        self.monkeypatch.setattr(layouts, "blas_vendor", lambda: blas)
+        self.monkeypatch.setattr(layouts, "torch_blas", lambda: torch_blas)
+        self.monkeypatch.setattr(layouts, "cpu_vendor", lambda: cpu)
 
     @staticmethod
     def counts_agree(backend: str, dtype_name: str, batch: int, d: int, k: int) -> bool:
         """Whether one thread and the default count give the same bits here (the probe the
         measured thread choice rests on), for plain SGD in the layout the rule gives."""
         from softmax_xp._backend import resolve_backend
-        from softmax_xp._threads import counts_agree, product_layout
+        from softmax_xp._layout import product_layout
+        from softmax_xp._threads import counts_agree
 
         where = resolve_backend(backend, fallback=False)
         layout = product_layout(where, dtype_name)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
+import softmax_xp._layout as layouts_module
 import softmax_xp._threads as threads_module
 from softmax_xp import SoftmaxXP
 
@@ -183,7 +184,7 @@ def test_one_thread_and_the_default_give_the_same_bits_where_the_probe_says_so(
     if agree:
         assert same
     if not same:
-        blas = "PyTorch's BLAS" if backend == "torch" else threads_module.blas_vendor()
+        blas = "PyTorch's BLAS" if backend == "torch" else layouts_module.blas_vendor()
         pytest.skip(f"{blas} rounds differently on 1 and 2 threads here: auto takes the size rule")
 
 

@@ -19,7 +19,8 @@ from .. import _random
 from .._backend import Backend, asarray_on, to_numpy
 from .._data.base import SgdStep
 from .._errors import TrainingDivergedError, quiet_float_warnings
-from .._threads import EpochThreads, counts_agree, epoch_threads, product_layout
+from .._layout import product_layout
+from .._threads import EpochThreads, counts_agree, epoch_threads
 from ..solvers.lbfgs import minimize_lbfgs
 from .callbacks import Callback
 from .state import TrainState

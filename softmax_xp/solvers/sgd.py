@@ -165,7 +165,7 @@ def sgd_epoch(
     with logits ``(X_b @ W).T`` (copied to class-major) and weight gradient ``X_b.T @ e.T``;
     ``"class"`` keeps a class-major ``(K, d)`` copy (made once per epoch, turned back once),
     with logits ``W^T @ X_b.T`` and gradient ``e @ X_b``, the layout of ``torch.nn.Linear``. Which
-    is faster depends on the library and the machine: :func:`softmax_xp._threads.product_layout`
+    is faster depends on the library and the machine: :func:`softmax_xp._layout.product_layout`
     chooses. Sparse rows always take ``"row"``. ``on_step`` (optional) is called before each
     step: the thread chooser of :mod:`softmax_xp._threads` times steps through it.
     """
