@@ -97,7 +97,8 @@ def torch_blas() -> str | None:
     """PyTorch's BLAS, from its build configuration (``"mkl"``, ``"open"``...)."""
     import torch
 
-    for part in torch.__config__.show().replace("\n", ", ").split(", "):
+    config: str = torch.__config__.show()
+    for part in config.replace("\n", ", ").split(", "):
         if "BLAS_INFO=" in part:
             return part.split("BLAS_INFO=", 1)[1].strip()
     return None
