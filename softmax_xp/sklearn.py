@@ -296,10 +296,11 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
                 stacklevel=2,
             )
         if lbfgs and model.converged_ is False and not (stopping and stopping.met):
+            scipy_says = f"; scipy: {model.solver_message_}" if model.solver_message_ else ""
             warnings.warn(
                 f"L-BFGS did not converge: it stopped after {model.epoch_} iterations "
-                f"(max_iter={self.max_iter}; scipy: {model.solver_message_}). Increase "
-                "max_iter, or tol, or scale the features (e.g. StandardScaler).",
+                f"(max_iter={self.max_iter}{scipy_says}). Increase max_iter, or tol, or scale "
+                "the features (e.g. StandardScaler).",
                 ConvergenceWarning,
                 stacklevel=2,
             )
