@@ -21,18 +21,24 @@ REG = 1e-4  # the chapter's L2 strength; LogisticRegression's C = 1 / (REG * n)
 FAST_TARGET = 0.92
 
 
-def _logistic_regression(data: Mnist) -> dict[str, Any]:
-    """One full LogisticRegression(lbfgs) fit with its defaults (tol 1e-4), timed; its final
-    test accuracy sets our L-BFGS target."""
+def _timed_fit(clf: Any, X: Any, y: Any) -> float:
+    """Seconds of one ``clf.fit(X, y)``, scikit-learn's ConvergenceWarning silenced."""
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
 
-    clf = LogisticRegression(C=1.0 / (REG * data.X.shape[0]), solver="lbfgs", max_iter=1000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         start = time.perf_counter()
-        clf.fit(data.X, data.y)
-        seconds = time.perf_counter() - start
+        clf.fit(X, y)
+        return time.perf_counter() - start
+
+
+def _logistic_regression(data: Mnist) -> dict[str, Any]:
+    """One full LogisticRegression(lbfgs) fit with its defaults (tol 1e-4), timed; its final
+    test accuracy sets our L-BFGS target."""
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=1.0 / (REG * data.X.shape[0]), solver="lbfgs", max_iter=1000)
+    seconds = _timed_fit(clf, data.X, data.y)
     return {
         "seconds": seconds,
         "iterations": int(clf.n_iter_[0]),
@@ -43,7 +49,6 @@ def _logistic_regression(data: Mnist) -> dict[str, Any]:
 def _logistic_regression_to(data: Mnist, target: float, chunk: int = 5) -> dict[str, Any]:
     """LogisticRegression(lbfgs) warm-started ``chunk`` iterations at a time until the test
     accuracy reaches ``target`` (scored off the clock)."""
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(
@@ -51,11 +56,7 @@ def _logistic_regression_to(data: Mnist, target: float, chunk: int = 5) -> dict[
     )
     seconds, done, accuracy = 0.0, 0, 0.0
     while done < 1000:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            start = time.perf_counter()
-            clf.fit(data.X, data.y)
-            seconds += time.perf_counter() - start
+        seconds += _timed_fit(clf, data.X, data.y)
         done += int(clf.n_iter_[0])
         accuracy = float(clf.score(data.X_test, data.y_test))
         if accuracy >= target:
@@ -233,7 +234,6 @@ def _fast_early_stopped(data: Mnist) -> dict[str, Any]:
     """SoftmaxClassifier(solver="sgd") with the FAST recipe and SGDClassifier's early stopping
     (a stratified 10 % held out, stop after 5 epochs without a gain of 1e-4 in validation
     accuracy), at most 3x FAST's epochs; one timed ``fit``."""
-    from sklearn.exceptions import ConvergenceWarning
 
     from softmax_xp import SoftmaxClassifier
 
@@ -241,11 +241,7 @@ def _fast_early_stopped(data: Mnist) -> dict[str, Any]:
         solver="sgd", **model_args(FAST), batch_size=FAST["batch_size"], max_iter=3 * FAST["epochs"],
         early_stopping=True, backend="numpy", random_state=0,
     )  # fmt: skip
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        start = time.perf_counter()
-        clf.fit(data.X, data.y)
-        seconds = time.perf_counter() - start
+    seconds = _timed_fit(clf, data.X, data.y)
     return {
         "seconds": seconds,
         "epochs": int(clf.n_iter_[0]),
@@ -259,9 +255,7 @@ def _sgd_classifier_early_stopped(data: Mnist) -> dict[str, Any]:
     from sklearn.linear_model import SGDClassifier
 
     clf = SGDClassifier(loss="log_loss", alpha=REG, early_stopping=True, random_state=0)
-    start = time.perf_counter()
-    clf.fit(data.X, data.y)
-    seconds = time.perf_counter() - start
+    seconds = _timed_fit(clf, data.X, data.y)
     return {
         "seconds": seconds,
         "epochs": int(clf.n_iter_),
@@ -307,7 +301,6 @@ def _saga_l1(X: Any, y: Any, reg: float, target: float, budget: float, step: int
     that one run of 3,000 epochs reached."""
     import inspect
 
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     l1 = (
@@ -321,11 +314,7 @@ def _saga_l1(X: Any, y: Any, reg: float, target: float, budget: float, step: int
         clf = LogisticRegression(
             solver="saga", C=1.0 / (reg * X.shape[0]), tol=0.0, max_iter=epochs, **l1
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            start = time.perf_counter()
-            clf.fit(X, y)
-            seconds = time.perf_counter() - start
+        seconds = _timed_fit(clf, X, y)
         spent += seconds
         objective = _l1_objective(X, y, clf.coef_, clf.intercept_, reg)
         trace.append((seconds, int(clf.n_iter_[0]), objective))
