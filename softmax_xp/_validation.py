@@ -138,11 +138,13 @@ def check_hyperparameters(
 
 
 PENALTIES = ("l2", "l1", "elasticnet")
+ELASTICNET_L1_RATIO = 0.15  # l1_ratio=None with "elasticnet": SGDClassifier's default
 
 
 def check_penalty(penalty: Any, l1_ratio: Any) -> dict[str, Any]:
-    """``{"penalty": ..., "l1_ratio": ...}`` checked: ``l1_ratio`` in [0, 1] is required with
-    ``"elasticnet"`` and refused (it must be None) with ``"l2"`` and ``"l1"``."""
+    """``{"penalty": ..., "l1_ratio": ...}`` checked: ``l1_ratio`` in [0, 1] with
+    ``"elasticnet"`` (None: :data:`ELASTICNET_L1_RATIO`, SGDClassifier's 0.15), refused (it must
+    be None) with ``"l2"`` and ``"l1"``."""
     if not isinstance(penalty, str) or penalty not in PENALTIES:
         raise ValueError(
             f"Unknown penalty {penalty!r}; use one of {', '.join(map(repr, PENALTIES))}."
@@ -156,7 +158,7 @@ def check_penalty(penalty: Any, l1_ratio: Any) -> dict[str, Any]:
             )
         return {"penalty": penalty, "l1_ratio": None}
     if l1_ratio is None:
-        raise ValueError("penalty='elasticnet' needs l1_ratio, a number in [0, 1].")
+        l1_ratio = ELASTICNET_L1_RATIO
     return {"penalty": penalty, "l1_ratio": check_real(l1_ratio, "l1_ratio", 0.0, 1.0)}
 
 

@@ -84,8 +84,8 @@ class SoftmaxXP(Trainable, LinearPredictions):
         (0, 1] the step size is multiplied by after each epoch (1.0, the chapter's, keeps it
         fixed).
     penalty, l1_ratio
-        ``"l2"`` (default), ``"l1"`` or ``"elasticnet"`` with ``l1_ratio`` in [0, 1] (None with
-        the other two): the loss term is ``reg * (l1_ratio * ||W||_1 + 0.5 * (1 - l1_ratio) *
+        ``"l2"`` (default), ``"l1"`` or ``"elasticnet"`` with ``l1_ratio`` in [0, 1] (None: 0.15,
+        SGDClassifier's default; None with the other two): the loss term is ``reg * (l1_ratio * ||W||_1 + 0.5 * (1 - l1_ratio) *
         ||W||^2)``, ``l1_ratio`` 0 for ``"l2"`` and 1 for ``"l1"``; the bias is never penalised.
         SGD applies the L1 part as a clip toward zero (the cumulative penalty of Tsuruoka et al.,
         as SGDClassifier), L-BFGS exactly on the split ``W = U - V``, ``U, V >= 0``; both give

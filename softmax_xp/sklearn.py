@@ -98,8 +98,8 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
     reg
         Penalty strength ``>= 0``.
     penalty, l1_ratio
-        ``"l2"`` (default), ``"l1"`` or ``"elasticnet"`` with ``l1_ratio`` in [0, 1] (None with
-        the other two): the penalty ``reg * (l1_ratio * ||W||_1 + 0.5 * (1 - l1_ratio) *
+        ``"l2"`` (default), ``"l1"`` or ``"elasticnet"`` with ``l1_ratio`` in [0, 1] (None: 0.15,
+        as SGDClassifier; None with the other two): the penalty ``reg * (l1_ratio * ||W||_1 + 0.5 * (1 - l1_ratio) *
         ||W||^2)`` (see :class:`~softmax_xp.SoftmaxXP`); both solvers give exact zeros. For
         three or more classes ``reg`` is ``1 / (C * n_samples)`` for every penalty, with
         LogisticRegression's ``l1_ratio`` (0 for L2, 1 for L1). For two classes the split over

@@ -286,7 +286,6 @@ def test_two_classes_map_to_c_per_penalty(penalty, l1_ratio):
     "kwargs,message",
     [
         ({"penalty": "l3"}, "Unknown penalty 'l3'"),
-        ({"penalty": "elasticnet"}, "needs l1_ratio"),
         ({"penalty": "elasticnet", "l1_ratio": 1.5}, r"l1_ratio must be .* \[0, 1\]"),
         ({"penalty": "elasticnet", "l1_ratio": -0.1}, r"l1_ratio must be .* \[0, 1\]"),
         ({"penalty": "elasticnet", "l1_ratio": float("nan")}, "l1_ratio must be"),
@@ -378,5 +377,9 @@ def test_classifier_takes_the_penalty():
     net.set_params(penalty="l1", l1_ratio=None)
     net.partial_fit(X, y)
     assert net.model_.penalty == "l1" and net.model_.l1_ratio is None
-    with pytest.raises(ValueError, match="needs l1_ratio"):
-        SoftmaxClassifier(penalty="elasticnet", backend="numpy").fit(X, y)
+    default = SoftmaxClassifier(penalty="elasticnet", backend="numpy", random_state=0)
+    default.fit(X, y)  # l1_ratio=None: SGDClassifier's 0.15, the parameter itself untouched
+    explicit = SoftmaxClassifier(penalty="elasticnet", l1_ratio=0.15, backend="numpy")
+    explicit.set_params(random_state=0).fit(X, y)
+    assert default.l1_ratio is None and default.model_.l1_ratio == 0.15
+    np.testing.assert_array_equal(default.coef_, explicit.coef_)

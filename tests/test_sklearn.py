@@ -37,7 +37,7 @@ def iris():
     [
         SoftmaxClassifier(),
         SoftmaxClassifier(class_weight="balanced"),
-        SoftmaxClassifier(penalty="elasticnet", l1_ratio=0.5),
+        SoftmaxClassifier(penalty="elasticnet"),
         SoftmaxClassifier(penalty="l1"),
         SoftmaxClassifier(early_stopping=True),
         SoftmaxClassifier(early_stopping=True, class_weight="balanced"),
