@@ -63,7 +63,7 @@ _forced_layout: str | None = None  # tests force a layout here (tests/conftest.p
 # The layouts measured faster than "row" (module docstring), per (library, BLAS, CPU vendor):
 # everywhere else the epoch keeps "row", the layout it was measured in before (Intel Xeon with
 # MKL and OpenBLAS: benchmarks/README.md), until `python -m benchmarks.layouts` says otherwise.
-MEASURED_LAYOUTS = {
+MEASURED_LAYOUTS: dict[tuple[str, str | None, str | None], dict[str, str]] = {
     ("torch", "mkl", "AuthenticAMD"): {"float32": "class", "float64": "class"},
     ("numpy", "openblas", "AuthenticAMD"): {"float32": "class_xw", "float64": "class"},
 }
@@ -76,12 +76,13 @@ def product_layout(backend: Backend, dtype_name: str, sparse: bool = False) -> s
         return _forced_layout
     if sparse:
         return "row"
-    key = None
     if backend.name == "torch" and str(backend.device) == "cpu":
         key = ("torch", torch_blas(), cpu_vendor())
     elif backend.name in ("numpy", "array_api_strict"):
         key = ("numpy", blas_vendor(), cpu_vendor())
-    return MEASURED_LAYOUTS.get(key, {}).get(dtype_name, "row")  # type: ignore[arg-type]
+    else:  # GPUs, JAX: not measured
+        return "row"
+    return MEASURED_LAYOUTS.get(key, {}).get(dtype_name, "row")
 
 
 @cache
