@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "HostGenerator",
     "block_plan",
     "clone",
     "get_state",
@@ -16,6 +17,8 @@ __all__ = [
     "permutation",
     "rng_from_state",
 ]
+
+HostGenerator = np.random.Generator  # the type of every generator here, for other modules' hints
 
 
 def make_rng(seed: int | None) -> np.random.Generator:

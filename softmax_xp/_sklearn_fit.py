@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import warnings
 from typing import Any
 
 import array_api_compat
 import numpy as np
 from sklearn import get_config
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_random_state, check_scalar
@@ -38,6 +40,7 @@ __all__ = [
     "same",
     "seed",
     "stopping_rule",
+    "warn_unconverged",
     "where",
     "with_weights",
 ]
@@ -61,6 +64,31 @@ def stopping_rule(
     if solver == "sgd" and tol is not None:
         return NoImprovement("loss", tol, int(n))
     return None
+
+
+def warn_unconverged(estimator: Any, model: Any, stopping: NoImprovement | None) -> None:
+    """ConvergenceWarning, as SGDClassifier and LogisticRegression give it, when the fit of
+    ``estimator`` ended at ``max_iter`` before its stopping rule (SGD) or scipy (L-BFGS) said
+    it had converged."""
+    if estimator.solver == "sgd":
+        if stopping is None or stopping.met or estimator.max_iter == 0:
+            return
+        what = "validation accuracy" if estimator.early_stopping else "training loss"
+        message = (
+            f"SGD did not converge: the {what} still improved by more than "
+            f"tol={estimator.tol} within the last {estimator.n_iter_no_change} of "
+            f"max_iter={estimator.max_iter} epochs. Increase max_iter, or tol."
+        )
+    else:
+        if model.converged_ is not False or (stopping is not None and stopping.met):
+            return
+        scipy_says = f"; scipy: {model.solver_message_}" if model.solver_message_ else ""
+        message = (
+            f"L-BFGS did not converge: it stopped after {model.epoch_} iterations "
+            f"(max_iter={estimator.max_iter}{scipy_says}). Increase max_iter, or tol, or scale "
+            "the features (e.g. StandardScaler)."
+        )
+    warnings.warn(message, ConvergenceWarning, stacklevel=3)
 
 
 def hold_out(

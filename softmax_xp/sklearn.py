@@ -22,16 +22,11 @@ scikit-learn is the optional extra ``[sklearn]``: ``pip install "softmax-xp[skle
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.utils._array_api import get_namespace_and_device
     from sklearn.utils.metaestimators import available_if
-    from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(
         "softmax_xp.SoftmaxClassifier needs scikit-learn, which is not installed. Install it "
@@ -40,26 +35,21 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 
 import numpy as np
 
-from ._backend import device_description, to_numpy
-from ._data import is_lazy
+from ._backend import device_description
 from ._sklearn_fit import (
     SklearnCallbacks,
-    check_one_label_per_sample,
     class_weighted,
     classes_of,
     codes_of,
     dispatch,
-    dtype_name,
     encode,
     hold_out,
-    host_labels,
     same,
-    seed,
     stopping_rule,
-    where,
+    warn_unconverged,
 )
+from ._sklearn_model import ModelBridge
 from ._sklearn_predict import ClassifierOutputs
-from ._validation import check_hyperparameters
 from .model import SoftmaxXP
 
 try:  # scikit-learn's experimental callbacks (1.9): ProgressBar, ScoringMonitor, ...
@@ -80,7 +70,7 @@ __all__ = ["SoftmaxClassifier", "expected_failed_checks"]
 Array = Any
 
 
-class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no types
+class SoftmaxClassifier(_CallbackSupport, ModelBridge, ClassifierOutputs, ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # fmt: skip  # scikit-learn ships no types
     """Multinomial logistic regression (softmax with L2) trained by SoftmaxXP, as a scikit-learn
     classifier: it works in Pipeline, GridSearchCV, cross_val_score, clone and pickle.
 
@@ -286,24 +276,7 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
         if bridge is not None:
             bridge.close()
             bridge.context.call_on_fit_task_end(**task, reconstruction_attributes={})
-        if not lbfgs and stopping is not None and not stopping.met and self.max_iter > 0:
-            what = "validation accuracy" if self.early_stopping else "training loss"
-            warnings.warn(
-                f"SGD did not converge: the {what} still improved by more than tol={self.tol} "
-                f"within the last {self.n_iter_no_change} of max_iter={self.max_iter} epochs. "
-                "Increase max_iter, or tol.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        if lbfgs and model.converged_ is False and not (stopping and stopping.met):
-            scipy_says = f"; scipy: {model.solver_message_}" if model.solver_message_ else ""
-            warnings.warn(
-                f"L-BFGS did not converge: it stopped after {model.epoch_} iterations "
-                f"(max_iter={self.max_iter}{scipy_says}). Increase max_iter, or tol, or scale "
-                "the features (e.g. StandardScaler).",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        warn_unconverged(self, model, stopping)
         self.classes_ = classes
         self._set_fitted(model)
         return self
@@ -387,87 +360,6 @@ class SoftmaxClassifier(_CallbackSupport, ClassifierOutputs, ClassifierMixin, Ba
         model.partial_train(X, labels, batch_size=self.batch_size, sample_weight=weights)
         self._set_fitted(model)
         return self
-
-    def _follow_sgd_params(self, model: SoftmaxXP) -> None:
-        """Give a running model the SGD settings set since it was made (``set_params`` between
-        ``partial_fit`` calls, as SGDClassifier follows them), checked as SoftmaxXP checks them."""
-        hyper = check_hyperparameters(
-            model.input_dim, model.num_classes, self.lr, self.reg, self.momentum,
-            self.lr_decay, model.dtype_name, model.seed, self.penalty, self.l1_ratio,
-            self.fit_intercept,
-        )  # fmt: skip
-        model.lr, model.reg = hyper["lr"], hyper["reg"]
-        model.momentum, model.lr_decay = hyper["momentum"], hyper["lr_decay"]
-        model.penalty, model.l1_ratio = hyper["penalty"], hyper["l1_ratio"]
-        model.fit_intercept = hyper["fit_intercept"]
-
-    def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Array, Array]:
-        check_one_label_per_sample(y, type(self).__name__)
-        if is_lazy(X):  # X stays lazy; the labels come to the host
-            return self._dask_features(X, reset), host_labels(y)
-        xp, _, _ = get_namespace_and_device(X)
-        X, y = validate_data(
-            self, X, y, reset=reset, dtype=[xp.float64, xp.float32], accept_sparse="csr"
-        )
-        check_classification_targets(y)
-        return X, y
-
-    def _dask_features(self, X: Any, reset: bool) -> Any:
-        """A Dask ``X`` checked for its number of features only (its values are checked by
-        SoftmaxXP, block by block, when they are read)."""
-        n_features = X.shape[1] if X.ndim == 2 else None
-        if reset:
-            self.n_features_in_ = n_features
-        elif n_features != self.n_features_in_:
-            raise ValueError(
-                f"X has {n_features} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
-        return X
-
-    def _new_model(self, X: Array, num_classes: int) -> SoftmaxXP:
-        """An untrained SoftmaxXP for ``X``: on X's backend, device and dtype with dispatch on;
-        on ``backend``/``device`` with ``dtype`` (default X's) otherwise."""
-        dtype = self.dtype
-        if dispatched := dispatch():
-            backend, _, device = where(X)
-        else:
-            backend, device = self.backend, self.device
-        if dtype is None or dispatched:
-            dtype = dtype_name(X)
-        return SoftmaxXP(
-            X.shape[1],
-            num_classes,
-            lr=self.lr,
-            reg=self.reg,
-            backend=backend,
-            device=device,
-            dtype=dtype,
-            seed=seed(self.random_state),
-            momentum=self.momentum,
-            lr_decay=self.lr_decay,
-            penalty=self.penalty,
-            l1_ratio=self.l1_ratio,
-            fit_intercept=self.fit_intercept,
-            init="zeros",  # as scikit-learn's linear models: L-BFGS's optimum is random_state's
-        )
-
-    def _set_fitted(self, model: SoftmaxXP) -> None:
-        self.model_ = model
-        xp = model.xp
-        coef = xp.asarray(model.W.T, copy=True)
-        intercept = xp.reshape(xp.asarray(model.b, copy=True), (-1,))
-        if coef.shape[0] == 2:  # binary: one row, the log-odds of classes_[1], as scikit-learn
-            coef, intercept = coef[1:, :] - coef[:1, :], intercept[1:] - intercept[:1]
-        if not dispatch():
-            coef, intercept = to_numpy(coef), to_numpy(intercept)
-        self.coef_, self.intercept_ = coef, intercept
-        self._fitted = (to_numpy(coef).copy(), to_numpy(intercept).copy())
-        n_iter = np.asarray([model.epoch_], dtype=np.int32)
-        if dispatch():  # every fitted array follows X, as the array API checks require
-            n_iter = xp.asarray(n_iter, device=model.device)
-        self.n_iter_ = n_iter
-        self.loss_curve_ = list(model.history_.loss)
 
     # -- tags --------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import _random
 from .._backend import to_numpy
@@ -18,9 +18,6 @@ from .._errors import ResumeMismatchError
 from .._fingerprint import describe_change
 from .._modelfile import Checkpoint
 from .history import History
-
-if TYPE_CHECKING:  # the host generator of the shuffles; no array maths here
-    import numpy as np
 
 __all__ = ["RunInfo", "TrainState", "check_resumable"]
 
@@ -36,7 +33,7 @@ class TrainState:
     W: Array
     b: Array
     velocity: tuple[Array, Array] | None
-    rng: np.random.Generator
+    rng: _random.HostGenerator
     epoch: int = 0
     history: History = dataclasses.field(default_factory=History)
     # Arrays shaped like W or b that callbacks keep for a resume (see Callback.checkpoint_state).
