@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,14 @@ class Section:
             lines.append("")
         lines += [f"- {note}" for note in self.notes]
         return "\n".join(lines).rstrip() + "\n"
+
+    def skipped_without(self, module: str, package: str) -> bool:
+        """True, with a note saying so, when ``module`` (of ``package``) cannot be imported:
+        the section then returns as it is."""
+        if importlib.util.find_spec(module) is not None:
+            return False
+        self.notes.append(f"skipped: {package} is not installed (pip install {package})")
+        return True
 
 
 def ms(seconds: float | None) -> str:

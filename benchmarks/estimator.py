@@ -4,7 +4,6 @@ SoftmaxClassifier with the FAST recipe, side by side on MNIST (time to a test ac
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import statistics
 import time
 import warnings
@@ -143,8 +142,7 @@ def run(
         "6. scikit-learn estimator and L-BFGS, MNIST time to test accuracy",
         ["row", "target acc", "median s to target", "reached after", "final test acc", "runs"],
     )
-    if importlib.util.find_spec("sklearn") is None:
-        section.notes.append("skipped: scikit-learn is not installed (pip install scikit-learn)")
+    if section.skipped_without("sklearn", "scikit-learn"):
         return section
     rows: dict[str, list[dict[str, Any]]] = {
         "LogisticRegression(lbfgs), full fit": [],
@@ -335,8 +333,7 @@ def run_more(data: Mnist, quick: bool = False) -> Section:
         "6b. Early stopping and L1, MNIST",
         ["row", "what", "seconds", "after", "result", "runs"],
     )
-    if importlib.util.find_spec("sklearn") is None:
-        section.notes.append("skipped: scikit-learn is not installed (pip install scikit-learn)")
+    if section.skipped_without("sklearn", "scikit-learn"):
         return section
     fast = _fast_early_stopped(data)
     sgd = _sgd_classifier_early_stopped(data)

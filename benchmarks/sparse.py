@@ -6,7 +6,6 @@ hand-written scipy.sparse loop. One process; the rows of a round run one after t
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import statistics
 import time
 import tracemalloc
@@ -158,8 +157,7 @@ def run(repeats: int = 1, quick: bool = False, rows: int | None = None) -> Secti
         "sparse. Text classification on scipy.sparse CSR (TF-IDF, 2**18 features, 20 classes)",
         ["row", "target acc", "seconds to target", "final test acc", "steps", "peak MB"],
     )
-    if importlib.util.find_spec("sklearn") is None:
-        section.notes.append("skipped: scikit-learn is not installed (pip install scikit-learn)")
+    if section.skipped_without("sklearn", "scikit-learn"):
         return section
     n = rows or (QUICK_ROWS if quick else FULL_ROWS)
     p = text_problem(n, n // 5, features=FEATURES, classes=CLASSES, seed=0)

@@ -165,6 +165,27 @@ class Internals:
             return
         self.monkeypatch.setattr(dask_tasks, "sgd_epoch", replacement)
 
+    def interrupt_sgd_after(self, epochs: int) -> Any:
+        """Make the SGD epoch after ``epochs`` completed ones raise KeyboardInterrupt (as a
+        Ctrl-C inside it would); returns the callback that counts the completed epochs, to pass
+        to ``train``. ``monkeypatch.undo()`` lifts it."""
+        from softmax_xp import Callback
+
+        done: list[int] = []
+        real = self.sgd_epoch
+
+        def sgd_epoch(*args: Any, **kwargs: Any) -> Any:
+            if len(done) == epochs:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        class Count(Callback):
+            def on_epoch_end(self, state: Any) -> None:
+                done.append(state.epoch)
+
+        self.patch_sgd_epoch(sgd_epoch)
+        return Count()
+
     def force_layout(self, layout: str) -> None:
         """Make every SGD run multiply in ``layout`` ("row", "class", "class_xw"), whatever the
         layout rule says."""

@@ -125,21 +125,10 @@ def test_ctrl_c_keeps_the_last_complete_epoch(source, tmp_path, internals):
     the checkpoint at epoch 2, and the resumed run ends where an uninterrupted one does."""
     whole = new_model()
     train(whole, source, 4)
-    done, real = [], internals.sgd_epoch
-
-    def sgd_epoch(*args, **kwargs):
-        if len(done) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    class Count(Callback):
-        def on_epoch_end(self, state):
-            done.append(state.epoch)
-
-    internals.patch_sgd_epoch(sgd_epoch)
+    count = internals.interrupt_sgd_after(2)
     model, path = new_model(), tmp_path / "ckpt.npz"
     with pytest.raises(KeyboardInterrupt):
-        train(model, source, 4, checkpoint=path, callback=Count())
+        train(model, source, 4, checkpoint=path, callback=count)
     assert model.epoch_ == 2 and len(model.history_) == 2 and header(path)["epoch"] == 2
     internals.monkeypatch.undo()
     resumed = new_model()

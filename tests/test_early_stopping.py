@@ -163,23 +163,12 @@ def test_a_resumed_run_stops_where_an_uninterrupted_one_would(tmp_path, internal
     reference = run(whole)
     assert reference.stopped_epoch is not None and reference.best_epoch < reference.stopped_epoch
     cut = reference.best_epoch + 2  # after the best, before the stop
-    done, real = [], internals.sgd_epoch
-
-    def sgd_epoch(*args, **kwargs):
-        if len(done) == cut:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    class Count(Callback):
-        def on_epoch_end(self, state):
-            done.append(state.epoch)
-
-    internals.patch_sgd_epoch(sgd_epoch)
+    count = internals.interrupt_sgd_after(cut)
     path = tmp_path / "ckpt.npz"
     with pytest.raises(KeyboardInterrupt):
         new_model(lr=3.0).train(
             X, Y, X_VAL, Y_VAL, epochs=60, batch_size=16, checkpoint=path,
-            callback=[Count(), EarlyStopping(monitor="val_loss", patience=4)],
+            callback=[count, EarlyStopping(monitor="val_loss", patience=4)],
         )  # fmt: skip
     internals.monkeypatch.undo()
     resumed = new_model(lr=3.0)
